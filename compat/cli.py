@@ -1,0 +1,120 @@
+"""Command line: `python -m compat matrix|list|report ...`. Host side only."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+
+from .harness import config as cfg
+from .harness import index, plan, report, run
+from .harness.envs import EnvError, Envs
+from .harness.results import read_result
+
+
+def default_jobs() -> int:
+    """Cells at once: torch training wants ~2 cores and a few GiB each."""
+    cores = os.cpu_count() or 1
+    try:
+        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gib = 8
+    return max(1, min(cores // 2, int(mem_gib // 6)))
+
+
+def _lister(root: Path):
+    cache = root / ".compat" / "index"
+    return lambda name: index.fetch(name, cache)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=Path("matrix.toml"), help="matrix file (default: ./matrix.toml)")
+    p.add_argument("--profile", default="default")
+    p.add_argument("--only", action="append", default=[], metavar="trl==A,transformers==B",
+                   help="run just this pair (repeatable); overrides --profile")
+    p.add_argument("--shard", type=plan.parse_shard, default=None, metavar="i/n")
+
+
+def _plan(args: argparse.Namespace) -> tuple[cfg.MatrixConfig, list[plan.Cell]]:
+    config = cfg.load(args.config)
+    cells = plan.plan(config, args.profile, _lister(args.config.resolve().parent), args.only, args.shard)
+    return config, cells
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    _, cells = _plan(args)
+    for c in cells:
+        print(c.id if not args.only_flags else c.only)
+    return 0
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".compat-write-probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise cfg.ConfigError(f"--out {out}: results directory is not writable: {exc.strerror}") from None
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    config, cells = _plan(args)
+    root = args.config.resolve().parent
+    out = args.out.resolve()
+    _check_writable(out)
+    envs = Envs(root / ".compat" / "envs", config.settings)
+    envs.check_python()
+    jobs = args.jobs or default_jobs()
+    ctx = run.Context(root=root, out=out, settings=config.settings, envs=envs,
+                      cache_dir=root / ".compat" / "results", suite=run.suite_hash(root),
+                      threads=max(1, (os.cpu_count() or 1) // jobs))
+    reporter = run.Reporter(len(cells))
+    print(f"compat: {len(cells)} cells, {jobs} at a time -> {out}", file=sys.stderr)
+    results = run.run_all(ctx, cells, jobs, reporter)
+    meta = {"profile": "only" if args.only else args.profile, "python": config.settings.python,
+            "torch": config.settings.torch, "suite": ctx.suite, "platform": platform.platform()}
+    report.write(out, results, meta)
+    print(f"compat: wrote {out / 'compat.json'} and {out / 'COMPAT.md'}", file=sys.stderr)
+    return 1 if any(r.status == "error" for r in results) else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild the reports from stored per-cell results (e.g. after editing the renderer)."""
+    paths = sorted((args.out / "cells").glob("*.json"))
+    results = [r for r in (read_result(p) for p in paths) if r is not None]
+    if not results:
+        raise cfg.ConfigError(f"{args.out / 'cells'}: no readable cell results")
+    report.write(args.out, results, {"profile": args.profile})
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m compat", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("matrix", help="run the matrix and write the reports")
+    _common(m)
+    m.add_argument("--out", type=Path, default=Path("reports"))
+    m.add_argument("-j", "--jobs", type=int, default=0, help="cells at once (default: fits cores and memory)")
+    m.set_defaults(func=cmd_matrix)
+    ls = sub.add_parser("list", help="print the cells a profile expands to")
+    _common(ls)
+    ls.add_argument("--only-flags", action="store_true", help="print each cell as an --only value")
+    ls.set_defaults(func=cmd_list)
+    rp = sub.add_parser("report", help="rebuild reports from OUT/cells/*.json")
+    rp.add_argument("--out", type=Path, default=Path("reports"))
+    rp.add_argument("--profile", default="default")
+    rp.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (cfg.ConfigError, EnvError, index.IndexError_) as exc:
+        print(f"compat: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""Host side of kto-compat: never imports trl, transformers or torch."""

@@ -1,0 +1,139 @@
+"""Cell environments with uv: resolve (seconds, no install), then sync into a venv.
+
+uv is PyPI's `uv` package run as a subprocess. It shares its cache between
+cells, so torch is downloaded and unpacked once and hard-linked afterwards.
+uv ignores pip's configuration, so pip's index settings are passed through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Settings
+from .plan import Cell
+
+
+class EnvError(RuntimeError):
+    """uv failed for a reason that is not the pair's fault (e.g. no interpreter)."""
+
+
+def uv_bin() -> str:
+    try:
+        from uv import find_uv_bin  # the PyPI package ships the binary
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if not found:
+            raise EnvError("uv not found: install it with `pip install uv`") from None
+        return found
+
+
+def index_args(settings: Settings, environ: dict[str, str] | None = None) -> list[str]:
+    """pip's PIP_INDEX_URL / PIP_EXTRA_INDEX_URL / PIP_FIND_LINKS as uv flags."""
+    env = os.environ if environ is None else environ
+    args: list[str] = []
+    if env.get("PIP_INDEX_URL"):
+        args += ["--index-url", env["PIP_INDEX_URL"]]
+    for url in env.get("PIP_EXTRA_INDEX_URL", "").split():
+        args += ["--extra-index-url", url]
+    if settings.torch_index_url:
+        args += ["--extra-index-url", settings.torch_index_url]
+    for link in env.get("PIP_FIND_LINKS", "").split():
+        args += ["--find-links", link]
+    return args
+
+
+_NETWORK = re.compile(
+    r"(failed to fetch|error sending request|connection (refused|reset)|dns error|timed out|"
+    r"could not connect|network unreachable|tcp connect error|failed to download)",
+    re.IGNORECASE,
+)
+
+
+def is_network_error(text: str) -> bool:
+    return bool(_NETWORK.search(text))
+
+
+def first_error_line(text: str) -> str:
+    """uv's error and its explanation folded into one line, minus hint boilerplate."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    keep = [ln for ln in lines if not ln.startswith(("hint:", "help:", "warning:"))]
+    if not keep:
+        return "(no output)"
+    head = re.sub(r"^(error|×)\s*:?\s*", "", keep[0], flags=re.IGNORECASE).rstrip(":")
+    rest = " ".join(re.sub(r"^(cause|╰─▶)\s*:?\s*", "", ln) for ln in keep[1:12])
+    return f"{head}: {rest}" if rest else head
+
+
+@dataclass(frozen=True)
+class Step:
+    ok: bool
+    seconds: float
+    output: str
+
+
+def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> Step:
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stderr or b"")
+        text = out.decode(errors="replace") if isinstance(out, bytes) else out
+        return Step(False, time.perf_counter() - start, f"uv timed out after {timeout:.0f}s\n{text}")
+    return Step(proc.returncode == 0, time.perf_counter() - start, proc.stderr + proc.stdout)
+
+
+def requirements(cell: Cell, settings: Settings) -> str:
+    lines = [f"trl=={cell.trl}", f"transformers=={cell.transformers}", f"torch=={settings.torch}"]
+    return "\n".join(lines + list(settings.cell_requirements)) + "\n"
+
+
+@dataclass(frozen=True)
+class Envs:
+    """Where cell environments live and how uv is called."""
+
+    root: Path
+    settings: Settings
+
+    def _uv(self, *args: str) -> list[str]:
+        return [uv_bin(), *args]
+
+    def _python(self) -> list[str]:
+        return ["--python", self.settings.python, "--python-preference", "only-system"]
+
+    def check_python(self) -> None:
+        step = _run(self._uv("python", "find", self.settings.python, "--python-preference", "only-system"), 60)
+        if not step.ok:
+            raise EnvError(f"matrix.toml settings.python: Python {self.settings.python} is not available here: {first_error_line(step.output)}")
+
+    def resolve(self, cell: Cell, workdir: Path, extra: list[str] | None = None) -> tuple[Step, Path]:
+        """`uv pip compile`: the resolver's verdict in seconds, without installing."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        req, lock = workdir / "requirements.in", workdir / "requirements.txt"
+        req.write_text(requirements(cell, self.settings))
+        cmd = self._uv("pip", "compile", "--quiet", *self._python(), *index_args(self.settings), str(req), "-o", str(lock))
+        return _run(cmd + (extra or []), 300), lock
+
+    def ensure(self, cell: Cell, lock: Path) -> tuple[Step, Path, bool]:
+        """A venv matching the lock; reused untouched while the lock is unchanged."""
+        env = self.root / cell.id
+        digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+        marker = env / ".compat-lock"
+        if marker.exists() and marker.read_text() == digest and (env / "bin" / "python").exists():
+            return Step(True, 0.0, "reused"), env, True
+        start = time.perf_counter()
+        made = _run(self._uv("venv", "--quiet", "--clear", *self._python(), str(env)), 120)
+        if not made.ok:
+            return made, env, False
+        synced = _run(self._uv("pip", "sync", "--quiet", "--python", str(env / "bin" / "python"), *index_args(self.settings), str(lock)), 1200)
+        if synced.ok:
+            marker.write_text(digest)
+        return Step(synced.ok, time.perf_counter() - start, synced.output), env, False

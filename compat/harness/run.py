@@ -1,0 +1,201 @@
+"""Run cells: resolve -> environment -> in-cell pytest suite -> CellResult.
+
+Each step is a small function; the Reporter observes progress without being
+tangled into the logic (resolvelib's reporter split).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .envs import Envs, Step, first_error_line, is_network_error
+from .plan import Cell
+from .results import CellResult, Failure, read_result, verdict, write_json
+
+# Files whose change must rerun every cell. findings.json is left out on purpose:
+# it is generated *from* results, and hashing it would make every regeneration
+# invalidate the results it came from.
+_SUITE_GLOBS = ("tests/cell/**/*.py", "compat/*.py", "compat/data/*")
+_SUITE_EXCLUDE = {"compat/findings.json", "compat/cli.py", "compat/__main__.py"}
+
+
+def suite_hash(root: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted({p for g in _SUITE_GLOBS for p in root.glob(g) if p.is_file()})
+    for p in files:
+        rel = p.relative_to(root).as_posix()
+        if rel in _SUITE_EXCLUDE or "__pycache__" in rel:
+            continue
+        h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def cache_key(cell: Cell, settings: Settings, suite: str) -> str:
+    parts = (str(cell.trl), str(cell.transformers), cell.resolution, settings.python, settings.torch, suite)
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
+
+
+class Reporter:
+    """Plain-line progress; subclass to render differently."""
+
+    def __init__(self, total: int, stream=sys.stderr) -> None:
+        self.total, self.done, self.failed, self.stream = total, 0, 0, stream
+        self._lock = threading.Lock()
+
+    def starting(self, cell: Cell) -> None:
+        self._line(f"start {cell.id}")
+
+    def finished(self, cell: Cell, result: CellResult, cached: bool) -> None:
+        with self._lock:
+            self.done += 1
+            self.failed += result.failed
+        how = "cached" if cached else f"{result.seconds:.1f}s"
+        stage = f" at {result.failure.stage}" if result.failure else ""
+        self._line(f"[{self.done}/{self.total}] {cell.id}: {result.status}{stage} ({how})")
+
+    def _line(self, text: str) -> None:
+        with self._lock:
+            print(f"compat: {text}", file=self.stream, flush=True)
+
+
+@dataclass(frozen=True)
+class Context:
+    root: Path  # the checkout: holds tests/cell and the cell-side compat package
+    out: Path
+    settings: Settings
+    envs: Envs
+    cache_dir: Path
+    suite: str
+    threads: int = 0
+
+
+def _result(cell: Cell, status: str, failure: Failure | None, **kw: Any) -> CellResult:
+    return CellResult(str(cell.trl), str(cell.transformers), cell.resolution, status, failure=failure, **kw)
+
+
+def _cell_env(ctx: Context, result_path: Path, hf_home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=str(ctx.root),
+        COMPAT_CELL_RESULT=str(result_path),
+        HF_HOME=str(hf_home),  # a private, empty hub cache: nothing can come from a warm one
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        WANDB_DISABLED="true",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+    )
+    if ctx.threads:
+        env["OMP_NUM_THREADS"] = str(ctx.threads)
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def run_suite(ctx: Context, cell: Cell, env_dir: Path, log) -> tuple[dict[str, Any] | None, str | None]:
+    """The in-cell pytest suite; returns (observations, timeout message)."""
+    with tempfile.TemporaryDirectory(prefix=f"compat-{cell.id}-") as tmp:
+        result_path = Path(tmp) / "observations.json"
+        cmd = [str(env_dir / "bin" / "python"), "-m", "pytest", "tests/cell", "-q", "-rfE", "-p", "no:cacheprovider"]
+        proc = subprocess.Popen(cmd, cwd=ctx.root, env=_cell_env(ctx, result_path, Path(tmp) / "hf"),
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc.wait(timeout=ctx.settings.cell_timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            return None, f"cell exceeded its {ctx.settings.cell_timeout:.0f}s time limit and was killed"
+        try:
+            return json.loads(result_path.read_text()), None
+        except (OSError, json.JSONDecodeError):
+            return None, None
+
+
+def run_cell(ctx: Context, cell: Cell) -> CellResult:
+    start = time.perf_counter()
+    work = ctx.out / "work" / cell.id
+    log_path = ctx.out / "logs" / f"{cell.id}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        result = _run_steps(ctx, cell, work, log)
+    return replace(result, seconds=round(time.perf_counter() - start, 2), log=str(log_path.relative_to(ctx.out)))
+
+
+def _infra_or_pair(cell: Cell, stage: str, step: Step, pair_status: str) -> CellResult:
+    """A network fault is the harness's `error`, never a verdict about the pair."""
+    message = first_error_line(step.output)
+    status = "error" if is_network_error(step.output) else pair_status
+    return _result(cell, status, Failure(stage, message, "uv"), timings={stage: round(step.seconds, 2)})
+
+
+def _run_steps(ctx: Context, cell: Cell, work: Path, log) -> CellResult:
+    resolved, lock = ctx.envs.resolve(cell, work)
+    log.write(f"$ uv pip compile ({resolved.seconds:.1f}s)\n{resolved.output}\n")
+    if not resolved.ok:
+        return _infra_or_pair(cell, "resolve", resolved, "unresolvable")
+    installed, env_dir, reused = ctx.envs.ensure(cell, lock)
+    log.write(f"$ uv venv + pip sync ({installed.seconds:.1f}s, reused={reused})\n{installed.output}\n")
+    log.flush()
+    timings = {"resolve": round(resolved.seconds, 2), "install": round(installed.seconds, 2)}
+    if not installed.ok:
+        return replace(_infra_or_pair(cell, "install", installed, "incompatible"), timings=timings)
+    suite_start = time.perf_counter()
+    obs, timeout = run_suite(ctx, cell, env_dir, log)
+    timings["suite"] = round(time.perf_counter() - suite_start, 2)
+    if timeout:
+        return _result(cell, "incompatible", Failure("timeout", timeout), timings=timings)
+    if obs is None:
+        return _result(cell, "error", Failure("import", "cell suite crashed before writing observations; see log"), timings=timings)
+    if obs.get("pytest_exit") in (2, 3, 4, 5) and not obs.get("failures"):
+        # interrupted / internal / usage error / no tests: the harness broke, not the pair
+        return _result(cell, "error", Failure("import", f"cell suite did not run (pytest exit {obs['pytest_exit']}); see log"), timings=timings)
+    status, failure = verdict(obs)
+    env = dict(obs.get("environment", {}))
+    return _result(
+        cell, status, failure,
+        environment=env,
+        keyword={k: obs.get("keyword", {}).get(k, "untested") for k in ("processing_class", "tokenizer")},
+        keyword_raised_by=obs.get("keyword_raised_by", {}),
+        import_path=obs.get("import_path"),
+        formatter=obs.get("formatter", {}),
+        training=obs.get("training"),
+        adapter=obs.get("adapter"),
+        warnings=tuple(obs.get("warnings", ())),
+        timings=timings,
+    )
+
+
+def run_all(ctx: Context, cells: list[Cell], jobs: int, reporter: Reporter) -> list[CellResult]:
+    """Run cells (cached ones are read back), `jobs` at a time; results in plan order."""
+
+    def one(cell: Cell) -> CellResult:
+        key = cache_key(cell, ctx.settings, ctx.suite)
+        cached_path = ctx.cache_dir / f"{key}.json"
+        cached = read_result(cached_path)
+        if cached is not None:
+            reporter.finished(cell, cached, cached=True)
+            write_json(ctx.out / "cells" / f"{cell.id}.json", cached.serialize())
+            return cached
+        reporter.starting(cell)
+        result = replace(run_cell(ctx, cell), cache_key=key)
+        write_json(ctx.out / "cells" / f"{cell.id}.json", result.serialize())
+        # Harness/network faults and timeouts say nothing certain about the pair: retried next run.
+        if result.status != "error" and not (result.failure and result.failure.stage == "timeout"):
+            write_json(cached_path, result.serialize())
+        reporter.finished(cell, result, cached=False)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, cells))

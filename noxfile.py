@@ -1,0 +1,57 @@
+"""nox sessions: `matrix` (all cells), `cell(...)` (one cell by name), `tests`, `bench`.
+
+`nox -l` lists every cell of the default matrix as its own session. The
+sessions only install kto-compat and call `python -m compat`; the harness
+itself builds each cell's environment with uv.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+sys.path.insert(0, str(ROOT))  # plan cells from this checkout's compat/ (host side: stdlib + packaging only)
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _default_cells() -> list[str]:
+    from compat.harness import config, index, plan
+
+    try:
+        cfg = config.load(ROOT / "matrix.toml")
+        cells = plan.plan(cfg, "default", lambda name: index.fetch(name, ROOT / ".compat" / "index"))
+    except (config.ConfigError, index.IndexError_) as exc:  # listing must not crash nox itself
+        print(f"noxfile: cannot list cells: {exc}", file=sys.stderr)
+        return []
+    return [c.only for c in cells]
+
+
+def _install(session: nox.Session, extras: str = "") -> None:
+    session.install("-e", f".{extras}")
+
+
+@nox.session
+def matrix(session: nox.Session) -> None:
+    """Run every cell of a profile (default: `default`) and write reports/."""
+    _install(session)
+    session.run("python", "-m", "compat", "matrix", *(session.posargs or ["--profile", "default", "--out", "reports"]))
+
+
+@nox.session
+@nox.parametrize("pair", [nox.param(p, id=p.replace("trl==", "trl").replace(",transformers==", "-tf")) for p in _default_cells()])
+def cell(session: nox.Session, pair: str) -> None:
+    """One cell of the default matrix; its report goes to reports/single/."""
+    _install(session)
+    session.run("python", "-m", "compat", "matrix", "--only", pair, "--out", "reports/single", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The project's tests: unit (fast) and integration (real cells)."""
+    _install(session, "[test]")
+    session.run("python", "-m", "pytest", *(session.posargs or ["-q"]))
