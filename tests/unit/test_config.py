@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from compat.harness import config as cfg
+
+GOOD = """
+[settings]
+python = "3.11"
+[torch]
+version = "2.13.0"
+[profiles.default]
+[[profiles.default.grid]]
+trl = ["0.12.0", "0.11.*"]
+transformers = "latest"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "matrix.toml"
+    p.write_text(text)
+    return p
+
+
+def test_loads_profiles_and_settings(tmp_path):
+    c = cfg.load(write(tmp_path, GOOD))
+    assert c.settings.torch == "2.13.0"
+    grid = c.profile("default").grids[0]
+    assert str(grid.trl[0].exact) == "0.12.0"
+    assert str(grid.trl[1].spec) == "==0.11.*"
+    assert grid.transformers[0].text == "latest"
+
+
+def test_repo_matrix_parses():
+    c = cfg.load(Path(__file__).parents[2] / "matrix.toml")
+    assert {"default", "full"} <= set(c.profiles)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[settings\npython=1", "TOML syntax error"),
+        (GOOD + "\n[bogus]\n", "unknown key 'bogus'"),
+        (GOOD.replace('"0.11.*"', '">>0.11"'), "invalid version specifier '>>0.11'"),
+        (GOOD.replace('"0.12.0"', '"0.12.0.dev-x"'), "invalid version"),
+        (GOOD.replace('transformers = "latest"', "transformers = []"), "axis is empty"),
+        (GOOD.replace('python = "3.11"', 'pyhton = "3.11"'), "unknown key 'pyhton'"),
+        (GOOD.replace('"0.11.*"', '{spec = "0.11.*", pick = "newest"}'), "unknown pick 'newest'"),
+        (GOOD.replace('transformers = "latest"', ""), "missing axis 'transformers'"),
+    ],
+)
+def test_bad_input_names_file_and_field(tmp_path, text, needle):
+    path = write(tmp_path, text)
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load(path)
+    assert needle in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_unknown_profile_lists_known(tmp_path):
+    c = cfg.load(write(tmp_path, GOOD))
+    with pytest.raises(cfg.ConfigError, match="unknown profile 'nope'; defined: default"):
+        c.profile("nope")

@@ -1,0 +1,94 @@
+"""run_all with faked subprocesses: a fake uv (Envs stand-in) and a fake cell python."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.version import Version
+
+from compat.harness import run
+from compat.harness.config import Settings
+from compat.harness.envs import Step
+from compat.harness.plan import Cell
+
+OBS = {"import_path": "trl", "keyword": {"processing_class": "accepted", "tokenizer": "rejected"},
+       "keyword_raised_by": {"tokenizer": "trl.trainer.kto_trainer.KTOTrainer.__init__"},
+       "training": {"device": "cpu", "dtype": "bfloat16", "steps": 3, "losses": [0.69, 0.7, 0.68]},
+       "failures": {}, "warnings": [], "environment": {"trl": "0.12.2"}, "pytest_exit": 0}
+
+
+def fake_python(env: Path, body: str) -> None:
+    exe = env / "bin" / "python"
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    exe.write_text("#!/bin/sh\n" + body)
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+
+
+@dataclass
+class FakeEnvs:
+    root: Path
+    resolve_outcome: dict[str, Step] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    python_body: str = ""
+
+    def resolve(self, cell: Cell, workdir: Path):
+        self.calls.append(f"resolve {cell.id}")
+        workdir.mkdir(parents=True, exist_ok=True)
+        lock = workdir / "requirements.txt"
+        lock.write_text(cell.only)
+        return self.resolve_outcome.get(cell.id, Step(True, 0.1, "")), lock
+
+    def ensure(self, cell: Cell, lock: Path):
+        self.calls.append(f"ensure {cell.id}")
+        env = self.root / cell.id
+        fake_python(env, self.python_body or f"cat > \"$COMPAT_CELL_RESULT\" <<'EOF'\n{json.dumps(OBS)}\nEOF\n")
+        return Step(True, 0.2, ""), env, False
+
+
+def ctx(tmp_path: Path, envs: FakeEnvs, timeout: float = 60) -> run.Context:
+    return run.Context(root=tmp_path, out=tmp_path / "out", settings=Settings(cell_timeout=timeout), envs=envs,
+                       cache_dir=tmp_path / "cache", suite="s1")
+
+
+CELLS = [Cell(Version("0.12.2"), Version("4.46.3")), Cell(Version("1.0.0"), Version("4.45.2"))]
+
+
+def test_pipeline_statuses_and_cache(tmp_path):
+    envs = FakeEnvs(tmp_path / "envs", {CELLS[1].id: Step(False, 0.3, "× No solution found when resolving dependencies:\n╰─▶ Because trl==1.0.0 depends on transformers>=4.56")})
+    results = run.run_all(ctx(tmp_path, envs), CELLS, 2, run.Reporter(2, io.StringIO()))
+    assert [r.status for r in results] == ["compatible", "unresolvable"]
+    assert results[0].keyword_raised_by["tokenizer"].endswith("KTOTrainer.__init__")
+    assert "Because trl==1.0.0 depends on transformers>=4.56" in results[1].failure.message
+    assert json.loads((tmp_path / "out" / "cells" / f"{CELLS[0].id}.json").read_text())["status"] == "compatible"
+    envs.calls.clear()
+    again = run.run_all(ctx(tmp_path, envs), CELLS, 1, run.Reporter(2, io.StringIO()))
+    assert envs.calls == [] and again == results  # unchanged matrix: nothing runs
+
+
+def test_network_fault_is_error_and_not_cached(tmp_path):
+    envs = FakeEnvs(tmp_path / "envs", {CELLS[0].id: Step(False, 0.1, "error: Failed to fetch: `http://127.0.0.1:9/simple/trl/`")})
+    [r] = run.run_all(ctx(tmp_path, envs), CELLS[:1], 1, run.Reporter(1, io.StringIO()))
+    assert (r.status, r.failure.stage) == ("error", "resolve")
+    assert not any((tmp_path / "cache").glob("*.json"))
+
+
+def test_hung_cell_is_killed_and_recorded_as_timeout(tmp_path):
+    envs = FakeEnvs(tmp_path / "envs", python_body="sleep 30\n")
+    [r] = run.run_all(ctx(tmp_path, envs, timeout=1), CELLS[:1], 1, run.Reporter(1, io.StringIO()))
+    assert r.failure.stage == "timeout" and r.seconds < 20
+    assert (tmp_path / "out" / r.log).exists()
+
+
+def test_suite_hash_changes_with_cell_code_not_findings(tmp_path):
+    (tmp_path / "tests" / "cell").mkdir(parents=True)
+    (tmp_path / "compat").mkdir()
+    (tmp_path / "tests" / "cell" / "test_a.py").write_text("x = 1\n")
+    h1 = run.suite_hash(tmp_path)
+    (tmp_path / "compat" / "findings.json").write_text("{}")
+    assert run.suite_hash(tmp_path) == h1
+    (tmp_path / "tests" / "cell" / "test_a.py").write_text("x = 2\n")
+    assert run.suite_hash(tmp_path) != h1
