@@ -69,7 +69,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     envs.check_python()
     jobs = args.jobs or default_jobs()
     ctx = run.Context(root=root, out=out, settings=config.settings, envs=envs,
-                      cache_dir=root / ".compat" / "results", suite=run.suite_hash(root),
+                      cache_dir=root / ".compat" / "results", suite=run.suite_hash(root), fresh=args.fresh,
                       threads=max(1, (os.cpu_count() or 1) // jobs))
     reporter = run.Reporter(len(cells))
     print(f"compat: {len(cells)} cells, {jobs} at a time -> {out}", file=sys.stderr)
@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("matrix", help="run the matrix and write the reports")
     _common(m)
     m.add_argument("--out", type=Path, default=Path("reports"))
+    m.add_argument("--fresh", action="store_true", help="ignore cached results (environments are still reused)")
     m.add_argument("-j", "--jobs", type=int, default=0, help="cells at once (default: fits cores and memory)")
     m.set_defaults(func=cmd_matrix)
     ls = sub.add_parser("list", help="print the cells a profile expands to")

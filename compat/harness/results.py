@@ -36,6 +36,7 @@ class CellResult:
     keyword: dict[str, str] = field(default_factory=lambda: {k: "untested" for k in KEYWORDS}, hash=False)
     keyword_raised_by: dict[str, str | None] = field(default_factory=dict, hash=False)
     import_path: str | None = None
+    format_mode: str | None = None  # "conversational": the trainer applies chat templates itself; "text": pre-render
     formatter: dict[str, dict[str, str]] = field(default_factory=dict, hash=False)
     training: dict[str, Any] | None = field(default=None, hash=False)
     adapter: str | None = None

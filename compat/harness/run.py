@@ -79,6 +79,7 @@ class Context:
     cache_dir: Path
     suite: str
     threads: int = 0
+    fresh: bool = False  # ignore cached results
 
 
 def _result(cell: Cell, status: str, failure: Failure | None, **kw: Any) -> CellResult:
@@ -169,6 +170,7 @@ def _run_steps(ctx: Context, cell: Cell, work: Path, log) -> CellResult:
         keyword={k: obs.get("keyword", {}).get(k, "untested") for k in ("processing_class", "tokenizer")},
         keyword_raised_by=obs.get("keyword_raised_by", {}),
         import_path=obs.get("import_path"),
+        format_mode=obs.get("format_mode"),
         formatter=obs.get("formatter", {}),
         training=obs.get("training"),
         adapter=obs.get("adapter"),
@@ -183,7 +185,7 @@ def run_all(ctx: Context, cells: list[Cell], jobs: int, reporter: Reporter) -> l
     def one(cell: Cell) -> CellResult:
         key = cache_key(cell, ctx.settings, ctx.suite)
         cached_path = ctx.cache_dir / f"{key}.json"
-        cached = read_result(cached_path)
+        cached = None if ctx.fresh else read_result(cached_path)
         if cached is not None:
             reporter.finished(cell, cached, cached=True)
             write_json(ctx.out / "cells" / f"{cell.id}.json", cached.serialize())
