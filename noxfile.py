@@ -39,7 +39,11 @@ def _install(session: nox.Session, extras: str = "") -> None:
 def matrix(session: nox.Session) -> None:
     """Run every cell of a profile (default: `default`) and write reports/."""
     _install(session)
-    session.run("python", "-m", "compat", "matrix", *(session.posargs or ["--profile", "default", "--out", "reports"]))
+    args = session.posargs or ["--profile", "default", "--out", "reports"]
+    session.run("python", "-m", "compat", "matrix", *args)
+    if "--only" not in args and "--shard" not in args:  # findings come from a whole profile's report
+        out = args[args.index("--out") + 1] if "--out" in args else "reports"
+        session.run("python", "-m", "compat", "findings", "--report", f"{out}/compat.json")
 
 
 @nox.session

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
 from pathlib import Path
 
 from .harness import config as cfg
-from .harness import index, plan, report, run
+from .harness import findings, index, plan, report, run
 from .harness.envs import EnvError, Envs
-from .harness.results import read_result
+from .harness.results import CellResult, read_result
 
 
 def default_jobs() -> int:
@@ -91,6 +92,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_report(path: Path) -> list[CellResult]:
+    try:
+        cells = json.loads(path.read_text())["cells"]
+        return [CellResult.from_dict(c) for c in cells]
+    except OSError as exc:
+        raise cfg.ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise cfg.ConfigError(f"{path}: not a compat.json report: {exc}") from None
+
+
+def cmd_findings(args: argparse.Namespace) -> int:
+    """Regenerate compat/findings.json from a report; same results, same bytes."""
+    changed = findings.write(load_report(args.report), args.output)
+    print(f"compat: {args.output} {'updated' if changed else 'unchanged'}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m compat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path, default=Path("reports"))
     rp.add_argument("--profile", default="default")
     rp.set_defaults(func=cmd_report)
+    fd = sub.add_parser("findings", help="generate compat/findings.json from reports/compat.json")
+    fd.add_argument("--report", type=Path, default=Path("reports/compat.json"))
+    fd.add_argument("-o", "--output", type=Path, default=Path(__file__).parent / "findings.json")
+    fd.set_defaults(func=cmd_findings)
     return parser
 
 
