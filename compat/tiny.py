@@ -1,0 +1,151 @@
+"""Offline tiny model, tokenizer and data for in-cell KTO runs.
+
+Cell code: runs inside every TRL/transformers pair of the matrix. Nothing here
+touches the network - the tokenizer is assembled from the ``tokenizers``
+library, the model from a ``LlamaConfig`` with seeded random weights, and the
+rows are written out in code - so a cell measures the pair, not the hub.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "CHATML_TEMPLATE",
+    "SPECIAL_TOKENS",
+    "kto_rows",
+    "make_model",
+    "make_tokenizer",
+]
+
+BOS, EOS, PAD = "<bos>", "<eos>", "<pad>"
+IM_START, IM_END = "<|im_start|>", "<|im_end|>"
+SPECIAL_TOKENS: tuple[str, ...] = (PAD, BOS, EOS, IM_START, IM_END)
+
+# ChatML, the shape of the kto-mix-14k model's template (Qwen1.5), with a
+# generation prompt so prompt-only rendering ends where the answer starts.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _byte_level_backend() -> Any:
+    """A ``tokenizers.Tokenizer`` with one token per byte plus the specials.
+
+    No merges: every byte maps to its own id, so any text round-trips and the
+    vocabulary is tiny and fixed (261 ids) on every ``tokenizers`` release.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
+    for char in sorted(alphabet):
+        vocab[char] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(list(SPECIAL_TOKENS))
+    return backend
+
+
+def make_tokenizer(chat_template: str | None = None) -> Any:
+    """A transformers fast tokenizer over :func:`_byte_level_backend`.
+
+    ``PreTrainedTokenizerFast`` is the fast wrapper on 4.x and an alias of
+    ``TokenizersBackend`` on 5.x; both accept ``tokenizer_object``. The default
+    template is ChatML; pass ``chat_template`` to test another one.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=_byte_level_backend(),
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        additional_special_tokens=[IM_START, IM_END],
+        model_max_length=512,
+        padding_side="right",
+        clean_up_tokenization_spaces=False,
+    )
+    tok.chat_template = CHATML_TEMPLATE if chat_template is None else chat_template
+    return tok
+
+
+def make_model(
+    seed: int = 0,
+    hidden_size: int = 64,
+    layers: int = 2,
+    vocab_size: int | None = None,
+    tokenizer: Any = None,
+) -> Any:
+    """A seeded random tiny ``LlamaForCausalLM`` (~0.1M params with defaults).
+
+    Llama because every transformers release in the matrix ships it and KTO's
+    example model is a Llama-family decoder. Special token ids come from the
+    tokenizer so generation/padding code paths see consistent ids.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = tokenizer if tokenizer is not None else make_tokenizer()
+    config = LlamaConfig(
+        vocab_size=vocab_size if vocab_size is not None else len(tok),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.eval()
+    return model
+
+
+# A few kto-mix-14k-like exchanges: (user prompt, answer, desirable?).
+_EXCHANGES: tuple[tuple[str, str, bool], ...] = (
+    ("What is the capital of France?", "Paris is the capital of France.", True),
+    ("What is the capital of France?", "The capital of France is Berlin.", False),
+    ("Name a prime number.", "Seven is a prime number.", True),
+    ("Name a prime number.", "Nine is a prime number.", False),
+    ("How many legs does a spider have?", "A spider has eight legs.", True),
+    ("How many legs does a spider have?", "Spiders have six legs.", False),
+    ("Translate 'hello' to Spanish.", "Hola.", True),
+    ("Translate 'hello' to Spanish.", "Bonjour.", False),
+    ("What colour is the sky on a clear day?", "It is blue.", True),
+    ("What colour is the sky on a clear day?", "It is green.", False),
+    ("Is water wet?", "Yes, water makes things wet.", True),
+    ("Is water wet?", "I refuse to answer.", False),
+)
+
+
+def kto_rows(n: int = 8, conversational: bool = False) -> list[dict[str, Any]]:
+    """``n`` rows shaped like ``trl-lib/kto-mix-14k``: prompt, completion, label.
+
+    Conversational rows hold ``[{role, content}]`` lists (the dataset's own
+    shape, which KTOTrainer templates itself on newer TRL); plain rows hold
+    strings, which every TRL release accepts. Labels alternate so any batch of
+    two or more has both desirable and undesirable examples.
+    """
+    rows: list[dict[str, Any]] = []
+    for i in range(n):
+        prompt, answer, label = _EXCHANGES[i % len(_EXCHANGES)]
+        if conversational:
+            rows.append(
+                {
+                    "prompt": [{"role": "user", "content": prompt}],
+                    "completion": [{"role": "assistant", "content": answer}],
+                    "label": label,
+                }
+            )
+        else:
+            rows.append({"prompt": prompt, "completion": " " + answer, "label": label})
+    return rows

@@ -1,0 +1,498 @@
+"""In-cell KTO measurements: where KTO imports from, which tokenizer keyword
+the trainer takes, and whether BF16 KTO steps run with finite losses.
+
+Runs inside one TRL/transformers pair. Every answer is measured on the
+installed packages - no version checks - and recorded through ``observe``;
+a test fails only when the pair cannot do the thing at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import re
+import resource
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compat.kto_import import KTOImport, discover_kto_once
+from conftest import raised_by  # the same module instance pytest loaded
+
+KEYWORDS: tuple[str, ...] = ("processing_class", "tokenizer")
+MAX_STEPS = 3
+BATCH = 4  # KTO's KL term pairs each completion with another prompt's: needs > 1.
+ROWS = 8
+
+
+# --------------------------------------------------------------------------- import
+
+
+@pytest.fixture(scope="session")
+def kto_found() -> KTOImport:
+    """Discovery ran at session start (conftest); this is its cached result."""
+    return discover_kto_once()
+
+
+@pytest.fixture(scope="session")
+def kto(kto_found: KTOImport, observe: Any) -> KTOImport:
+    """The KTO classes, or a skip: later stages mean nothing without an import."""
+    if not kto_found.ok:
+        for kw in KEYWORDS:
+            observe.merge("keyword", kw, "untested")
+        pytest.skip("KTO did not import (recorded by test_import)")
+    return kto_found
+
+
+def test_import(kto_found: KTOImport, observe: Any) -> None:
+    """KTOTrainer imports from some location; prefer the real class over a forwarding shim."""
+    for path, category, message in kto_found.warnings:
+        observe.warn("import", category, f"[{path}] {message}")
+    observe.set("import_locations", {p: "shim" if p in kto_found.shims else "real" for p in kto_found.found})
+    if not kto_found.ok:
+        assert kto_found.error is not None
+        observe.fail("import", kto_found.error)
+        pytest.fail(f"KTO import failed: {type(kto_found.error).__name__}: {kto_found.error}")
+    observe.set("import_path", kto_found.path)
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> Any:
+    from compat.tiny import make_tokenizer
+
+    return make_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def train_dataset() -> Any:
+    """Plain-text rows: every TRL release takes them; conversational rows are the formatter's job."""
+    from datasets import Dataset
+
+    from compat.tiny import kto_rows
+
+    return Dataset.from_list(kto_rows(ROWS))
+
+
+def on_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def config_values(output_dir: Path) -> dict[str, Any]:
+    """What the cell wants from KTOConfig; fields a release lacks are dropped later."""
+    cpu = not on_cuda()
+    return {
+        "output_dir": str(output_dir),
+        "per_device_train_batch_size": BATCH,
+        "gradient_accumulation_steps": 1,
+        "max_steps": MAX_STEPS,
+        "learning_rate": 1e-3,
+        "bf16": True,
+        "use_cpu": cpu,
+        "no_cuda": cpu,  # older spelling; only used where use_cpu is absent
+        "report_to": "none",
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "evaluation_strategy": "no",
+        "logging_strategy": "steps",
+        "logging_steps": 1,
+        "logging_nan_inf_filter": False,  # else a NaN loss is logged as the running mean
+        "disable_tqdm": True,
+        "remove_unused_columns": False,
+        "activation_checkpointing": False,
+        "gradient_checkpointing": False,  # older spelling; only used where the new one is absent
+        "max_length": 64,
+        "max_prompt_length": 32,
+        "max_completion_length": 32,
+        "dataset_num_proc": None,
+        "dataloader_num_workers": 0,
+        "seed": 0,
+        "data_seed": 0,
+    }
+
+
+# (current spelling, older spelling): passing the older one where both exist warns.
+_ALIASES = (
+    ("use_cpu", "no_cuda"),
+    ("eval_strategy", "evaluation_strategy"),
+    ("activation_checkpointing", "gradient_checkpointing"),
+)
+
+
+def supported(config_cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Keep the fields this KTOConfig has; of two spellings keep only the first present."""
+    names = {f.name for f in dataclasses.fields(config_cls) if f.init}
+    kept = {k: v for k, v in values.items() if k in names}
+    for new, old in _ALIASES:
+        if new in kept:
+            kept.pop(old, None)
+    return kept
+
+
+def make_config(config_cls: type, output_dir: Path) -> Any:
+    return config_cls(**supported(config_cls, config_values(output_dir)))
+
+
+# --------------------------------------------------------------------------- capturing
+
+
+@dataclass
+class Caught:
+    """Warnings and warning-level log records seen while something ran."""
+
+    items: list[tuple[str, str]] = field(default_factory=list)  # (category, message)
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: Caught) -> None:
+        super().__init__(logging.WARNING)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.items.append((f"log.{record.levelname}", record.getMessage()))
+
+
+@contextmanager
+def capture() -> Iterator[Caught]:
+    """Both channels: libraries deprecate through ``warnings`` and through their loggers."""
+    caught = Caught()
+    handler = _ListHandler(caught)
+    loggers = [logging.getLogger(name) for name in ("transformers", "trl", "accelerate", "datasets")]
+    for lg in loggers:
+        lg.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            yield caught
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
+        caught.items[:0] = [(w.category.__name__, str(w.message)) for w in seen]
+
+
+def deprecates(keyword: str, message: str) -> bool:
+    """Does ``message`` say the *argument* ``keyword`` is deprecated?
+
+    Not merely mention it: "Trainer.tokenizer is now deprecated" is about an
+    attribute and is logged whenever TRL reads it, whatever keyword was passed.
+    """
+    pattern = (
+        rf"(?<![\w.])[`'\"]?{keyword}[`'\"]?\s+(?:argument\s+|parameter\s+|keyword\s+)?"
+        rf"(?:is|has been|was)\s+(?:now\s+)?deprecated"
+    )
+    return re.search(pattern, message, flags=re.IGNORECASE) is not None
+
+
+# --------------------------------------------------------------------------- keyword probe
+
+_FORMAT_FRAMES = re.compile(r"tokeni[sz]|chat_template|prepare_dataset|process_tokens|_format|\bmap\b")
+
+
+def failed_while_formatting(exc: BaseException) -> bool:
+    """True when the traceback passes through dataset mapping / tokenising code."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("datasets.") or _FORMAT_FRAMES.search(frame.f_code.co_name):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def refuses_keyword(exc: BaseException, keyword: str) -> bool:
+    """Is ``exc`` a refusal of the tokenizer keyword rather than some other failure?
+
+    Python's "unexpected keyword argument" naming either tokenizer keyword
+    counts: TRL may accept ``tokenizer=``, rename it and have transformers'
+    Trainer refuse ``processing_class``. So does an error that says the probed
+    keyword itself is deprecated (transformers' deprecate_kwarg can raise).
+    """
+    match = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+    if isinstance(exc, TypeError) and match and match.group(1) in KEYWORDS:
+        return True
+    return deprecates(keyword, str(exc))
+
+
+@dataclass
+class Probe:
+    """One construction attempt with one keyword.
+
+    The trainer itself is not kept: building the next TrainingArguments resets
+    accelerate's global state under an already-built trainer, so training
+    builds its own trainer right before it trains.
+    """
+
+    keyword: str
+    state: str  # accepted | deprecated | rejected | untested
+    built: bool = False
+    error: BaseException | None = None
+    stage: str | None = None  # construct | format, for failures not about the keyword
+    caught: Caught = field(default_factory=Caught)
+    seconds: float = 0.0
+
+
+def build_trainer(kto: KTOImport, keyword: str, tok: Any, dataset: Any, output_dir: Path) -> Any:
+    """KTOTrainer with a fresh seeded policy and an identical reference, all by keyword."""
+    from compat.tiny import make_model
+
+    assert kto.trainer is not None and kto.config is not None
+    return kto.trainer(
+        model=make_model(seed=0, tokenizer=tok),
+        ref_model=make_model(seed=0, tokenizer=tok),
+        args=make_config(kto.config, output_dir),
+        train_dataset=dataset,
+        **{keyword: tok},
+    )
+
+
+def probe(kto: KTOImport, keyword: str, tok: Any, dataset: Any, output_dir: Path) -> Probe:
+    start = time.perf_counter()
+    error: BaseException | None = None
+    with capture() as caught:
+        try:
+            build_trainer(kto, keyword, tok, dataset, output_dir)
+        except Exception as exc:  # the failure is the measurement
+            error = exc
+    seconds = time.perf_counter() - start
+    if error is None:
+        state = "deprecated" if deprecation_of(keyword, caught) else "accepted"
+        return Probe(keyword, state, built=True, caught=caught, seconds=seconds)
+    if refuses_keyword(error, keyword):
+        return Probe(keyword, "rejected", error=error, caught=caught, seconds=seconds)
+    stage = "format" if failed_while_formatting(error) else "construct"
+    return Probe(keyword, "untested", error=error, stage=stage, caught=caught, seconds=seconds)
+
+
+def deprecation_of(keyword: str, caught: Caught) -> str | None:
+    """The first captured warning saying ``keyword`` is deprecated, if any."""
+    return next((f"{c}: {m}" for c, m in caught.items if deprecates(keyword, m)), None)
+
+
+@pytest.fixture(scope="session")
+def probes(
+    kto: KTOImport, tokenizer: Any, train_dataset: Any, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Probe]:
+    """Build one trainer per keyword, once per session; training reads the verdicts."""
+    return {kw: probe(kto, kw, tokenizer, train_dataset, tmp_path_factory.mktemp(kw)) for kw in KEYWORDS}
+
+
+def record_probe(observe: Any, result: Probe, within: type) -> None:
+    observe.merge("keyword", result.keyword, result.state)
+    for category, message in result.caught.items:
+        observe.warn("construct", category, f"[{result.keyword}=] {message}")
+    deprecation = deprecation_of(result.keyword, result.caught)
+    if result.state == "deprecated" and deprecation:
+        observe.merge("keyword_warning", result.keyword, deprecation.splitlines()[0][:500])
+    if result.error is not None:
+        observe.merge("keyword_raised_by", result.keyword, raised_by(result.error, within))
+        first = str(result.error).strip().splitlines()
+        observe.merge("keyword_error", result.keyword, f"{type(result.error).__name__}: {first[0] if first else ''}")
+    if result.stage is not None and result.error is not None:
+        observe.fail(result.stage, result.error, within)
+
+
+def most_relevant_failure(results: list[Probe]) -> Probe:
+    """A failure unrelated to the keyword says more than a keyword refusal."""
+    return next((r for r in results if r.state == "untested"), results[0])
+
+
+def test_keyword_probe(kto: KTOImport, probes: dict[str, Probe], observe: Any) -> None:
+    """Which of processing_class= / tokenizer= builds a KTOTrainer on this pair, and who refuses."""
+    assert kto.trainer is not None
+    results = list(probes.values())
+    for result in results:
+        record_probe(observe, result, kto.trainer)
+    observe.set("construct_seconds", {r.keyword: round(r.seconds, 2) for r in results})
+    if not any(r.built for r in results):
+        worst = most_relevant_failure(results)
+        assert worst.error is not None
+        observe.fail("construct", worst.error, kto.trainer)
+        pytest.fail(f"no keyword built a KTOTrainer: {type(worst.error).__name__}: {worst.error}")
+
+
+# --------------------------------------------------------------------------- training
+
+
+class PeakRSS:
+    """Peak resident memory above the starting RSS while a block runs (CPU runs).
+
+    ``ru_maxrss`` is a lifetime high-water mark (import peaks would hide the
+    training's), so RSS is sampled from /proc/self/statm every few ms instead;
+    where /proc is missing, the ru_maxrss increase is the fallback.
+    """
+
+    method = "cpu: peak RSS above pre-training RSS, /proc/self/statm sampled every 2 ms"
+
+    def __init__(self) -> None:
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._stop = threading.Event()
+        self.start = self.peak = self._rss()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._maxrss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _rss(self) -> int | None:
+        try:
+            return int(Path("/proc/self/statm").read_text().split()[1]) * self._page
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            rss = self._rss()
+            if rss is not None and self.peak is not None:
+                self.peak = max(self.peak, rss)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.start is None:
+            self.method = "cpu: ru_maxrss increase during training (0 if below an earlier peak)"
+
+    @property
+    def bytes(self) -> int:
+        if self.start is not None and self.peak is not None:
+            return self.peak - self.start
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self._maxrss0
+
+
+@contextmanager
+def watch_compute_dtype(model: Any, seen: list[tuple[str, bool]]) -> Iterator[None]:
+    """Record each Linear's output dtype and the autocast state on training forwards.
+
+    That is what "BF16" has to mean: matmuls producing bfloat16, whether by
+    autocast (CPU/CUDA mixed precision) or by weights cast to bf16. Every
+    Linear is watched, not just lm_head: newer TRL computes log-probs from
+    ``lm_head.weight`` directly (a fused head), so lm_head's forward never runs.
+    """
+    import torch
+
+    device = "cuda" if on_cuda() else "cpu"
+
+    def hook(_module: Any, _inputs: Any, output: Any) -> None:
+        if torch.is_grad_enabled() and isinstance(output, torch.Tensor):  # the trained pass only
+            seen.append((str(output.dtype).removeprefix("torch."), torch.is_autocast_enabled(device)))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def pick_keyword(probes: dict[str, Probe]) -> str | None:
+    """Train with the keyword that worked cleanly; a deprecated one if that is all there is."""
+    for state in ("accepted", "deprecated"):
+        for result in probes.values():
+            if result.state == state and result.built:
+                return result.keyword
+    return None
+
+
+def train(trainer: Any) -> dict[str, Any]:
+    """Run the steps; return what the contract's ``training`` entry holds."""
+    import torch
+
+    cuda = on_cuda()
+    seen: list[tuple[str, bool]] = []
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    memory = PeakRSS()
+    start = time.perf_counter()
+    with memory, watch_compute_dtype(trainer.model, seen):
+        trainer.train()
+    seconds = time.perf_counter() - start
+    losses = [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
+    dtypes = sorted({d for d, _ in seen})
+    return {
+        "device": "cuda" if cuda else "cpu",
+        "dtype": dtypes[0] if len(dtypes) == 1 else ",".join(dtypes) or "unobserved",
+        "autocast": any(a for _, a in seen),
+        "steps": int(trainer.state.global_step),
+        "losses": losses,
+        "seconds": round(seconds, 3),
+        "peak_memory_bytes": int(torch.cuda.max_memory_allocated() if cuda else memory.bytes),
+        "memory_method": "cuda: torch.cuda.max_memory_allocated" if cuda else memory.method,
+    }
+
+
+def test_training(
+    kto: KTOImport,
+    probes: dict[str, Probe],
+    tokenizer: Any,
+    train_dataset: Any,
+    tmp_path: Path,
+    observe: Any,
+) -> None:
+    """At least three BF16 KTO optimizer steps with a reference model give finite losses."""
+    keyword = pick_keyword(probes)
+    if keyword is None:
+        pytest.skip("no trainer was built (recorded by test_keyword_probe)")
+    try:
+        trainer = build_trainer(kto, keyword, tokenizer, train_dataset, tmp_path)
+    except Exception as exc:  # it built moments ago in the probe; record, don't guess
+        observe.fail("construct", exc, kto.trainer)
+        raise
+    with capture() as caught:
+        try:
+            result = train(trainer)
+        except Exception as exc:
+            observe.fail("train", exc, kto.trainer)
+            raise
+    for category, message in caught.items:
+        observe.warn("train", category, message)
+    result["keyword"] = keyword
+    observe.set("training", result)
+    problem = training_problem(result)
+    if problem:
+        observe.fail("train", AssertionError(problem))
+        pytest.fail(problem)
+
+
+def training_problem(result: dict[str, Any]) -> str | None:
+    """Why a finished run does not count as BF16 KTO training, if it does not."""
+    losses = result["losses"]
+    if result["steps"] < MAX_STEPS or len(losses) < MAX_STEPS:
+        return f"expected {MAX_STEPS} logged steps, got steps={result['steps']} losses={losses}"
+    if not all(math.isfinite(x) for x in losses):
+        return f"non-finite KTO loss: {losses}"
+    if result["dtype"] != "bfloat16":
+        return f"training forward ran in {result['dtype']}, not bfloat16"
+    return None
+
+
+# --------------------------------------------------------------------------- the tiny stand-ins
+
+
+def test_tiny_model_and_tokenizer_are_offline_and_deterministic(tokenizer: Any) -> None:
+    """Cells compare pairs, so the stand-ins must not vary: same seed, same weights; text round-trips."""
+    import torch
+
+    from compat.tiny import make_model
+
+    text = "<|im_start|>user\nhéllo ✓<|im_end|>\n"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(ids) == text
+    assert tokenizer.pad_token_id is not None and tokenizer.eos_token_id is not None
+    a, b, c = (make_model(seed=s, tokenizer=tokenizer) for s in (0, 0, 1))
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters(), strict=True))
+    assert a.config.vocab_size == len(tokenizer)
