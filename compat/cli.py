@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .harness import config as cfg
-from .harness import findings, index, plan, report, run
+from .harness import export, findings, index, plan, report, run
 from .harness.envs import EnvError, Envs
 from .harness.results import CellResult, read_result
 
@@ -109,6 +109,16 @@ def cmd_findings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """One self-contained adapter file with the findings embedded."""
+    try:
+        export.export(Path(__file__).parent, args.findings, args.output)
+    except export.ExportError as exc:
+        raise cfg.ConfigError(str(exc)) from None
+    print(f"compat: wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m compat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     fd.add_argument("--report", type=Path, default=Path("reports/compat.json"))
     fd.add_argument("-o", "--output", type=Path, default=Path(__file__).parent / "findings.json")
     fd.set_defaults(func=cmd_findings)
+    ex = sub.add_parser("export-adapter", help="write one self-contained adapter file with findings embedded")
+    ex.add_argument("-o", "--output", type=Path, default=Path("kto_compat.py"))
+    ex.add_argument("--findings", type=Path, default=Path(__file__).parent / "findings.json")
+    ex.set_defaults(func=cmd_export)
     return parser
 
 
