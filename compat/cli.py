@@ -6,11 +6,13 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from .harness import config as cfg
-from .harness import export, findings, index, plan, report, run
+from .harness import export, findings, index, lock, plan, report, run
 from .harness.envs import EnvError, Envs
 from .harness.results import CellResult, read_result
 
@@ -35,12 +37,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="default")
     p.add_argument("--only", action="append", default=[], metavar="trl==A,transformers==B",
                    help="run just this pair (repeatable); overrides --profile")
-    p.add_argument("--shard", type=plan.parse_shard, default=None, metavar="i/n")
+    p.add_argument("--shard", default=None, metavar="i/n", help="run the i-th of n deterministic slices")
 
 
 def _plan(args: argparse.Namespace) -> tuple[cfg.MatrixConfig, list[plan.Cell]]:
     config = cfg.load(args.config)
-    cells = plan.plan(config, args.profile, _lister(args.config.resolve().parent), args.only, args.shard)
+    shard = plan.parse_shard(args.shard) if args.shard else None
+    cells = plan.plan(config, args.profile, _lister(args.config.resolve().parent), args.only, shard)
     return config, cells
 
 
@@ -72,14 +75,32 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     ctx = run.Context(root=root, out=out, settings=config.settings, envs=envs,
                       cache_dir=root / ".compat" / "results", suite=run.suite_hash(root), fresh=args.fresh,
                       threads=max(1, (os.cpu_count() or 1) // jobs))
-    reporter = run.Reporter(len(cells))
-    print(f"compat: {len(cells)} cells, {jobs} at a time -> {out}", file=sys.stderr)
-    results = run.run_all(ctx, cells, jobs, reporter)
-    meta = {"profile": "only" if args.only else args.profile, "python": config.settings.python,
-            "torch": config.settings.torch, "suite": ctx.suite, "platform": platform.platform()}
-    report.write(out, results, meta)
-    print(f"compat: wrote {out / 'compat.json'} and {out / 'COMPAT.md'}", file=sys.stderr)
+    with lock.exclusive(out), _stop_on_signals(ctx.stop):
+        reporter = run.Reporter(len(cells))
+        print(f"compat: {len(cells)} cells, {jobs} at a time -> {out}", file=sys.stderr)
+        results = run.run_all(ctx, cells, jobs, reporter)
+        meta = {"profile": "only" if args.only else args.profile, "python": config.settings.python,
+                "torch": config.settings.torch, "suite": ctx.suite, "platform": platform.platform()}
+        if results:
+            report.write(out, results, meta)
+            print(f"compat: wrote {out / 'compat.json'} and {out / 'COMPAT.md'}", file=sys.stderr)
+    if ctx.stop.is_set():
+        print(f"compat: interrupted: {len(results)} of {len(cells)} cells recorded; rerun to resume", file=sys.stderr)
+        return 130
     return 1 if any(r.status == "error" for r in results) else 0
+
+
+@contextmanager
+def _stop_on_signals(stop):
+    """SIGINT/SIGTERM ask running cells to stop (and be recorded) instead of killing the host mid-write."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -152,6 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (cfg.ConfigError, EnvError, index.IndexError_) as exc:
+    except (cfg.ConfigError, EnvError, index.IndexError_, lock.LockedError) as exc:
         print(f"compat: error: {exc}", file=sys.stderr)
         return 2

@@ -25,6 +25,8 @@ class EnvError(RuntimeError):
 
 
 def uv_bin() -> str:
+    if os.environ.get("COMPAT_UV"):  # an explicit uv (tests point this at a fake)
+        return os.environ["COMPAT_UV"]
     try:
         from uv import find_uv_bin  # the PyPI package ships the binary
 

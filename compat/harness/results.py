@@ -14,7 +14,7 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 STATUSES = ("compatible", "incompatible", "unresolvable", "error")
-STAGES = ("resolve", "install", "import", "construct", "format", "train", "timeout")
+STAGES = ("resolve", "install", "import", "construct", "format", "train", "timeout", "interrupted")
 KEYWORDS = ("processing_class", "tokenizer")
 
 

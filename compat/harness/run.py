@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,9 @@ class Context:
     suite: str
     threads: int = 0
     fresh: bool = False  # ignore cached results
+    stop: threading.Event = field(default_factory=threading.Event)  # set on SIGINT/SIGTERM
+    retries: int = 3  # network faults are retried with exponential backoff
+    backoff: float = 2.0
 
 
 def _result(cell: Cell, status: str, failure: Failure | None, **kw: Any) -> CellResult:
@@ -105,6 +108,9 @@ def _cell_env(ctx: Context, result_path: Path, hf_home: Path) -> dict[str, str]:
     return env
 
 
+INTERRUPTED = "run interrupted (SIGINT/SIGTERM) while this cell was running; rerun to resume"
+
+
 def run_suite(ctx: Context, cell: Cell, env_dir: Path, log) -> tuple[dict[str, Any] | None, str | None]:
     """The in-cell pytest suite; returns (observations, timeout message)."""
     with tempfile.TemporaryDirectory(prefix=f"compat-{cell.id}-") as tmp:
@@ -112,12 +118,15 @@ def run_suite(ctx: Context, cell: Cell, env_dir: Path, log) -> tuple[dict[str, A
         cmd = [str(env_dir / "bin" / "python"), "-m", "pytest", "tests/cell", "-q", "-rfE", "-p", "no:cacheprovider"]
         proc = subprocess.Popen(cmd, cwd=ctx.root, env=_cell_env(ctx, result_path, Path(tmp) / "hf"),
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            proc.wait(timeout=ctx.settings.cell_timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-            return None, f"cell exceeded its {ctx.settings.cell_timeout:.0f}s time limit and was killed"
+        deadline = time.monotonic() + ctx.settings.cell_timeout
+        while proc.poll() is None:
+            if ctx.stop.is_set() or time.monotonic() > deadline:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+                if ctx.stop.is_set():
+                    return None, INTERRUPTED
+                return None, f"cell exceeded its {ctx.settings.cell_timeout:.0f}s time limit and was killed"
+            time.sleep(0.2)
         try:
             return json.loads(result_path.read_text()), None
         except (OSError, json.JSONDecodeError):
@@ -141,13 +150,24 @@ def _infra_or_pair(cell: Cell, stage: str, step: Step, pair_status: str) -> Cell
     return _result(cell, status, Failure(stage, message, "uv"), timings={stage: round(step.seconds, 2)})
 
 
+def _retry(ctx: Context, log, label: str, step):
+    """Run a uv step; a network fault is retried with exponential backoff, anything else is final."""
+    for attempt in range(ctx.retries + 1):
+        outcome = step()
+        first: Step = outcome[0]
+        log.write(f"$ {label} (attempt {attempt + 1}, {first.seconds:.1f}s)\n{first.output}\n")
+        log.flush()
+        if first.ok or not is_network_error(first.output) or attempt == ctx.retries or ctx.stop.is_set():
+            return outcome
+        ctx.stop.wait(ctx.backoff * 2**attempt)
+    return outcome
+
+
 def _run_steps(ctx: Context, cell: Cell, work: Path, log) -> CellResult:
-    resolved, lock = ctx.envs.resolve(cell, work)
-    log.write(f"$ uv pip compile ({resolved.seconds:.1f}s)\n{resolved.output}\n")
+    resolved, lock = _retry(ctx, log, "uv pip compile", lambda: ctx.envs.resolve(cell, work))
     if not resolved.ok:
         return _infra_or_pair(cell, "resolve", resolved, "unresolvable")
-    installed, env_dir, reused = ctx.envs.ensure(cell, lock)
-    log.write(f"$ uv venv + pip sync ({installed.seconds:.1f}s, reused={reused})\n{installed.output}\n")
+    installed, env_dir, reused = _retry(ctx, log, "uv venv + pip sync", lambda: ctx.envs.ensure(cell, lock))
     log.flush()
     timings = {"resolve": round(resolved.seconds, 2), "install": round(installed.seconds, 2)}
     if not installed.ok:
@@ -155,6 +175,8 @@ def _run_steps(ctx: Context, cell: Cell, work: Path, log) -> CellResult:
     suite_start = time.perf_counter()
     obs, timeout = run_suite(ctx, cell, env_dir, log)
     timings["suite"] = round(time.perf_counter() - suite_start, 2)
+    if timeout == INTERRUPTED:  # not the pair's fault: an error, never cached, rerun resumes it
+        return _result(cell, "error", Failure("interrupted", timeout), timings=timings)
     if timeout:
         return _result(cell, "incompatible", Failure("timeout", timeout), timings=timings)
     if obs is None:
@@ -180,9 +202,13 @@ def _run_steps(ctx: Context, cell: Cell, work: Path, log) -> CellResult:
 
 
 def run_all(ctx: Context, cells: list[Cell], jobs: int, reporter: Reporter) -> list[CellResult]:
-    """Run cells (cached ones are read back), `jobs` at a time; results in plan order."""
+    """Run cells (cached ones are read back), `jobs` at a time; results in plan order.
 
-    def one(cell: Cell) -> CellResult:
+    After `ctx.stop` is set, running cells are recorded as interrupted and
+    unstarted ones are left out, so a rerun resumes where this one stopped.
+    """
+
+    def one(cell: Cell) -> CellResult | None:
         key = cache_key(cell, ctx.settings, ctx.suite)
         cached_path = ctx.cache_dir / f"{key}.json"
         cached = None if ctx.fresh else read_result(cached_path)
@@ -190,6 +216,8 @@ def run_all(ctx: Context, cells: list[Cell], jobs: int, reporter: Reporter) -> l
             reporter.finished(cell, cached, cached=True)
             write_json(ctx.out / "cells" / f"{cell.id}.json", cached.serialize())
             return cached
+        if ctx.stop.is_set():
+            return None  # never started: the next run picks it up
         reporter.starting(cell)
         result = replace(run_cell(ctx, cell), cache_key=key)
         write_json(ctx.out / "cells" / f"{cell.id}.json", result.serialize())
@@ -200,4 +228,4 @@ def run_all(ctx: Context, cells: list[Cell], jobs: int, reporter: Reporter) -> l
         return result
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(one, cells))
+        return [r for r in pool.map(one, cells) if r is not None]

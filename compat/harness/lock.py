@@ -1,0 +1,33 @@
+"""One run per results directory: a second run refuses instead of interleaving writes."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class LockedError(RuntimeError):
+    pass
+
+
+@contextmanager
+def exclusive(directory: Path) -> Iterator[None]:
+    """Hold `directory/.compat.lock` for the run; the kernel releases it if we die."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / ".compat.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise LockedError(f"{directory}: another compat run (pid {holder}) is using this results directory; "
+                              "wait for it to finish or use a different --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,155 @@
+"""Bad input, interruption, concurrency and network faults, through the real CLI.
+
+uv is replaced by tests/unit/fake_uv.py (COMPAT_UV) except in the network
+test, which points real uv at an index on a closed local port.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from compat.harness import run
+from compat.harness.config import Settings
+from compat.harness.envs import Envs
+from compat.harness.plan import Cell
+
+REPO = Path(__file__).parents[2]
+MATRIX = """
+[settings]
+python = "3.11"
+cell_timeout = 60
+[profiles.default]
+[[profiles.default.grid]]
+trl = ["0.12.*", "1.0.0"]
+transformers = ["4.46.3"]
+"""
+
+
+def listing(*versions: str) -> dict:
+    return {"files": [{"filename": f"x-{v}.tar.gz", "upload-time": "2025-01-01T00:00:00Z"} for v in versions]}
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    (tmp_path / "matrix.toml").write_text(MATRIX)
+    idx = tmp_path / ".compat" / "index"
+    idx.mkdir(parents=True)
+    (idx / "trl.json").write_text(json.dumps(listing("0.12.0", "0.12.2", "1.0.0")))
+    (idx / "transformers.json").write_text(json.dumps(listing("4.46.3", "5.0.0")))
+    uv = tmp_path / "uv"
+    uv.write_text(f"#!/bin/sh\nexec {sys.executable} {REPO / 'tests' / 'unit' / 'fake_uv.py'} \"$@\"\n")
+    uv.chmod(0o755)
+    return tmp_path
+
+
+def compat(project: Path, *args: str, sleep: float = 0, wait: bool = True, **env: str):
+    environ = {**os.environ, "PYTHONPATH": str(REPO), "COMPAT_UV": str(project / "uv"), "FAKE_CELL_SLEEP": str(sleep), **env}
+    cmd = [sys.executable, "-m", "compat", *args, "--config", str(project / "matrix.toml")]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=REPO, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, cwd=REPO, env=environ, capture_output=True, text=True, timeout=120)
+
+
+def test_fake_run_writes_reports(project):
+    proc = compat(project, "matrix", "--out", str(project / "out"))
+    assert proc.returncode == 0, proc.stderr
+    cells = json.loads((project / "out" / "compat.json").read_text())["cells"]
+    assert [(c["trl"], c["status"]) for c in cells] == [("0.12.2", "compatible"), ("1.0.0", "compatible")]
+
+
+BAD = [
+    ("syntax", lambda p: (p / "matrix.toml").write_text("[settings\n"), [], "TOML syntax error"),
+    ("unknown key", lambda p: (p / "matrix.toml").write_text(MATRIX + "\n[extra]\n"), [], "unknown key 'extra'"),
+    ("bad specifier", lambda p: (p / "matrix.toml").write_text(MATRIX.replace('"0.12.*"', '"=>0.12"')), [], "invalid version specifier '=>0.12'"),
+    ("missing version", lambda p: (p / "matrix.toml").write_text(MATRIX.replace('"1.0.0"', '"1.0.7"')), [], "version 1.0.7 does not exist"),
+    ("empty axis", lambda p: (p / "matrix.toml").write_text(MATRIX.replace('["4.46.3"]', "[]")), [], "axis is empty"),
+    ("python", lambda p: (p / "matrix.toml").write_text(MATRIX.replace('"3.11"', '"3.2"')), [], "Python 3.2 is not available"),
+    ("profile", lambda p: None, ["--profile", "nightly"], "unknown profile 'nightly'"),
+    ("only", lambda p: None, ["--only", "trl=0.12.2"], "--only 'trl=0.12.2': expected 'trl==A,transformers==B'"),
+    ("shard", lambda p: None, ["--shard", "3/2"], "--shard '3/2'"),
+    ("unwritable", lambda p: None, ["--out", "/proc/version/out"], "results directory is not writable"),
+]
+
+
+@pytest.mark.parametrize(("name", "prepare", "extra", "needle"), BAD, ids=[b[0] for b in BAD])
+def test_bad_input_exits_2_with_one_clear_line_and_keeps_results(project, name, prepare, extra, needle):
+    out = project / "out"
+    good = compat(project, "matrix", "--out", str(out))
+    assert good.returncode == 0
+    before = (out / "compat.json").read_bytes()
+    prepare(project)
+    args = ["matrix", "--out", str(out), *extra] if "--out" not in extra else ["matrix", *extra]
+    proc = compat(project, *args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], lines
+    assert (out / "compat.json").read_bytes() == before
+
+
+def test_sigterm_keeps_finished_cells_records_running_and_rerun_resumes(project):
+    out = project / "out"
+    proc = compat(project, "matrix", "--out", str(out), "-j", "1", sleep=3, wait=False)
+    deadline = time.time() + 60
+    while not (out / "cells" / "trl0.12.2-tf4.46.3.json").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # the second cell is now running
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    cells = {c["trl"]: c for c in json.loads((out / "compat.json").read_text())["cells"]}
+    assert cells["0.12.2"]["status"] == "compatible"
+    assert cells["1.0.0"]["status"] == "error" and cells["1.0.0"]["failure"]["stage"] == "interrupted"
+    rerun = compat(project, "matrix", "--out", str(out))
+    assert rerun.returncode == 0
+    assert "trl0.12.2-tf4.46.3: compatible (cached)" in rerun.stderr
+    assert "start trl1.0.0-tf4.46.3" in rerun.stderr and "start trl0.12.2" not in rerun.stderr
+
+
+def test_second_run_on_same_results_dir_refuses(project):
+    out = project / "out"
+    first = compat(project, "matrix", "--out", str(out), "--fresh", sleep=4, wait=False)
+    deadline = time.time() + 30
+    while not (out / ".compat.lock").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    second = compat(project, "matrix", "--out", str(out))
+    assert second.returncode == 2
+    assert "another compat run" in second.stderr and str(first.pid) in second.stderr
+    first.communicate(timeout=60)
+    assert first.returncode == 0
+
+
+def test_corrupt_cached_result_is_rerun_not_trusted(project):
+    out = project / "out"
+    assert compat(project, "matrix", "--out", str(out)).returncode == 0
+    for p in (project / ".compat" / "results").glob("*.json"):
+        p.write_text(p.read_text()[:30])  # truncated mid-write
+    again = compat(project, "matrix", "--out", str(out))
+    assert again.returncode == 0 and again.stderr.count("start ") == 2
+
+
+def test_unreachable_index_is_error_with_retries_never_incompatible(tmp_path, monkeypatch):
+    """Real uv against an index URL on a closed local port."""
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    monkeypatch.delenv("COMPAT_UV", raising=False)
+    settings = Settings()
+    ctx = run.Context(root=tmp_path, out=tmp_path / "out", settings=settings, envs=Envs(tmp_path / "envs", settings),
+                      cache_dir=tmp_path / "cache", suite="s", retries=2, backoff=0.01)
+    cells = [Cell(Version("0.12.2"), Version("4.46.3")), Cell(Version("1.0.0"), Version("4.46.3"))]
+    results = run.run_all(ctx, cells, 1, run.Reporter(2, io.StringIO()))
+    assert [r.status for r in results] == ["error", "error"]  # both tried: one fault doesn't stop the others
+    assert all(r.failure.stage == "resolve" and "127.0.0.1:9" in r.failure.message for r in results)
+    log = (tmp_path / "out" / results[0].log).read_text()
+    assert "attempt 3" in log
+    assert not list((tmp_path / "cache").glob("*.json"))
