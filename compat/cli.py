@@ -43,7 +43,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _plan(args: argparse.Namespace) -> tuple[cfg.MatrixConfig, list[plan.Cell]]:
     config = cfg.load(args.config)
     shard = plan.parse_shard(args.shard) if args.shard else None
-    cells = plan.plan(config, args.profile, _lister(args.config.resolve().parent), args.only, shard)
+    cells = plan.plan(config, args.profile, _lister(args.config.resolve().parent), args.only, shard,
+                      force=getattr(args, "force", False))
     return config, cells
 
 
@@ -147,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(m)
     m.add_argument("--out", type=Path, default=Path("reports"))
     m.add_argument("--fresh", action="store_true", help="ignore cached results (environments are still reused)")
+    m.add_argument("--force", action="store_true",
+                   help="install each pair even where TRL's metadata forbids it (uv overrides), to test the metadata")
     m.add_argument("-j", "--jobs", type=int, default=0, help="cells at once (default: fits cores and memory)")
     m.set_defaults(func=cmd_matrix)
     ls = sub.add_parser("list", help="print the cells a profile expands to")

@@ -66,6 +66,7 @@ class Grid:
 
     trl: tuple[Selector, ...]
     transformers: tuple[Selector, ...]
+    resolutions: tuple[str, ...] | None = None  # None: settings.resolution
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,13 @@ class Settings:
     resolutions: tuple[str, ...] = ("latest",)
     cell_timeout: float = 900.0
     cell_requirements: tuple[str, ...] = ("pytest==8.4.2",)
+    # as-of-release resolves everything as of the pair's release date except
+    # these: the one torch every cell shares, its own requirements, and the
+    # in-cell test runner.
+    as_of_release_exempt: tuple[str, ...] = (
+        "torch", "setuptools", "sympy", "mpmath", "networkx", "jinja2", "markupsafe",
+        "fsspec", "filelock", "typing-extensions", "pytest",
+    )
 
 
 @dataclass(frozen=True)
@@ -101,10 +109,10 @@ class MatrixConfig:
 
 
 _TOP = {"settings", "torch", "profiles"}
-_SETTINGS = {"python", "resolution", "cell_timeout", "cell_requirements"}
+_SETTINGS = {"python", "resolution", "cell_timeout", "cell_requirements", "as_of_release_exempt"}
 _TORCH = {"version", "index_url"}
 _PROFILE = {"description", "grid", "pick"}
-_GRID = {"trl", "transformers", "pick"}
+_GRID = {"trl", "transformers", "pick", "resolution"}
 
 
 def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -121,17 +129,23 @@ def _axis(raw: Any, where: str, pick: str) -> tuple[Selector, ...]:
     return tuple(Selector.parse(item, f"{where}[{i}]", pick) for i, item in enumerate(raw))
 
 
+def _resolutions(raw: Any, where: str) -> tuple[str, ...]:
+    modes = (raw,) if isinstance(raw, str) else tuple(raw) if isinstance(raw, list) else ()
+    if not modes:
+        raise ConfigError(f"{where}: expected a mode or a list of modes ({', '.join(RESOLUTIONS)})")
+    for r in modes:
+        if r not in RESOLUTIONS:
+            raise ConfigError(f"{where}: unknown mode {r!r}; one of {', '.join(RESOLUTIONS)}")
+    return modes
+
+
 def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
     _check_keys(data, _TOP, str(path))
     s = data.get("settings", {})
     _check_keys(s, _SETTINGS, f"{path}: [settings]")
     t = data.get("torch", {})
     _check_keys(t, _TORCH, f"{path}: [torch]")
-    res = s.get("resolution", ["latest"])
-    res = (res,) if isinstance(res, str) else tuple(res)
-    for r in res:
-        if r not in RESOLUTIONS:
-            raise ConfigError(f"{path}: settings.resolution: unknown mode {r!r}; one of {', '.join(RESOLUTIONS)}")
+    res = _resolutions(s.get("resolution", ["latest"]), f"{path}: settings.resolution")
     torch = str(t.get("version", "2.13.0"))
     try:
         Version(torch)
@@ -144,6 +158,7 @@ def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
         resolutions=res,
         cell_timeout=float(s.get("cell_timeout", 900)),
         cell_requirements=tuple(s.get("cell_requirements", Settings.cell_requirements)),
+        as_of_release_exempt=tuple(s.get("as_of_release_exempt", Settings.as_of_release_exempt)),
     )
     profiles: dict[str, Profile] = {}
     raw_profiles = data.get("profiles", {})
@@ -164,7 +179,8 @@ def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
             for axis in ("trl", "transformers"):
                 if axis not in g:
                     raise ConfigError(f"{gw}: missing axis {axis!r}")
-            grids.append(Grid(_axis(g["trl"], f"{gw}.trl", gpick), _axis(g["transformers"], f"{gw}.transformers", gpick)))
+            gres = _resolutions(g["resolution"], f"{gw}.resolution") if "resolution" in g else None
+            grids.append(Grid(_axis(g["trl"], f"{gw}.trl", gpick), _axis(g["transformers"], f"{gw}.transformers", gpick), gres))
         profiles[name] = Profile(name, str(body.get("description", "")), tuple(grids))
     return MatrixConfig(path, settings, profiles)
 

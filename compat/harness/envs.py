@@ -7,6 +7,7 @@ uv ignores pip's configuration, so pip's index settings are passed through.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import re
@@ -98,6 +99,55 @@ def requirements(cell: Cell, settings: Settings) -> str:
     return "\n".join(lines + list(settings.cell_requirements)) + "\n"
 
 
+def resolution_args(cell: Cell, settings: Settings, workdir: Path) -> list[str]:
+    """as-of-release: --exclude-newer at the pair's release; --force: uv overrides beat metadata."""
+    args: list[str] = []
+    if cell.resolution == "as-of-release":
+        if not cell.released:
+            raise EnvError(f"{cell.id}: the index gave no upload time, so as-of-release cannot be resolved")
+        args += ["--exclude-newer", as_of(cell.released)]
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for name in settings.as_of_release_exempt:
+            args += ["--exclude-newer-package", f"{name}={now}"]
+    if cell.forced:
+        overrides = workdir / "overrides.txt"
+        overrides.write_text(f"trl=={cell.trl}\ntransformers=={cell.transformers}\n")
+        args += ["--override", str(overrides)]
+    return args
+
+
+def as_of(uploaded: str) -> str:
+    """A day after the later upload: same-day patch releases of dependencies still count."""
+    stamp = datetime.datetime.fromisoformat(uploaded.replace("Z", "+00:00"))
+    return (stamp + datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def declared_in_env(env: Path, dist: str = "trl", wants: str = "transformers") -> str | None:
+    """What `dist`'s installed metadata requires of `wants` (read from disk, nothing imported)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    for meta in env.glob(f"lib/python*/site-packages/{dist}-*.dist-info/METADATA"):
+        for line in meta.read_text(errors="replace").splitlines():
+            if not line.startswith("Requires-Dist:"):
+                continue
+            try:
+                req = Requirement(line.split(":", 1)[1].strip())
+            except InvalidRequirement:
+                continue
+            if req.name.lower() == wants and (req.marker is None or "extra" not in str(req.marker)):
+                return str(req.specifier) or ""
+    return None
+
+
+_DEPENDS = re.compile(r"trl[^\s]* depends on transformers([<>=!~][^\s]*?)(?:\s|,? and|$)")
+
+
+def declared_in_message(message: str) -> str | None:
+    """The requirement uv names when it refuses a pair ("trl==0.12.0 depends on transformers>=4.46.0")."""
+    m = _DEPENDS.search(message)
+    return m.group(1).rstrip(".,") if m else None
+
+
 @dataclass(frozen=True)
 class Envs:
     """Where cell environments live and how uv is called."""
@@ -116,13 +166,13 @@ class Envs:
         if not step.ok:
             raise EnvError(f"matrix.toml settings.python: Python {self.settings.python} is not available here: {first_error_line(step.output)}")
 
-    def resolve(self, cell: Cell, workdir: Path, extra: list[str] | None = None) -> tuple[Step, Path]:
+    def resolve(self, cell: Cell, workdir: Path) -> tuple[Step, Path]:
         """`uv pip compile`: the resolver's verdict in seconds, without installing."""
         workdir.mkdir(parents=True, exist_ok=True)
         req, lock = workdir / "requirements.in", workdir / "requirements.txt"
         req.write_text(requirements(cell, self.settings))
         cmd = self._uv("pip", "compile", "--quiet", *self._python(), *index_args(self.settings), str(req), "-o", str(lock))
-        return _run(cmd + (extra or []), 300), lock
+        return _run(cmd + resolution_args(cell, self.settings, workdir), 300), lock
 
     def ensure(self, cell: Cell, lock: Path) -> tuple[Step, Path, bool]:
         """A venv matching the lock; reused untouched while the lock is unchanged."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from packaging.version import InvalidVersion, Version
 
@@ -21,11 +21,17 @@ class Cell:
     trl: Version
     transformers: Version
     resolution: str = "latest"
+    forced: bool = False  # run even where TRL's metadata forbids the pair (uv overrides)
+    # Facts from the index, not identity: the pair's release time (the later of
+    # the two uploads; as-of-release resolves against it) and which are yanked.
+    released: str = field(default="", compare=False)
+    yanked: tuple[str, ...] = field(default=(), compare=False)
+    declared: str | None = field(default=None, compare=False)  # TRL's Requires-Dist on transformers
 
     @property
     def id(self) -> str:
         suffix = "" if self.resolution == "latest" else f"-{self.resolution}"
-        return f"trl{self.trl}-tf{self.transformers}{suffix}"
+        return f"trl{self.trl}-tf{self.transformers}{suffix}{'-forced' if self.forced else ''}"
 
     @property
     def only(self) -> str:
@@ -54,7 +60,7 @@ def select(selector: Selector, releases: Sequence[Release], where: str) -> list[
 
 
 def expand(profile: Profile, lister: Lister, resolutions: Iterable[str]) -> list[Cell]:
-    pairs: set[tuple[Version, Version]] = set()
+    cells: set[Cell] = set()
     for gi, grid in enumerate(profile.grids):
         axes = []
         for name, sels in (("trl", grid.trl), ("transformers", grid.transformers)):
@@ -63,8 +69,9 @@ def expand(profile: Profile, lister: Lister, resolutions: Iterable[str]) -> list
             for si, sel in enumerate(sels):
                 chosen.update(select(sel, releases, f"profiles.{profile.name}.grid[{gi}].{name}[{si}]"))
             axes.append(sorted(chosen))
-        pairs.update((a, b) for a in axes[0] for b in axes[1])
-    return sorted(Cell(a, b, r) for a, b in pairs for r in resolutions)
+        modes = grid.resolutions or tuple(resolutions)
+        cells.update(Cell(a, b, r) for a in axes[0] for b in axes[1] for r in modes)
+    return sorted(cells)
 
 
 _ONLY = re.compile(r"^\s*trl\s*==\s*(?P<trl>[^,\s]+)\s*,\s*transformers\s*==\s*(?P<tf>[^,\s]+)\s*$")
@@ -81,12 +88,25 @@ def parse_only(text: str) -> tuple[Version, Version]:
         raise ConfigError(f"--only {text!r}: {exc}") from None
 
 
+def with_index_facts(cell: Cell, lister: Lister) -> Cell:
+    """Attach release time and yanked flags from the index listing."""
+    times, yanked = [], []
+    for name, version in (("trl", cell.trl), ("transformers", cell.transformers)):
+        for r in lister(name):
+            if r.version == version:
+                times.append(r.uploaded)
+                if r.yanked:
+                    yanked.append(name)
+    return replace(cell, released=max(times, default=""), yanked=tuple(yanked))
+
+
 def plan(
     config: MatrixConfig,
     profile: str,
     lister: Lister,
     only: Sequence[str] = (),
     shard: tuple[int, int] | None = None,
+    force: bool = False,
 ) -> list[Cell]:
     """The cells to run: a profile's, or exactly the `--only` pairs (checked against the index)."""
     resolutions = config.settings.resolutions
@@ -104,7 +124,7 @@ def plan(
     if shard is not None:
         i, n = shard
         out = [c for k, c in enumerate(out) if k % n == i - 1]
-    return out
+    return [with_index_facts(replace(c, forced=force), lister) for c in out]
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ class Failure:
     stage: str
     message: str
     raised_by: str | None = None
+    # Broken by a third-party dependency that moved under the pair (e.g. today's
+    # pyarrow under an old datasets), not by trl/transformers themselves.
+    drift: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,11 +49,24 @@ class CellResult:
     timings: dict[str, float] = field(default_factory=dict, hash=False)
     cache_key: str = ""
     log: str | None = None
+    forced: bool = False  # run with uv overrides although TRL's metadata forbids the pair
+    yanked: tuple[str, ...] = ()  # which of trl/transformers is a yanked release
+    declared: str | None = None  # what TRL's metadata requires of transformers
+    released: str = ""  # the later upload time of the two releases
+
+    @property
+    def declared_ok(self) -> bool | None:
+        """Does TRL's own metadata allow this transformers? None when unknown."""
+        if self.declared is None:
+            return None
+        from packaging.specifiers import SpecifierSet
+
+        return SpecifierSet(self.declared).contains(self.transformers, prereleases=True)
 
     @property
     def id(self) -> str:
         suffix = "" if self.resolution == "latest" else f"-{self.resolution}"
-        return f"trl{self.trl}-tf{self.transformers}{suffix}"
+        return f"trl{self.trl}-tf{self.transformers}{suffix}{'-forced' if self.forced else ''}"
 
     @property
     def failed(self) -> bool:
@@ -79,6 +96,7 @@ class CellResult:
         fail = data.get("failure")
         data["failure"] = Failure(**fail) if fail else None
         data["warnings"] = tuple(data.get("warnings") or ())
+        data["yanked"] = tuple(data.get("yanked") or ())
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -102,10 +120,26 @@ def read_result(path: Path) -> CellResult | None:
 _ORDER = {s: i for i, s in enumerate(("import", "construct", "format", "train"))}
 
 
+_PAIR = ("trl", "transformers")
+_MISSING = re.compile(r"No module named '([\w.]+)'")
+
+
+def is_drift(stage: str, message: str, raised_by: str | None) -> bool:
+    """An import failure raised inside a third-party package, or a missing third-party module."""
+    if stage != "import":
+        return False
+    missing = _MISSING.search(message)
+    if missing:
+        return missing.group(1).split(".")[0] not in (*_PAIR, "torch", "compat")
+    top = (raised_by or "").split(".")[0]
+    return bool(top) and top not in _PAIR
+
+
 def _first_failure(failures: dict[str, dict[str, Any]]) -> Failure | None:
     for stage in sorted(failures, key=lambda s: _ORDER.get(s, 99)):
         f = failures[stage]
-        return Failure(stage, f.get("message", ""), f.get("raised_by"))
+        message, raised_by = f.get("message", ""), f.get("raised_by")
+        return Failure(stage, message, raised_by, is_drift(stage, message, raised_by))
     return None
 
 

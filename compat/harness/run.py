@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .envs import Envs, Step, first_error_line, is_network_error
+from .envs import Envs, Step, declared_in_env, declared_in_message, first_error_line, is_network_error
 from .plan import Cell
 from .results import CellResult, Failure, read_result, verdict, write_json
 
@@ -43,7 +43,8 @@ def suite_hash(root: Path) -> str:
 
 
 def cache_key(cell: Cell, settings: Settings, suite: str) -> str:
-    parts = (str(cell.trl), str(cell.transformers), cell.resolution, settings.python, settings.torch, suite)
+    parts = (str(cell.trl), str(cell.transformers), cell.resolution, settings.python, settings.torch, suite,
+             "forced" if cell.forced else "")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
 
@@ -86,7 +87,8 @@ class Context:
 
 
 def _result(cell: Cell, status: str, failure: Failure | None, **kw: Any) -> CellResult:
-    return CellResult(str(cell.trl), str(cell.transformers), cell.resolution, status, failure=failure, **kw)
+    return CellResult(str(cell.trl), str(cell.transformers), cell.resolution, status, failure=failure,
+                      forced=cell.forced, yanked=cell.yanked, declared=cell.declared, released=cell.released, **kw)
 
 
 def _cell_env(ctx: Context, result_path: Path, hf_home: Path) -> dict[str, str]:
@@ -166,12 +168,14 @@ def _retry(ctx: Context, log, label: str, step):
 def _run_steps(ctx: Context, cell: Cell, work: Path, log) -> CellResult:
     resolved, lock = _retry(ctx, log, "uv pip compile", lambda: ctx.envs.resolve(cell, work))
     if not resolved.ok:
-        return _infra_or_pair(cell, "resolve", resolved, "unresolvable")
+        refused = _infra_or_pair(cell, "resolve", resolved, "unresolvable")
+        return replace(refused, declared=declared_in_message(refused.failure.message) if refused.failure else None)
     installed, env_dir, reused = _retry(ctx, log, "uv venv + pip sync", lambda: ctx.envs.ensure(cell, lock))
     log.flush()
     timings = {"resolve": round(resolved.seconds, 2), "install": round(installed.seconds, 2)}
     if not installed.ok:
         return replace(_infra_or_pair(cell, "install", installed, "incompatible"), timings=timings)
+    cell = replace(cell, declared=declared_in_env(env_dir))
     suite_start = time.perf_counter()
     obs, timeout = run_suite(ctx, cell, env_dir, log)
     timings["suite"] = round(time.perf_counter() - suite_start, 2)
