@@ -141,6 +141,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """The installed pair's measured status; non-zero exit for a pair measured broken."""
+    from . import check
+
+    pair = None
+    if args.pair:
+        trl, tf = plan.parse_only(args.pair)
+        pair = (str(trl), str(tf))
+    try:
+        return check.main(args.findings, args.json, pair)
+    except LookupError as exc:
+        raise cfg.ConfigError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise cfg.ConfigError(f"{args.findings}: cannot read findings: {exc}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m compat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", type=Path, default=Path("kto_compat.py"))
     ex.add_argument("--findings", type=Path, default=Path(__file__).parent / "findings.json")
     ex.set_defaults(func=cmd_export)
+    ck = sub.add_parser("check", help="measured status of the installed trl/transformers pair")
+    ck.add_argument("--json", action="store_true", help="machine-readable output")
+    ck.add_argument("--findings", type=Path, default=None, help="findings file (default: the package's findings.json)")
+    ck.add_argument("--pair", default=None, metavar="trl==A,transformers==B", help="check this pair instead of the installed one")
+    ck.set_defaults(func=cmd_check)
     return parser
 
 

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from compat.harness import findings
+from compat.harness.results import CellResult, Failure
+
+REPO = Path(__file__).parents[2]
+RESULTS = [
+    CellResult("0.12.2", "4.46.3", "latest", "compatible", keyword={"processing_class": "accepted", "tokenizer": "accepted"}, import_path="trl", format_mode="text"),
+    CellResult("0.12.2", "4.45.2", "latest", "incompatible",
+               failure=Failure("construct", "TypeError: Trainer.__init__() got an unexpected keyword argument 'processing_class'", "transformers.trainer.Trainer.__init__")),
+]
+
+
+def run_check(tmp_path: Path, pair: str, *extra: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "findings.json"
+    path.write_text(findings.dumps(findings.build(RESULTS)))
+    return subprocess.run([sys.executable, "-m", "compat", "check", "--findings", str(path), "--pair", pair, *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_broken_pair_exits_nonzero_with_pip_command(tmp_path):
+    proc = run_check(tmp_path, "trl==0.12.2,transformers==4.45.2")
+    assert proc.returncode == 1
+    assert "fails at the 'construct' stage" in proc.stdout and "transformers.trainer.Trainer.__init__" in proc.stdout
+    assert "pip install 'trl==0.12.2' 'transformers==4.46.3'" in proc.stdout
+
+
+def test_compatible_and_unmeasured_and_json(tmp_path):
+    ok = run_check(tmp_path, "trl==0.12.2,transformers==4.46.3")
+    assert ok.returncode == 0 and "processing_class=" in ok.stdout
+    unknown = run_check(tmp_path, "trl==0.15.0,transformers==4.50.0", "--json")
+    data = json.loads(unknown.stdout)
+    assert unknown.returncode == 0 and data["status"] == "unmeasured" and "bind_partial" in data["adapter_plan"]
+    broken = json.loads(run_check(tmp_path, "trl==0.12.2,transformers==4.45.2", "--json").stdout)
+    assert broken["exit_code"] == 1 and broken["broken"]["stage"] == "construct"
