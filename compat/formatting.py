@@ -342,6 +342,26 @@ def _lost(messages: list[Message], text: str) -> str | None:
     return None
 
 
+_PROBE = "kto-compat-probe-{}"
+
+
+def _dropped(tokenizer: Any, prompt: list[Message], completion: list[Message]) -> str | None:
+    """A message the template drops whole. Content checks cannot see this for
+    whitespace-only text (trimming templates legitimately remove it), so render
+    the same roles with a unique marker per message and look for each marker."""
+    n = len(prompt)
+    marked = [{"role": m["role"], "content": _PROBE.format(i)} for i, m in enumerate(prompt + completion)]
+    try:
+        rendered = _split_render(tokenizer, marked[:n], marked[n:])
+    except Exception:  # noqa: BLE001 - the real render succeeded; an odd probe failure proves nothing
+        return None
+    for i, m in enumerate(prompt + completion):
+        side = rendered.prompt if i < n else rendered.completion
+        if _PROBE.format(i) not in side:
+            return f"the whole {m['role']} message {i}"
+    return None
+
+
 def _retag(messages: list[Message], role: str, new_role: str, prefix: str = "") -> list[Message]:
     return _merge_runs(
         [{"role": new_role, "content": prefix + m["content"]} if m["role"] == role else m for m in messages]
@@ -372,7 +392,7 @@ def _fit_template(
         except Exception as exc:  # the template's own errors: jinja, TypeError, IndexError, ...
             problems.append(f"{_type_name(exc)}: {_message_of(exc)}")
             continue
-        lost = _lost(p, rendered.prompt) or _lost(c, rendered.completion)
+        lost = _lost(p, rendered.prompt) or _lost(c, rendered.completion) or _dropped(tokenizer, p, c)
         if lost is None:
             return p, c, rendered
         problems.append(f"the template drops {lost}")
