@@ -169,14 +169,19 @@ def load_kto() -> tuple[type, type]:
 def make_kto_config(**kwargs: Any) -> Any:
     """A KTOConfig from the fields this TRL has: synonyms renamed, unknown fields dropped, each warned once."""
     config_cls, _ = load_kto()
-    fields = {f.name for f in dataclasses.fields(config_cls)}
+    # init=False fields exist on the dataclass but the constructor refuses them.
+    fields = {f.name for f in dataclasses.fields(config_cls) if f.init}
     accepted: dict[str, Any] = {}
     for name, value in kwargs.items():
         if name in fields:
             accepted[name] = value
             continue
         alias = next((n for group in SYNONYMS if name in group for n in group if n != name and n in fields), None)
-        if alias:
+        if alias and alias in kwargs:
+            # Both spellings given: the one this TRL knows was passed explicitly and wins.
+            _warn_once(f"dup:{name}", f"make_kto_config: field {name!r} is called {alias!r} in this TRL and "
+                       f"{alias!r} was also given; dropped {name!r}")
+        elif alias:
             _warn_once(f"rename:{name}", f"make_kto_config: field {name!r} is called {alias!r} in this TRL; passing it as {alias!r}")
             accepted[alias] = value
         else:
@@ -213,13 +218,22 @@ def introspect_keyword(trainer_cls: type, probe: dict[str, Any]) -> str:
     raise TypeError(f"{trainer_cls.__qualname__}.__init__ accepts neither of {KEYWORDS}")
 
 
-def make_kto_trainer(model: Any, ref_model: Any, args: Any, train_dataset: Any, tokenizer: Any,
+def make_kto_trainer(model: Any, ref_model: Any, args: Any, train_dataset: Any, tokenizer: Any = None,
                      eval_dataset: Any = None, **kwargs: Any) -> Any:
-    """Build KTOTrainer with the tokenizer under the keyword measured for this pair; all by keyword."""
+    """Build KTOTrainer with the tokenizer under the keyword measured for this pair; all by keyword.
+
+    The tokenizer may come as ``tokenizer=`` or ``processing_class=`` (scripts
+    of either era); passing both is ambiguous and refused.
+    """
     _, trainer_cls = load_kto()
-    for kw in KEYWORDS:  # a caller may already use either name
+    given = [kw for kw in KEYWORDS if kw in kwargs] + (["tokenizer"] if tokenizer is not None else [])
+    if len(given) > 1:
+        raise TypeError(f"make_kto_trainer: got the tokenizer twice ({' and '.join(sorted(set(given)))}); pass one")
+    for kw in KEYWORDS:  # a caller may already use the new name
         if kw in kwargs:
             tokenizer = kwargs.pop(kw)
+    if tokenizer is None:
+        raise TypeError("make_kto_trainer: missing the tokenizer (tokenizer= or processing_class=)")
     named = {"model": model, "ref_model": ref_model, "args": args, "train_dataset": train_dataset}
     if eval_dataset is not None:
         named["eval_dataset"] = eval_dataset
@@ -234,6 +248,7 @@ def make_kto_trainer(model: Any, ref_model: Any, args: Any, train_dataset: Any, 
 
 def format_dataset(dataset: Any, tokenizer: Any, on_invalid: str = "raise") -> Any:
     """Rows in the form this TRL expects; invalid rows raise ValueError naming the row, or are dropped and counted."""
+    check_pair()  # formatting a large dataset is heavy work too: refuse a broken pair first
     rows = dataset.to_list() if hasattr(dataset, "to_list") else list(dataset)
     mode = lookup("format_mode")
     if mode is None:

@@ -43,7 +43,8 @@ class CellResult:
     format_mode: str | None = None  # "conversational": the trainer applies chat templates itself; "text": pre-render
     formatter: dict[str, dict[str, str]] = field(default_factory=dict, hash=False)
     training: dict[str, Any] | None = field(default=None, hash=False)
-    adapter: str | None = None
+    adapter: str | None = None  # pass|fail: the adapter script trained (compatible) or refused with advice (broken)
+    adapter_outcome: str | None = None  # "trained" | "refused"
     warnings: tuple[dict[str, str], ...] = ()
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict, hash=False)

@@ -200,6 +200,7 @@ def _run_steps(ctx: Context, cell: Cell, work: Path, log) -> CellResult:
         formatter=obs.get("formatter", {}),
         training=obs.get("training"),
         adapter=obs.get("adapter"),
+        adapter_outcome=obs.get("adapter_outcome") or ("trained" if obs.get("adapter") == "pass" else None),
         warnings=tuple(obs.get("warnings", ())),
         timings=timings,
     )

@@ -9,6 +9,7 @@ rejected without that measurement being a test failure.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import os
@@ -43,10 +44,23 @@ _DISTS = ("trl", "transformers", "torch", "accelerate", "datasets", "tokenizers"
 
 
 class Observations:
-    """Write-only view of the cell's observation record."""
+    """The cell's observation record: tests write measurements, later tests may read them.
+
+    Reading exists so a test can act on what earlier modules measured (the
+    adapter test builds findings from this cell's own keyword/import/format
+    measurements) instead of measuring it all again.
+    """
 
     def set(self, key: str, value: Any) -> None:
         _OBS[key] = value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A deep copy of one recorded value, so readers cannot change the record."""
+        return copy.deepcopy(_OBS.get(key, default))
+
+    def snapshot(self) -> dict[str, Any]:
+        """A deep copy of everything recorded so far (the shape the host reads)."""
+        return copy.deepcopy(_OBS)
 
     def merge(self, key: str, sub: str, value: Any) -> None:
         _OBS.setdefault(key, {})[sub] = value
@@ -155,6 +169,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from compat.kto_import import discover_kto_once
 
     discover_kto_once()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run modules that set ``USES_CELL_MEASUREMENTS = True`` last, keeping order otherwise.
+
+    They read what the measuring modules recorded; file names alone would put
+    ``test_adapter.py`` first.
+    """
+    items.sort(key=lambda item: bool(getattr(getattr(item, "module", None), "USES_CELL_MEASUREMENTS", False)))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

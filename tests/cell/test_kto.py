@@ -142,8 +142,8 @@ def supported(config_cls: type, values: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def make_config(config_cls: type, output_dir: Path) -> Any:
-    return config_cls(**supported(config_cls, config_values(output_dir)))
+def make_config(config_cls: type, output_dir: Path, **overrides: Any) -> Any:
+    return config_cls(**supported(config_cls, {**config_values(output_dir), **overrides}))
 
 
 # --------------------------------------------------------------------------- capturing
@@ -245,7 +245,9 @@ class Probe:
     seconds: float = 0.0
 
 
-def build_trainer(kto: KTOImport, keyword: str, tok: Any, dataset: Any, output_dir: Path) -> Any:
+def build_trainer(
+    kto: KTOImport, keyword: str, tok: Any, dataset: Any, output_dir: Path, **config: Any
+) -> Any:
     """KTOTrainer with a fresh seeded policy and an identical reference, all by keyword."""
     from compat.tiny import make_model
 
@@ -253,7 +255,7 @@ def build_trainer(kto: KTOImport, keyword: str, tok: Any, dataset: Any, output_d
     return kto.trainer(
         model=make_model(seed=0, tokenizer=tok),
         ref_model=make_model(seed=0, tokenizer=tok),
-        args=make_config(kto.config, output_dir),
+        args=make_config(kto.config, output_dir, **config),
         train_dataset=dataset,
         **{keyword: tok},
     )
@@ -322,6 +324,69 @@ def test_keyword_probe(kto: KTOImport, probes: dict[str, Probe], observe: Any) -
         assert worst.error is not None
         observe.fail("construct", worst.error, kto.trainer)
         pytest.fail(f"no keyword built a KTOTrainer: {type(worst.error).__name__}: {worst.error}")
+
+
+# --------------------------------------------------------------------------- format mode
+
+MARKER = "<|im_start|>"  # ChatML turn start in compat.tiny's template: present only if templated
+# Roomy limits: the byte-level tokenizer spends one id per byte, and a truncated
+# prompt would read as "content lost" when the trainer did template it.
+ROOMY = {"max_length": 256, "max_prompt_length": 128, "max_completion_length": 128}
+
+
+def prompt_ids_column(columns: list[str]) -> str | None:
+    """The tokenized-prompt column, whatever this TRL calls it (prompt_input_ids, prompt_ids)."""
+    return next((c for c in columns if re.fullmatch(r"prompt_(?:input_)?ids", c)), None)
+
+
+def templating_evidence(trainer: Any, tok: Any, content: str) -> tuple[str, str]:
+    """(format_mode, why) from the trainer's own tokenized dataset.
+
+    The decoded prompt ids must hold both the template's turn marker and the
+    prompt's text: markers without text (lost content) or text without markers
+    (``str(list)`` tokenized, or no templating) both mean the trainer does not
+    do the templating, so scripts must hand it pre-rendered text.
+    """
+    dataset = trainer.train_dataset
+    column = prompt_ids_column(list(dataset.column_names))
+    if column is None:
+        return "text", f"no tokenized prompt column among {dataset.column_names}"
+    decoded = tok.decode([i for i in dataset[0][column] if i >= 0], skip_special_tokens=False)
+    if MARKER in decoded and content in decoded:
+        return "conversational", f"{column} decodes to {decoded[:120]!r}"
+    return "text", f"{column} lacks {'the template markers' if MARKER not in decoded else 'the prompt text'}: {decoded[:120]!r}"
+
+
+def test_format_mode(
+    kto: KTOImport, probes: dict[str, Probe], tokenizer: Any, tmp_path: Path, observe: Any
+) -> None:
+    """Does this pair's KTOTrainer template conversational rows itself? Measured, not looked up.
+
+    ``conversational``: message-list rows may be given as they are;
+    ``text``: the trainer needs rows rendered to text beforehand (it raised,
+    or its tokenized prompt lacks the template or the text). The adapter's
+    ``format_dataset`` reads this fact.
+    """
+    from datasets import Dataset
+
+    from compat.tiny import kto_rows
+
+    keyword = pick_keyword(probes)
+    if keyword is None:
+        pytest.skip("no trainer was built (recorded by test_keyword_probe)")
+    rows = kto_rows(ROWS, conversational=True)
+    content = rows[0]["prompt"][0]["content"]
+    with capture():  # construction chatter is recorded by the keyword probe
+        try:
+            trainer = build_trainer(kto, keyword, tokenizer, Dataset.from_list(rows), tmp_path, **ROOMY)
+        except Exception as exc:  # refusing message lists is the measurement
+            first = str(exc).strip().splitlines()
+            mode, why = "text", f"construction raised {type(exc).__name__}: {first[0][:200] if first else ''}"
+        else:
+            mode, why = templating_evidence(trainer, tokenizer, content)
+    observe.set("format_mode", mode)
+    observe.set("format_mode_evidence", why)
+    assert mode in ("conversational", "text")
 
 
 # --------------------------------------------------------------------------- training
