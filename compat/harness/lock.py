@@ -31,3 +31,16 @@ def exclusive(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def shared_env(path: Path) -> Iterator[None]:
+    """Serialise use of one cell environment across runs with different results
+    directories: a second run waits rather than rebuilding the venv under the first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -21,6 +21,7 @@ from typing import Any
 
 from .config import Settings
 from .envs import Envs, Step, declared_in_env, declared_in_message, first_error_line, is_network_error
+from .lock import shared_env
 from .plan import Cell
 from .results import CellResult, Failure, read_result, verdict, write_json
 
@@ -170,9 +171,13 @@ def _run_steps(ctx: Context, cell: Cell, work: Path, log) -> CellResult:
     if not resolved.ok:
         refused = _infra_or_pair(cell, "resolve", resolved, "unresolvable")
         return replace(refused, declared=declared_in_message(refused.failure.message) if refused.failure else None)
+    with shared_env(ctx.envs.root / cell.id):
+        return _in_env(ctx, cell, lock, log, {"resolve": round(resolved.seconds, 2)})
+
+
+def _in_env(ctx: Context, cell: Cell, lock: Path, log, timings: dict[str, float]) -> CellResult:
     installed, env_dir, reused = _retry(ctx, log, "uv venv + pip sync", lambda: ctx.envs.ensure(cell, lock))
-    log.flush()
-    timings = {"resolve": round(resolved.seconds, 2), "install": round(installed.seconds, 2)}
+    timings["install"] = round(installed.seconds, 2)
     if not installed.ok:
         return replace(_infra_or_pair(cell, "install", installed, "incompatible"), timings=timings)
     cell = replace(cell, declared=declared_in_env(env_dir))
