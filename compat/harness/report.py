@@ -1,7 +1,8 @@
 """Reports: reports/compat.json (the contract) and reports/COMPAT.md (the grid people read).
 
 Every string that came from a cell (errors, versions, metadata) is untrusted
-and escaped before it reaches Markdown.
+and escaped before it reaches Markdown. write() also renders compat.html
+(html.py), junit.xml (junit.py) and, with matplotlib, compat.svg (plot.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -190,10 +192,29 @@ def markdown(results: Sequence[CellResult], meta: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def write(out: Path, results: Sequence[CellResult], meta: dict[str, Any]) -> None:
+def _replace(path: Path, text: str) -> None:
+    """Atomic, like write_json: a reader (or a CI upload) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write(out: Path, results: Sequence[CellResult], meta: dict[str, Any], *, step_summary: bool = False) -> None:
+    """All reports; step_summary also appends the grid to $GITHUB_STEP_SUMMARY (the matrix run asks, tests do not)."""
     meta = {"generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), **meta}
     write_json(out / "compat.json", document(results, meta))
     md = out / "COMPAT.md"
     tmp = md.with_suffix(".md.tmp")
     tmp.write_text(markdown(results, meta))
     tmp.replace(md)
+    from . import html as page, junit, plot  # imported here: they build on this module
+
+    _replace(out / "compat.html", page.render(results, meta))
+    _replace(out / "junit.xml", junit.to_xml(results))
+    if plot.available():
+        _replace(out / "compat.svg", plot.render(results, meta))
+    else:
+        (out / "compat.svg").unlink(missing_ok=True)  # a stale picture would contradict the grid
+        print("compat: matplotlib not installed; skipped compat.svg (pip install 'kto-compat[plot]')", file=sys.stderr)
+    if step_summary:
+        junit.append_step_summary(results, meta)

@@ -1,0 +1,188 @@
+"""The reports for people and CI: compat.html, junit.xml, the job summary and compat.svg.
+
+The point of most of these: text from a cell is untrusted, and must stay inert
+in every output; and the page must hold a 40 x 50 grid.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from compat.harness import html, junit, plot, report
+from compat.harness.results import CellResult, Failure
+
+EVIL = "<script>alert(1)</script> | `rm -rf` </script><!-- & <img src=x onerror=alert(2)>\nsecond line\r\n</SCRIPT >"
+CASES = [f"case{i}@{t}" for i in range(29) for t in ("chatml", "gemma", "llama2", "zephyr")]  # 116, like the suite
+
+
+def formatter(legacy_bad: int = 114) -> dict[str, dict[str, str]]:
+    legacy = {c: ("error:IndexError" if i < legacy_bad else "pass") for i, c in enumerate(CASES)}
+    return {"legacy": legacy, "adapter": dict.fromkeys(CASES, "pass"), "adapter_trl": dict.fromkeys(CASES, "pass")}
+
+
+def cell(trl: str, tf: str, status: str = "compatible", **kw) -> CellResult:
+    defaults = dict(environment={"python": "3.11.7", "torch": "2.13.0+cpu", "trl": trl, "transformers": tf},
+                    keyword={"processing_class": "accepted", "tokenizer": "rejected"},
+                    keyword_raised_by={"tokenizer": "trl.trainer.kto_trainer.KTOTrainer.__init__"},
+                    import_path="trl", formatter=formatter(), seconds=15.2, timings={"resolve": 0.9, "install": 0.7},
+                    training={"device": "cpu", "dtype": "bfloat16", "steps": 3, "losses": [0.5, 0.5003, 0.453],
+                              "seconds": 0.4, "peak_memory_bytes": 43896832})
+    if status != "compatible":
+        defaults.update(training=None, keyword={"processing_class": "untested", "tokenizer": "untested"}, keyword_raised_by={})
+    defaults.update(kw)
+    return CellResult(trl, tf, "latest", status, **defaults)
+
+
+def sample() -> list[CellResult]:
+    return [
+        cell("0.12.2", "4.46.3"),
+        cell("0.11.4", "4.46.3", "incompatible", failure=Failure("import", EVIL, "trl.x.<module>"), import_path=None),
+        cell("0.12.0", "4.45.2", "unresolvable", failure=Failure("resolve", "No solution found: trl==0.12.0 depends on transformers>=4.46.0", "uv"),
+             environment={}, formatter={}, import_path=None),
+        cell("0.14.0", "4.57.6", "incompatible", failure=Failure("train", "TypeError: boom", "trl.KTOTrainer._get_train_sampler"),
+             training={"losses": [float("nan")], "steps": 1}),
+        cell("1.0.0", "4.57.6", "error", failure=Failure("install", "network down", "uv"), formatter={}, import_path=None),
+    ]
+
+
+def data_block(page: str) -> str:
+    opener = '<script type="application/json" id="compat-data">'
+    start = page.index(opener) + len(opener)
+    return page[start:page.index("</script>", start)]
+
+
+def test_untrusted_text_is_inert_in_the_page():
+    page = html.render(sample(), {"profile": EVIL, "platform": "</script><script>alert(3)</script>", "python": "3.11"})
+    block = data_block(page)  # ends at the first </script> after the opener: that must be the real end
+    data = json.loads(block)
+    assert any(c["failure"] and c["failure"]["message"] == EVIL for c in data["cells"])  # kept whole, newlines too
+    assert data["meta"]["profile"] == EVIL
+    assert not re.search(r"[<>&]", block)  # nothing in the block can start a tag or an entity
+    lowered = page.lower()
+    assert "<script>alert" not in lowered and "<img" not in lowered and "<!--" not in lowered
+    assert lowered.count("</script") == 2  # the data block's and the page script's, nothing injected
+    assert "innerHTML" not in page and "insertAdjacentHTML" not in page and "document.write" not in page
+    assert "http://" not in page and "https://" not in page  # self-contained: nothing to fetch
+
+
+def test_page_csp_admits_exactly_its_own_script_and_style():
+    page = html.render(sample(), {})
+    digest = lambda s: "sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()  # noqa: E731
+    script = re.search(r"<script>(.*?)</script>", page, re.S).group(1)
+    style = re.search(r"<style>(.*?)</style>", page, re.S).group(1)
+    csp = re.search(r'Content-Security-Policy" content="([^"]+)"', page).group(1)
+    assert f"script-src '{digest(script)}'" in csp and f"style-src '{digest(style)}'" in csp
+    assert "default-src 'none'" in csp
+
+
+def test_page_data_survives_nan_losses_and_orders_versions():
+    data = html.page_data(sample() + [cell("0.9.6", "4.46.3"), cell("0.12.2", "4.100.0")], {})
+    json.dumps(data, allow_nan=False)  # JSON.parse would reject NaN
+    (latest,) = data["sections"]
+    assert latest["trls"] == ["0.9.6", "0.11.4", "0.12.0", "0.12.2", "0.14.0", "1.0.0"]
+    assert latest["tfs"][-1] == "4.100.0"
+    assert len(data["cells"]) == 7 and len(data["cases"]) == len(CASES) and len(data["caseSets"]) == 1
+    assert len(data["fmts"]) == 2  # the legacy table and the all-pass one, shared by every cell
+
+
+def big_grid() -> list[CellResult]:
+    statuses = ("compatible", "compatible", "incompatible", "unresolvable")
+    out = []
+    for i in range(40):
+        for j in range(50):
+            status = statuses[(i + j) % 4]
+            failure = None if status == "compatible" else Failure("construct", f"TypeError: cell {i},{j}", "x.Y.__init__")
+            out.append(cell(f"0.{i}.0", f"4.{j}.0", status, failure=failure))
+    return out
+
+
+def test_page_holds_a_40_by_50_grid():
+    results = big_grid()
+    start = time.perf_counter()
+    page = html.render(results, {"profile": "full"})
+    elapsed = time.perf_counter() - start
+    data = json.loads(data_block(page))
+    assert len(data["cells"]) == 2000
+    assert (len(data["sections"][0]["trls"]), len(data["sections"][0]["tfs"])) == (40, 50)
+    assert elapsed < 10, f"rendering 2000 cells took {elapsed:.1f}s"
+    assert len(page) < 5_000_000, f"{len(page)} bytes: formatter outcomes are not being interned"
+
+
+def parse(xml: str) -> ET.Element:
+    return ET.fromstring(xml.encode("utf-8"))
+
+
+def case_of(root: ET.Element, suite: str, name: str) -> ET.Element:
+    (case,) = root.findall(f"./testsuite[@name='{suite}']/testcase[@name='{name}']")
+    return case
+
+
+def test_junit_keeps_untrusted_text_and_stays_parseable():
+    nasty = EVIL + "\x1b[31m\x00 colour codes"
+    results = sample() + [cell("0.13.0", "4.46.3", "incompatible", failure=Failure("construct", nasty, "a.B.__init__"))]
+    root = parse(junit.to_xml(results))
+    failure = case_of(root, "trl0.11.4-tf4.46.3", "import").find("failure")
+    assert failure.get("message") == EVIL.splitlines()[0] and failure.get("type") == "import"
+    assert failure.text == EVIL.replace("\r\n", "\n") + "\nraised by: trl.x.<module>"  # every character back
+    odd = case_of(root, "trl0.13.0-tf4.46.3", "construct").find("failure").text
+    assert "\x1b" not in odd and "\x00" not in odd and "colour codes" in odd
+
+
+def test_junit_outcomes_follow_what_ci_readers_expect():
+    root = parse(junit.to_xml(sample()))
+    ok = "trl0.12.2-tf4.46.3"
+    assert [c.get("name") for c in root.find(f"./testsuite[@name='{ok}']").iter("testcase")] == [
+        "resolve", "install", "import", "keyword[processing_class]", "keyword[tokenizer]", "construct", "format",
+        "formatter[adapter]", "formatter[adapter_trl]", "training", "adapter"]  # legacy is characterised, not asserted
+    assert len(case_of(root, ok, "training")) == 0  # passed
+    rejected = case_of(root, ok, "keyword[tokenizer]").find("failure")
+    assert rejected.get("type") == "rejected" and "KTOTrainer.__init__" in rejected.get("message")
+    unresolvable = "trl0.12.0-tf4.45.2"
+    assert case_of(root, unresolvable, "resolve").find("failure").get("type") == "unresolvable"
+    assert case_of(root, unresolvable, "training").find("skipped") is not None
+    assert case_of(root, "trl1.0.0-tf4.57.6", "install").find("error").get("type") == "harness"
+    assert case_of(root, "trl0.14.0-tf4.57.6", "training").find("failure").get("message") == "TypeError: boom"
+    for suite in root:
+        assert suite.find("./testcase/failure") is not None or suite.find("./testcase/error") is not None \
+            or suite.get("name") == ok  # every failing cell is red, never only skipped
+    assert int(root.get("tests")) == sum(len(s.findall("testcase")) for s in root)
+
+
+def test_step_summary_appends_only_under_github_actions(tmp_path):
+    results = sample()
+    assert junit.append_step_summary(results, {"profile": "default"}, environ={}) is None
+    target = tmp_path / "summary.md"
+    target.write_text("earlier step\n")
+    for _ in range(2):
+        junit.append_step_summary(results, {"profile": "default"}, environ={"GITHUB_STEP_SUMMARY": str(target)})
+    text = target.read_text()
+    assert text.startswith("earlier step\n") and text.count("## KTO compatibility") == 2
+    assert "| **0.12.2** |" in text and "<script>" not in text
+
+
+def test_write_produces_every_report_and_skips_the_svg_without_matplotlib(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.setattr(plot, "available", lambda: False)
+    (tmp_path / "compat.svg").write_text("stale")
+    report.write(tmp_path, sample(), {"profile": "default"})
+    for name in ("compat.json", "COMPAT.md", "compat.html", "junit.xml"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert not (tmp_path / "compat.svg").exists()
+    assert "skipped compat.svg" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_svg_draws_every_cell_deterministically():
+    pytest.importorskip("matplotlib")
+    results = sample() + [cell("$x$", "4.46.3", failure=None)]  # math markup in untrusted text stays literal
+    svg = plot.render(results, {"profile": "default", "generated": "2026-01-01T00:00:00Z"})
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert svg == plot.render(results, {"profile": "default", "generated": "2026-01-01T00:00:00Z"})
+    assert plot.label(results[0]) == "✓ processing_class" and plot.label(results[1]) == "✗ import"
