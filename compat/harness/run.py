@@ -25,11 +25,16 @@ from .lock import shared_env
 from .plan import Cell
 from .results import CellResult, Failure, read_result, verdict, write_json
 
-# Files whose change must rerun every cell. findings.json is left out on purpose:
-# it is generated *from* results, and hashing it would make every regeneration
-# invalidate the results it came from.
-_SUITE_GLOBS = ("tests/cell/**/*.py", "compat/*.py", "compat/data/*")
-_SUITE_EXCLUDE = {"compat/findings.json", "compat/cli.py", "compat/__main__.py"}
+# Files whose change must rerun every cell: the in-cell suite and the code it
+# imports. Host-only modules (cli, reports, memory, ...) are left out so editing
+# them keeps results; findings.json is left out on purpose too: it is generated
+# *from* results, and hashing it would invalidate the results it came from.
+_SUITE_GLOBS = (
+    "tests/cell/**/*.py", "compat/__init__.py", "compat/adapter.py", "compat/formatting.py", "compat/kto_import.py",
+    "compat/tiny.py", "compat/cases.py", "compat/templates.py", "compat/examples/*.py", "compat/data/*",
+    "compat/harness/export.py", "compat/harness/findings.py", "compat/harness/results.py",
+)
+_SUITE_EXCLUDE = {"compat/findings.json"}
 
 
 def suite_hash(root: Path) -> str:
