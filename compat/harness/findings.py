@@ -73,23 +73,48 @@ def _fact(results: Sequence[CellResult], pick: Callable[[CellResult], Any]) -> l
 
 
 def _broken(r: CellResult) -> dict[str, Any] | None:
-    if r.status not in ("incompatible", "unresolvable") or r.failure is None:
+    # Drift breaks an environment, not the pair: a user whose dependencies did
+    # not drift must not be refused, so drift is reported but never "broken".
+    if r.status not in ("incompatible", "unresolvable") or r.failure is None or r.failure.drift:
         return None
     return {"status": r.status, "stage": r.failure.stage, "message": r.failure.message.splitlines()[0][:300],
             "raised_by": r.failure.raised_by}
 
 
+def _drift(r: CellResult) -> dict[str, Any] | None:
+    if r.failure is None or not r.failure.drift:
+        return None
+    return {"stage": r.failure.stage, "message": r.failure.message.splitlines()[0][:300], "resolution": r.resolution}
+
+
+def representative(results: Sequence[CellResult]) -> list[CellResult]:
+    """One result per pair: a resolution that trains wins (the pair works when its
+    dependencies are right), then a failure about the pair itself over drift,
+    then today's `latest` resolution. Forced runs test metadata, not installs."""
+
+    def score(r: CellResult) -> tuple[bool, ...]:
+        return (r.status != "compatible", bool(r.failure and r.failure.drift), r.status == "error", r.resolution != "latest")
+
+    best: dict[tuple[str, str], CellResult] = {}
+    for r in results:
+        key = (r.trl, r.transformers)
+        if not r.forced and (key not in best or score(r) < score(best[key])):
+            best[key] = r
+    return list(best.values())
+
+
 def build(results: Sequence[CellResult]) -> dict[str, Any]:
-    latest = [r for r in results if r.resolution == "latest"] or list(results)
-    ok = [r for r in latest if r.status == "compatible"]
+    chosen = representative(results)
+    ok = [r for r in chosen if r.status == "compatible"]
     return {
         "schema_version": FINDINGS_SCHEMA,
-        "generated_from": {"cells": len(latest), "compatible": len(ok)},
+        "generated_from": {"cells": len(results), "pairs": len(chosen), "compatible": len(ok)},
         "facts": {
             "keyword": _fact(ok, lambda r: r.use_keyword()),
             "import_path": _fact(ok, lambda r: r.import_path),
             "format_mode": _fact(ok, lambda r: r.format_mode),
-            "broken": _fact(latest, _broken),
+            "broken": _fact(chosen, _broken),
+            "drift": _fact([r for r in results if not r.forced], _drift),
         },
         "working": sorted([[r.trl, r.transformers] for r in ok], key=lambda p: (Version(p[0]), Version(p[1]))),
     }
