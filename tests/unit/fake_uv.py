@@ -3,6 +3,11 @@
 `pip compile` writes a lock naming the pair; `venv` makes a venv whose
 `bin/python` is a shell script that writes canned cell observations after
 sleeping FAKE_CELL_SLEEP seconds; `python find` succeeds only for 3.11.
+
+Version-dependent observations (for bisect tests), applied at `pip sync`
+from the trl pin in the lock: FAKE_BOUNDARY=V makes trl >= V reject
+`tokenizer`; FAKE_UNTESTED_BELOW=V makes trl < V fail at import (as trl
+0.11.x does without `rich`), leaving both keywords untested.
 """
 
 import json
@@ -14,6 +19,28 @@ from pathlib import Path
 OBS = {"import_path": "trl", "keyword": {"processing_class": "accepted", "tokenizer": "rejected"},
        "training": {"device": "cpu", "dtype": "bfloat16", "steps": 3, "losses": [0.5, 0.49, 0.45]},
        "failures": {}, "warnings": [], "environment": {}, "pytest_exit": 0}
+
+
+def write_python(env: Path, obs: dict) -> None:
+    exe = env / "bin" / "python"
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    exe.write_text(f"#!/bin/sh\nsleep ${{FAKE_CELL_SLEEP:-0}}\ncat > \"$COMPAT_CELL_RESULT\" <<'EOF'\n{json.dumps(obs)}\nEOF\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+
+
+def observed(lock: Path) -> dict:
+    """OBS, varied by the trl version in the lock as FAKE_BOUNDARY / FAKE_UNTESTED_BELOW ask."""
+    from packaging.version import Version
+
+    pins = dict(line.split("==", 1) for line in lock.read_text().splitlines() if "==" in line)
+    trl = Version(pins["trl"])
+    obs = json.loads(json.dumps(OBS))
+    if os.environ.get("FAKE_UNTESTED_BELOW") and trl < Version(os.environ["FAKE_UNTESTED_BELOW"]):
+        return {**obs, "import_path": None, "keyword": {}, "training": None,
+                "failures": {"import": {"message": "ModuleNotFoundError: No module named 'rich'"}}}
+    if os.environ.get("FAKE_BOUNDARY"):
+        obs["keyword"]["tokenizer"] = "rejected" if trl >= Version(os.environ["FAKE_BOUNDARY"]) else "accepted"
+    return obs
 
 
 def main(argv: list[str]) -> int:
@@ -31,6 +58,8 @@ def main(argv: list[str]) -> int:
         exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
         return 0
     if argv[:2] == ["pip", "sync"]:
+        if os.environ.get("FAKE_BOUNDARY") or os.environ.get("FAKE_UNTESTED_BELOW"):
+            write_python(Path(argv[argv.index("--python") + 1]).parent.parent, observed(Path(argv[-1])))
         return 0
     print(f"fake uv: unsupported {argv}", file=sys.stderr)
     return 2

@@ -1,0 +1,304 @@
+"""CLI commands for running the matrix at scale: merge, releases, regressions, bisect, bench.
+
+Kept out of compat/cli.py so that file stays a short list of the core
+pipeline's commands; `register` adds these subcommands to its parser.
+Host side only, like everything in compat/harness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from . import bench as bench_mod
+from . import bisect as bisect_mod
+from . import config as cfg
+from . import index, lock, merge, plan, regressions, releases, report, run
+from .envs import Envs
+from .results import CellResult, write_json
+
+AXES = ("trl", "transformers")
+
+
+def _lister(config: Path, max_age: float = 3600.0):
+    cache = config.resolve().parent / ".compat" / "index"
+    return lambda name: index.fetch(name, cache, max_age=max_age)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM finish the running cell as interrupted instead of killing the host mid-write."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+# ---- merge ---------------------------------------------------------------------------------
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Shard result dirs -> one report, as if one machine had run every cell."""
+    sources = [merge.read_dir(d) for d in args.dirs]
+    base = merge.read_dir(args.base) if args.base else None
+    cells = merge.merge_cells(sources, base)
+    meta = merge.merge_meta(sources + ([base] if base else []))
+    if args.profile:
+        meta["profile"] = args.profile
+    out = args.out.resolve()
+    with lock.exclusive(out):
+        for cell in cells:
+            write_json(out / "cells" / f"{cell.id}.json", cell.serialize())
+        merge.copy_logs(sources + ([base] if base else []), out, cells)
+        report.write(out, cells, meta)
+    print(f"compat: merged {len(cells)} cells from {len(sources)} dir(s)"
+          f"{' over ' + str(args.base) if args.base else ''} -> {out / 'compat.json'}", file=sys.stderr)
+    return 0
+
+
+# ---- releases / regressions ----------------------------------------------------------------
+
+
+def cmd_releases(args: argparse.Namespace) -> int:
+    """New index releases the profile would pick and the stored report lacks; always exit 0."""
+    config = cfg.load(args.config)
+    planned = plan.plan(config, args.profile, _lister(args.config, 0 if args.refresh else 3600.0))
+    report_path = args.results / "compat.json"
+    found = releases.uncovered(planned, releases.stored(report_path))
+    if args.only_flags:
+        # `--only` runs a pair under settings.resolution; a grid's own mode (e.g. as-of-release) is not
+        # selectable that way, and listing its pair would rerun the wrong cell every day.
+        modes = config.settings.resolutions
+        unreachable = [c.id for c in found.cells if c.resolution not in modes]
+        if unreachable:
+            print(f"compat: {len(unreachable)} uncovered cell(s) use a resolution --only cannot select "
+                  f"({', '.join(unreachable)}); run the profile to cover them", file=sys.stderr)
+        for only in dict.fromkeys(c.only for c in found.cells if c.resolution in modes):
+            print(only)
+    else:
+        print(releases.render(found, report_path, args.profile))
+    return 0
+
+
+def cmd_regressions(args: argparse.Namespace) -> int:
+    """Markdown of pairs compatible in OLD and broken in NEW on stdout; nothing when none. Exit 0."""
+    found = regressions.find(releases.stored(args.old), releases.stored(args.new))
+    sys.stdout.write(regressions.markdown(found))
+    print(f"compat: {len(found)} regression(s)", file=sys.stderr)
+    return 0
+
+
+# ---- bisect --------------------------------------------------------------------------------
+
+
+class _StepReporter(run.Reporter):
+    """One line per measured cell; the total is unknown up front, so no [k/n]."""
+
+    cached = 0
+
+    def finished(self, cell, result, cached):  # type: ignore[no-untyped-def]
+        with self._lock:
+            self.done += 1
+            self.cached += cached
+        how = "cached" if cached else f"{result.seconds:.1f}s"
+        self._line(f"bisect cell {self.done}: {cell.id}: {result.status} ({how})")
+
+
+def _values(raw: list[str]) -> frozenset[str]:
+    return frozenset(v.strip() for item in raw for v in item.split(",") if v.strip())
+
+
+def _axis_versions(lister, axis: str, spec: str) -> list[Version]:
+    try:
+        wanted = SpecifierSet(spec)
+    except InvalidSpecifier:
+        raise cfg.ConfigError(f"--range {spec!r}: invalid version specifier") from None
+    versions = sorted(r.version for r in lister(axis) if not r.yanked and not r.version.is_prerelease
+                      and r.version in wanted)
+    if len(versions) < 2:
+        raise cfg.ConfigError(f"--range {spec!r}: {len(versions)} {axis} release(s) on the index; need at least 2")
+    return versions
+
+
+def _evidence(p: bisect_mod.Point, probe: str) -> str:
+    r = p.result
+    parts = [f"{probe}={p.value if p.value is not None else 'unmeasured'}", f"status={r.status}"]
+    if probe.startswith("keyword.") and r.keyword_raised_by.get(probe.split(".", 1)[1]):
+        parts.append(f"rejected by {r.keyword_raised_by[probe.split('.', 1)[1]]}")
+    if r.failure:
+        parts.append(f"{r.failure.stage}: {(r.failure.message or '').splitlines()[0][:200] if r.failure.message else ''}")
+    return f"{r.id}: " + "; ".join(parts)
+
+
+def render_outcome(o: bisect_mod.Outcome, axis: str, probe: str, total: int, cached: int = 0) -> str:
+    lines: list[str] = []
+    if o.kind == "found" and o.before and o.after:
+        where = f"trl {o.after.version}" if axis == "trl" else f"transformers {o.after.version}"
+        if o.between:
+            lines.append(f"boundary: {probe} changes from {o.before.value!r} to {o.after.value!r} at one of "
+                         f"{axis} {', '.join(map(str, o.between))}, {o.after.version} (those between could not be measured)")
+        else:
+            lines.append(f"boundary: {where} is the first release where {probe} is {o.after.value!r} "
+                         f"(was {o.before.value!r} up to {axis} {o.before.version})")
+        lines += [f"  before: {_evidence(o.before, probe)}", f"  after:  {_evidence(o.after, probe)}"]
+    elif o.kind == "no-change" and o.before and o.after:
+        lines.append(f"no boundary: {probe} is {o.before.value!r} at both ends ({axis} {o.before.version} and "
+                     f"{o.after.version}); bisect assumes one monotonic change, so a value that changes and changes "
+                     f"back in between is not searched (use --linear to see every release)")
+        lines += [f"  low:  {_evidence(o.before, probe)}", f"  high: {_evidence(o.after, probe)}"]
+    elif o.kind == "already-changed" and o.after:
+        lines.append(f"no boundary in range: {probe} is already {o.after.value!r} at the lowest measurable "
+                     f"release ({axis} {o.after.version}); widen --range downwards")
+        lines.append(f"  low:  {_evidence(o.after, probe)}")
+    else:
+        lines.append(f"no boundary: {probe} could not be measured at either end of the range; narrow --range")
+    low = o.before or o.after
+    below = [p.version for p in o.skipped if low and p.version < low.version]
+    if low and below and o.kind in ("no-change", "already-changed"):
+        lines.append(f"note: {axis} releases below {low.version} could not be measured (skipped block from "
+                     f"{min(below)}), so a change inside that block cannot be seen from here")
+    if o.skipped:
+        lines.append("skipped (probe unmeasurable, like `git bisect skip`):")
+        lines += [f"  {_evidence(p, probe)}" for p in o.skipped]
+    lines.append(f"cells measured: {o.runs} of {total} releases ({o.runs - cached} run, {cached} from the result cache; "
+                 f"a plain bisection needs at most {2 + math.ceil(math.log2(max(total - 1, 1)))})")
+    return "\n".join(lines)
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    if args.axis not in AXES:
+        raise cfg.ConfigError(f"--axis {args.axis!r}: one of {', '.join(AXES)}")
+    other = AXES[1 - AXES.index(args.axis)]
+    name, _, fixed = args.fixed.partition("==")
+    if name.strip() != other or not fixed.strip():
+        raise cfg.ConfigError(f"--fixed {args.fixed!r}: expected {other}==VERSION")
+    if args.probe not in bisect_mod.PROBES:
+        raise cfg.ConfigError(f"--probe {args.probe!r}: one of {', '.join(bisect_mod.PROBES)}")
+    config = cfg.load(args.config)
+    lister = _lister(args.config)
+    versions = _axis_versions(lister, args.axis, args.range)
+    side = bisect_mod.Side(_values(args.good), _values(args.bad))
+    root = args.config.resolve().parent
+    out = args.out.resolve()
+    envs = Envs(root / ".compat" / "envs", config.settings)
+    envs.check_python()
+    ctx = run.Context(root=root, out=out, settings=config.settings, envs=envs, cache_dir=root / ".compat" / "results",
+                      suite=run.suite_hash(root), fresh=args.fresh, threads=max(1, os.cpu_count() or 1))
+    reporter = _StepReporter(len(versions))
+    done: list[CellResult] = []
+
+    def measure(v: Version) -> bisect_mod.Point:
+        pair = {args.axis: v, other: fixed.strip()}
+        cells = plan.plan(config, args.profile, lister, [f"trl=={pair['trl']},transformers=={pair['transformers']}"])
+        results = run.run_all(ctx, [replace(cells[0], resolution=args.resolution)], 1, reporter)
+        if not results:  # interrupted before the cell started
+            raise KeyboardInterrupt
+        result = results[0]
+        done.append(result)
+        return bisect_mod.Point(v, bisect_mod.probe_value(result, args.probe), result)
+
+    print(f"compat: bisect {args.probe} along {args.axis} ({len(versions)} releases {versions[0]}..{versions[-1]}) "
+          f"with {other}=={fixed.strip()}", file=sys.stderr)
+    with lock.exclusive(out), _stop_on_signals(ctx.stop):
+        try:
+            if args.linear:
+                points, first = bisect_mod.scan(versions, measure, side)
+                text = "\n".join(f"{p.version}: {_evidence(p, args.probe)}" for p in points)
+                text += f"\nfirst release past the boundary: {first.version if first else 'none'} ({len(points)} cells)"
+                steps = bisect_mod.changes(points)
+                text += "".join(f"\nchange: {a.version} {a.value!r} -> {b.version} {b.value!r}" for a, b in steps)
+                if len(steps) > 1:
+                    text += f"\nnot monotonic: {len(steps)} changes; bisection assumes one, use --range/--good/--bad to pick one"
+            else:
+                outcome = bisect_mod.search(versions, measure, side)
+                text = render_outcome(outcome, args.axis, args.probe, len(versions), reporter.cached)
+        except KeyboardInterrupt:
+            print("compat: bisect interrupted; measured cells are cached, rerun to resume", file=sys.stderr)
+            return 130
+        finally:
+            if done:
+                report.write(out, done, {"profile": f"bisect {args.probe} along {args.axis}", "python": config.settings.python,
+                                         "torch": config.settings.torch, "suite": ctx.suite, "platform": platform.platform()})
+    print(text)
+    return 0
+
+
+# ---- bench ---------------------------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    config = cfg.load(args.config)
+    cell = plan.plan(config, "default", _lister(args.config), [args.pair])[0]
+    only = args.only or [args.pair]
+    try:
+        figures = bench_mod.bench(cell, config.settings, args.config, only)
+    except bench_mod.BenchError as exc:
+        print(f"compat: bench failed: {exc}", file=sys.stderr)
+        return 1
+    print(figures.render())
+    return 0
+
+
+# ---- parser --------------------------------------------------------------------------------
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this module's subcommands to `python -m compat`'s parser."""
+    mg = sub.add_parser("merge", help="merge shard result dirs into one report")
+    mg.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="result dirs (each with compat.json or cells/*.json)")
+    mg.add_argument("--base", type=Path, default=None,
+                    help="a stored report dir whose cells the DIRs may replace (e.g. reports/ before a CI run)")
+    mg.add_argument("--out", type=Path, default=Path("reports"))
+    mg.add_argument("--profile", default=None, help="profile name for the report (default: the inputs' own)")
+    mg.set_defaults(func=cmd_merge)
+
+    rl = sub.add_parser("releases", help="index releases the stored results do not cover yet")
+    rl.add_argument("--results", type=Path, default=Path("reports"), help="dir holding the stored compat.json")
+    rl.add_argument("--config", type=Path, default=Path("matrix.toml"))
+    rl.add_argument("--profile", default="default")
+    rl.add_argument("--only-flags", action="store_true", help="print each new cell as an --only value")
+    rl.add_argument("--refresh", action="store_true", help="ignore the one-hour index listing cache")
+    rl.set_defaults(func=cmd_releases)
+
+    rg = sub.add_parser("regressions", help="pairs compatible in OLD and not in NEW, as Markdown")
+    rg.add_argument("old", type=Path, metavar="OLD.json")
+    rg.add_argument("new", type=Path, metavar="NEW.json")
+    rg.set_defaults(func=cmd_regressions)
+
+    bs = sub.add_parser("bisect", help="first release along one axis where a probe changes")
+    bs.add_argument("--axis", required=True, choices=AXES)
+    bs.add_argument("--fixed", required=True, metavar="NAME==VERSION", help="the other axis, held fixed")
+    bs.add_argument("--probe", required=True, choices=bisect_mod.PROBES)
+    bs.add_argument("--range", default="", metavar="SPEC", help="releases of --axis to search (default: all)")
+    bs.add_argument("--good", action="append", default=[], metavar="V[,V]", help="values before the boundary")
+    bs.add_argument("--bad", action="append", default=[], metavar="V[,V]", help="values after the boundary")
+    bs.add_argument("--resolution", default="latest", choices=cfg.RESOLUTIONS)
+    bs.add_argument("--linear", action="store_true", help="measure every release instead of bisecting")
+    bs.add_argument("--fresh", action="store_true", help="ignore cached results")
+    bs.add_argument("--config", type=Path, default=Path("matrix.toml"))
+    bs.add_argument("--profile", default="default", help=argparse.SUPPRESS)
+    bs.add_argument("--out", type=Path, default=Path("reports/bisect"))
+    bs.set_defaults(func=cmd_bisect)
+
+    bn = sub.add_parser("bench", help="uv vs pip env setup, cached vs cold matrix run")
+    bn.add_argument("--pair", default="trl==0.12.2,transformers==4.46.3", metavar="trl==A,transformers==B")
+    bn.add_argument("--only", action="append", default=[], metavar="trl==A,transformers==B",
+                    help="cells of the matrix part (default: --pair)")
+    bn.add_argument("--config", type=Path, default=Path("matrix.toml"))
+    bn.set_defaults(func=cmd_bench)

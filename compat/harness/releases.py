@@ -1,0 +1,66 @@
+"""Which releases the stored results do not cover yet: the input of the daily CI run.
+
+A profile's selectors ("latest", "<1", "0.15.*") pick different versions as
+the index grows. Comparing what they pick today with what a stored report
+already measured gives exactly the cells to run, so CI spends minutes on new
+releases instead of hours re-running the whole matrix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.version import Version
+
+from .config import ConfigError
+from .plan import Cell
+from .results import CellResult
+
+
+def stored(report: Path) -> list[CellResult]:
+    """Cells of a stored compat.json; none when the file does not exist yet (first run)."""
+    if not report.exists():
+        return []
+    try:
+        return [CellResult.from_dict(c) for c in json.loads(report.read_text())["cells"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{report}: not a compat.json report: {exc}") from None
+
+
+def _identity(trl: str, tf: str, resolution: str, forced: bool) -> tuple[Version, Version, str, bool]:
+    return Version(trl), Version(tf), resolution, forced
+
+
+@dataclass(frozen=True)
+class Uncovered:
+    """Planned cells the stored results lack, and the versions no stored cell mentions."""
+
+    cells: tuple[Cell, ...]
+    trl: tuple[Version, ...]
+    transformers: tuple[Version, ...]
+
+
+def uncovered(planned: Sequence[Cell], results: Sequence[CellResult]) -> Uncovered:
+    """A harness `error` says nothing about the pair, so such a cell counts as not covered."""
+    covered = {_identity(r.trl, r.transformers, r.resolution, r.forced) for r in results if r.status != "error"}
+    cells = tuple(c for c in planned
+                  if _identity(str(c.trl), str(c.transformers), c.resolution, c.forced) not in covered)
+    seen_trl = {Version(r.trl) for r in results}
+    seen_tf = {Version(r.transformers) for r in results}
+    return Uncovered(
+        cells,
+        tuple(sorted({c.trl for c in planned} - seen_trl)),
+        tuple(sorted({c.transformers for c in planned} - seen_tf)),
+    )
+
+
+def render(found: Uncovered, report: Path, profile: str) -> str:
+    """Human summary: new versions per axis, then the cells to run."""
+    lines = [f"{len(found.cells)} cell(s) of profile {profile!r} not covered by {report}"]
+    for axis, versions in (("trl", found.trl), ("transformers", found.transformers)):
+        lines.append(f"new {axis}: {', '.join(map(str, versions)) or '-'}")
+    lines += [f"  {c.id}" for c in found.cells]
+    return "\n".join(lines)

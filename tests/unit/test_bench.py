@@ -1,0 +1,67 @@
+"""`compat bench` arithmetic and output, with every timed step faked (the real bench is not a test)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from compat.harness import bench
+from compat.harness.config import Settings
+from compat.harness.plan import Cell
+
+CELL = Cell(Version("0.12.2"), Version("4.46.3"))
+SECONDS = {"compile": 0.5, "venv": 0.2, "sync": 2.8, "-m venv": 3.0, "pip install": 87.0, "--fresh": 20.0, "matrix": 0.4}
+
+
+def fake_runner(log: list[tuple[str, Path | None]]):
+    def run(cmd: Sequence[str], cwd: Path | None) -> float:
+        text = " ".join(cmd)
+        log.append((text, cwd))
+        if "pip compile" in text:
+            Path(cmd[cmd.index("-o") + 1]).write_text("# via uv\ntorch==2.13.0+cpu\ntrl==0.12.2\ntransformers==4.46.3\n")
+            return SECONDS["compile"]
+        if " compat matrix " in text:
+            return SECONDS["--fresh" if "--fresh" in text else "matrix"]
+        for key in ("pip install", "-m venv", "sync", "venv"):
+            if key in text:
+                return SECONDS[key]
+        raise AssertionError(f"unexpected command {text}")
+    return run
+
+
+def test_ratios_and_what_each_side_ran(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPAT_UV", "/fake/uv")
+    monkeypatch.setenv("PIP_FIND_LINKS", "/opt/wheels")
+    log: list[tuple[str, Path | None]] = []
+    config = tmp_path / "matrix.toml"
+    figures = bench.bench(CELL, Settings(), config, [CELL.only], runner=fake_runner(log), python="/usr/bin/python3.11",
+                          work=tmp_path / "w")
+    assert figures.uv_seconds == pytest.approx(3.0) and figures.pip_seconds == pytest.approx(90.0)
+    assert figures.setup_ratio == pytest.approx(30.0)
+    assert figures.cold_seconds == 20.0 and figures.cached_seconds == 0.4 and figures.cache_ratio == pytest.approx(0.02)
+    commands = [c for c, _ in log]
+    assert any(c.startswith("/fake/uv pip sync") and "--find-links /opt/wheels" in c for c in commands)
+    pip = next(c for c in commands if "pip install" in c)
+    assert "--no-cache-dir" in pip
+    assert (tmp_path / "w" / "setup" / "pins.txt").read_text().splitlines()[1] == "torch==2.13.0"  # let pip pick the wheel
+    fresh, cached = [c for c in commands if " matrix " in c]
+    assert fresh.endswith("--fresh") and "--fresh" not in cached and f"--only {CELL.only}" in cached
+    assert all(cwd == tmp_path for c, cwd in log if " matrix " in c)
+
+
+def test_render_prints_ratios_then_seconds():
+    text = bench.Figures("trl==0.12.2,transformers==4.46.3", 3.0, 90.0, 20.0, 0.4, 1, 0.5).render()
+    assert text.splitlines() == [
+        "bench trl==0.12.2,transformers==4.46.3",
+        "(a) env setup, one cell: pip/uv = 30.0x (pip 90.0s: python -m venv + pip install --no-cache-dir; "
+        "uv 3.0s: uv venv + uv pip sync, warm cache; lock resolved once in 0.5s)",
+        "(b) matrix of 1 cell(s): cached/cold = 0.020 (cached rerun 0.4s; cold --fresh run 20.0s)",
+    ]
+
+
+def test_a_failing_step_is_an_error_not_a_fast_number(tmp_path):
+    with pytest.raises(bench.BenchError, match="exit 3"):
+        bench.run_timed(["sh", "-c", "echo boom >&2; exit 3"], tmp_path)

@@ -1,0 +1,94 @@
+"""`compat releases` (new index releases vs stored results) and `compat regressions`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import fakeproject
+from compat.harness import regressions
+from compat.harness.results import CellResult, Failure
+
+MATRIX = """
+[settings]
+python = "3.11"
+[profiles.default]
+[[profiles.default.grid]]
+trl = ["0.12.*", "latest"]
+transformers = ["4.46.*", "latest"]
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    # The index has moved on since reports/ was written: trl 1.1.0 and transformers 5.1.0 are new.
+    return fakeproject.make(tmp_path, MATRIX, ["0.12.0", "0.12.2", "1.0.0", "1.1.0", "1.2.0rc1"],
+                            ["4.46.2", "4.46.3", "5.0.0", "5.1.0"])
+
+
+def stored(project: Path, *cells: tuple[str, str, str]) -> Path:
+    out = project / "reports"
+    out.mkdir(exist_ok=True)
+    data = [CellResult(t, f, "latest", s).serialize() for t, f, s in cells]
+    (out / "compat.json").write_text(json.dumps({"schema_version": 1, "cells": data}))
+    return out
+
+
+def test_lists_versions_and_cells_the_stored_results_lack(project):
+    reports = stored(project, ("0.12.2", "4.46.3", "compatible"), ("0.12.2", "5.0.0", "unresolvable"),
+                     ("1.0.0", "4.46.3", "unresolvable"), ("1.0.0", "5.0.0", "compatible"))
+    proc = fakeproject.compat(project, "releases", "--results", str(reports))
+    assert proc.returncode == 0, proc.stderr
+    assert "new trl: 1.1.0\nnew transformers: 5.1.0" in proc.stdout
+    flags = fakeproject.compat(project, "releases", "--results", str(reports), "--only-flags")
+    assert flags.returncode == 0
+    assert flags.stdout.splitlines() == ["trl==0.12.2,transformers==5.1.0", "trl==1.1.0,transformers==4.46.3",
+                                         "trl==1.1.0,transformers==5.1.0"]
+
+
+def test_error_cells_are_not_covered_and_nothing_new_prints_nothing(project):
+    reports = stored(project, ("0.12.2", "4.46.3", "compatible"), ("0.12.2", "5.1.0", "error"),
+                     ("1.1.0", "4.46.3", "unresolvable"), ("1.1.0", "5.1.0", "compatible"))
+    flags = fakeproject.compat(project, "releases", "--results", str(reports), "--only-flags")
+    assert flags.stdout.splitlines() == ["trl==0.12.2,transformers==5.1.0"]
+    stored(project, ("0.12.2", "4.46.3", "compatible"), ("0.12.2", "5.1.0", "unresolvable"),
+           ("1.1.0", "4.46.3", "unresolvable"), ("1.1.0", "5.1.0", "compatible"))
+    none = fakeproject.compat(project, "releases", "--results", str(reports), "--only-flags")
+    assert (none.returncode, none.stdout) == (0, "")
+
+
+def test_first_run_without_stored_results_lists_every_cell(project):
+    proc = fakeproject.compat(project, "releases", "--results", str(project / "nothing-yet"), "--only-flags")
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 4
+
+
+def test_regressions_lists_pairs_compatible_before_and_broken_now(tmp_path):
+    old = [CellResult("0.12.2", "4.46.3", "latest", "compatible", keyword={"processing_class": "accepted", "tokenizer": "rejected"}),
+           CellResult("1.0.0", "5.0.0", "latest", "compatible"), CellResult("1.1.0", "5.0.0", "latest", "compatible"),
+           CellResult("0.11.4", "4.46.3", "latest", "incompatible")]
+    new = [CellResult("0.12.2", "4.46.3", "latest", "incompatible",
+                      failure=Failure("import", "ImportError: cannot import name 'x|y' from `pyarrow`", "datasets.arrow")),
+           CellResult("1.0.0", "5.0.0", "latest", "error", failure=Failure("resolve", "Failed to fetch")),
+           CellResult("1.1.0", "5.0.0", "latest", "compatible"), CellResult("0.11.4", "4.46.3", "latest", "incompatible")]
+    found = regressions.find(old, new)
+    assert [g.new.id for g in found] == ["trl0.12.2-tf4.46.3"]  # an `error` is not a regression
+    md = regressions.markdown(found)
+    assert "| trl 0.12.2 + transformers 4.46.3 | latest | compatible (processing\\_class) | incompatible | import |" in md
+    assert "x\\|y" in md and "\\`pyarrow\\`" in md  # cell text escaped
+    assert regressions.markdown([]) == ""
+    for name, cells in (("old", old), ("new", new)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"schema_version": 1, "cells": [c.serialize() for c in cells]}))
+    proc = fakeproject.compat(tmp_path, "regressions", str(tmp_path / "old.json"), str(tmp_path / "new.json"), config=False)
+    assert proc.returncode == 0 and proc.stdout == md
+
+
+def test_cells_only_reachable_through_the_profile_are_reported_not_listed(project):
+    (project / "matrix.toml").write_text(MATRIX + '\n[[profiles.default.grid]]\ntrl = ["0.12.0"]\n'
+                                         'transformers = ["4.46.3"]\nresolution = "as-of-release"\n')
+    reports = stored(project, ("0.12.2", "4.46.3", "compatible"), ("0.12.2", "5.1.0", "unresolvable"),
+                     ("1.1.0", "4.46.3", "unresolvable"), ("1.1.0", "5.1.0", "compatible"))
+    proc = fakeproject.compat(project, "releases", "--results", str(reports), "--only-flags")
+    assert (proc.returncode, proc.stdout) == (0, "")
+    assert "trl0.12.0-tf4.46.3-as-of-release" in proc.stderr and "--only cannot select" in proc.stderr
