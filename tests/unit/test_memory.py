@@ -1,0 +1,193 @@
+"""compat.memory: the KTO memory estimator's arithmetic, verdict and fixes (host side, fast).
+
+How close the estimate is to real training is tests/calibration's job; these
+tests pin the structure: the breakdown adds up, each fix lowers the peak, the
+ranking is sorted, and the story's case (1.8B, batch 16, BF16, 24 GB) gets a
+clear "does not fit" with fixes that do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from compat import cli, memory
+from compat.memory import GiB, QWEN15_18B, Setup, Shape
+
+# The story's case: the KTO example's Qwen1.5-1.8B, batch 16, max_length 1024, --bf16, a 24 GB card.
+STORY = Setup(shape=memory.shape_for_params(1.8e9), params=int(1.8e9), batch_size=16, seq_len=1024,
+              precision="bf16", gpu_gib=24)
+TINY = Shape(hidden=128, intermediate=352, layers=2, vocab=4096, heads=4, kv_heads=2)
+
+# Parameter counts measured in a cell environment (trl 1.16.0 / transformers 5.23.0, and the same on
+# trl 0.12.2 / transformers 4.46.3): the model built on the meta device from the config, then
+# sum(p.numel() for p in model.parameters()).
+MEASURED = [
+    ({"model_type": "qwen2", "hidden_size": 2048, "intermediate_size": 5504, "num_hidden_layers": 24,
+      "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": 151936, "tie_word_embeddings": False},
+     1_836_828_672),  # Qwen2ForCausalLM: Qwen1.5-1.8B's shape, q/k/v biases
+    ({"model_type": "llama", "hidden_size": 96, "intermediate_size": 256, "num_hidden_layers": 3,
+      "num_attention_heads": 6, "num_key_value_heads": 2, "vocab_size": 1000, "tie_word_embeddings": True},
+     391_584),  # LlamaForCausalLM, grouped-query attention, tied embeddings
+    ({"model_type": "llama", "hidden_size": 128, "intermediate_size": 352, "num_hidden_layers": 2,
+      "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 4096, "tie_word_embeddings": False},
+     1_417_856),  # LlamaForCausalLM, the smallest calibration model
+]
+
+
+@pytest.mark.parametrize(("config", "count"), MEASURED, ids=["qwen1.5-1.8b", "llama-tied-gqa", "llama-untied"])
+def test_config_json_parameter_count_matches_a_real_model(tmp_path, config, count):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert memory.load_config(path).params == count
+
+
+def test_bare_parameter_count_assumes_the_example_models_shape():
+    shape = memory.shape_for_params(1.8e9)
+    assert (shape.hidden, shape.intermediate, shape.layers, shape.vocab) == (2048, 5504, 24, 151936)
+    assert "assumed" in shape.source
+    bigger = memory.shape_for_params(7e9)
+    assert bigger.hidden > shape.hidden and abs(bigger.params / 7e9 - 1) < 0.15
+
+
+@pytest.mark.parametrize("setup", [
+    STORY,
+    replace(STORY, lora_rank=16),
+    replace(STORY, precompute_ref=True, gradient_checkpointing=True),
+    replace(STORY, logits="chunked", weights="bf16", grad_accum=4),
+    replace(STORY, optim="adamw_8bit", device="cpu"),
+    Setup(shape=TINY, batch_size=4, seq_len=129, device="cpu", logits="chunked"),
+], ids=["story", "lora", "precompute+gc", "chunked+bf16+accum", "8bit-cpu", "tiny-cpu"])
+def test_breakdown_sums_to_total_and_is_the_largest_moment(setup):
+    e = memory.estimate(setup)
+    assert sum(line.bytes for line in e.lines) == e.total
+    assert all(line.bytes >= 0 for line in e.lines)
+    assert e.total == max(total for _, total in e.phases)
+    assert dict(e.phases)[e.phase] == e.total
+    assert {line.basis for line in e.lines} <= {"count", "estimate"}
+
+
+def test_story_case_does_not_fit_and_lists_fixes_that_do():
+    r = memory.report(STORY)
+    assert not r.estimate.fits and r.estimate.headroom < 0
+    assert r.fixes, "no fixes offered"
+    assert {"batch", "gradient_checkpointing", "lora", "precompute_ref", "adamw_8bit"} <= {f.key for f in r.fixes}
+    assert not any(f.fits for f in r.fixes)  # no single change is enough for a 1.8B full fine-tune on 24 GB ...
+    c = r.combination
+    assert c is not None and len(c.keys) >= 2 and c.fits and c.total <= 24 * GiB  # ... a combination is
+    assert memory.estimate(c.setup).total == c.total and memory.estimate(c.setup).fits
+    assert r.keeping_full is not None and "lora" not in r.keeping_full.keys
+    assert r.keeping_batch is not None and r.keeping_batch.setup.batch_size == 16
+    text = memory.render(r)
+    assert "does NOT fit" in text and "estimate: not calibrated at this scale" in text
+
+
+def test_each_listed_fix_reduces_memory_and_ranking_is_sorted():
+    for setup in (STORY, replace(STORY, batch_size=4, gpu_gib=80), replace(STORY, lora_rank=8, weights="bf16")):
+        before = memory.estimate(setup).total
+        found = memory.fixes(setup)
+        assert found
+        for f in found:
+            assert f.saving > 0 and f.total == before - f.saving == memory.estimate(f.setup).total
+        savings = [f.saving for f in found]
+        assert savings == sorted(savings, reverse=True)
+
+
+def test_batch_fix_keeps_the_effective_batch_and_picks_the_largest_that_fits():
+    setup = replace(STORY, lora_rank=16, weights="bf16", gpu_gib=40)
+    batch = next(f for f in memory.fixes(setup) if f.key == "batch")
+    assert batch.setup.effective_batch == setup.effective_batch
+    assert batch.fits
+    larger = [b for b in range(batch.setup.batch_size + 1, setup.batch_size) if setup.batch_size % b == 0]
+    assert not any(memory.estimate(replace(setup, batch_size=b, grad_accum=16 // b)).fits for b in larger)
+
+
+def _line(e: memory.Estimate, prefix: str) -> memory.Line:
+    return next(line for line in e.lines if line.name.startswith(prefix))
+
+
+def test_lora_and_precompute_remove_the_reference_copy():
+    full = memory.estimate(STORY)
+    assert _line(full, "reference model").bytes == pytest.approx(1.8e9 * 4, rel=1e-9)
+    for changed in (replace(STORY, lora_rank=16), replace(STORY, precompute_ref=True)):
+        e = memory.estimate(changed)
+        assert _line(e, "reference model").bytes == 0
+        assert e.total < full.total
+
+
+def test_lora_trains_a_small_fraction_and_shrinks_gradients_and_states():
+    full, lora = memory.estimate(STORY), memory.estimate(replace(STORY, lora_rank=16))
+    trainable = QWEN15_18B.lora_params(16)
+    assert 0 < trainable < 0.02 * QWEN15_18B.params
+    assert _line(lora, "optimizer states").bytes == trainable * 8 < _line(full, "optimizer states").bytes
+
+
+def test_eight_bit_optimizer_is_two_bytes_per_parameter():
+    e = memory.estimate(replace(STORY, optim="adamw_8bit"))
+    assert _line(e, "optimizer states").bytes == 2 * int(1.8e9)
+    assert _line(memory.estimate(STORY), "optimizer states").bytes == 8 * int(1.8e9)
+
+
+def test_precompute_skips_the_reference_forward_moment():
+    names = {name for name, _ in memory.estimate(replace(STORY, precompute_ref=True)).phases}
+    assert "reference forward" not in names and "backward start" in names
+
+
+def test_checkpointing_accumulation_and_chunked_logits_shrink_what_they_should():
+    base = memory.estimate(STORY)
+    gc = memory.estimate(replace(STORY, gradient_checkpointing=True))
+    assert _line(gc, "activations: policy forward").bytes < _line(base, "activations: policy forward").bytes / 5
+    chunked = memory.estimate(replace(STORY, logits="chunked"))
+    assert _line(chunked, "logits").bytes < _line(base, "logits").bytes / 20
+    # Accumulating keeps every gradient alive through the next micro-batch.
+    accum = memory.estimate(replace(STORY, batch_size=4, grad_accum=4))
+    assert _line(accum, "gradients").bytes == int(1.8e9) * 4
+
+
+def test_weights_dtype_is_explicit_and_changes_the_master_copy():
+    fp32, bf16 = memory.estimate(STORY), memory.estimate(replace(STORY, weights="bf16"))
+    assert _line(fp32, "policy weights").bytes == 2 * _line(bf16, "policy weights").bytes
+    assert _line(bf16, "activations: autocast").bytes == 0  # no FP32 master, nothing to cast
+    assert _line(fp32, "activations: autocast").bytes > 0
+
+
+def test_cpu_mode_has_no_cuda_overhead():
+    cuda, cpu = memory.estimate(STORY), memory.estimate(replace(STORY, device="cpu"))
+    assert _line(cpu, "framework overhead").bytes == 0
+    assert _line(cuda, "framework overhead").bytes >= 0.5 * GiB
+
+
+def test_fitting_setup_has_positive_headroom_and_no_combination():
+    small = Setup(shape=TINY, batch_size=4, seq_len=128, gpu_gib=24)
+    r = memory.report(small)
+    assert r.estimate.fits and r.estimate.headroom > 0 and r.combination is None
+    assert "fits on a 24 GiB GPU" in memory.render(r)
+
+
+def test_invalid_inputs_raise_clear_errors(tmp_path):
+    with pytest.raises(memory.MemoryError_, match="precision"):
+        replace(STORY, precision="int8")
+    with pytest.raises(memory.MemoryError_, match="batch_size"):
+        replace(STORY, batch_size=0)
+    bad = tmp_path / "config.json"
+    bad.write_text(json.dumps({"hidden_size": 8}))
+    with pytest.raises(memory.MemoryError_, match="missing"):
+        memory.load_config(bad)
+
+
+def test_cli_text_and_json(capsys, tmp_path):
+    argv = ["memory", "--params", "1.8e9", "--batch-size", "16", "--seq-len", "1024", "--precision", "bf16",
+            "--gpu-gib", "24"]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "does NOT fit" in text and "total at peak" in text and "(estimate)" in text
+    assert cli.main(argv + ["--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["fits"] is False
+    assert sum(line["bytes"] for line in data["breakdown"]) == data["total_bytes"]
+    assert data["combination"]["keys"] and "not calibrated at this scale" in data["calibration"]
+    missing = tmp_path / "nope.json"
+    assert cli.main(["memory", "--config-json", str(missing)]) == 2
+    assert "cannot read" in capsys.readouterr().err
