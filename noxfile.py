@@ -19,7 +19,7 @@ nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 
-def _default_cells() -> list[str]:
+def _default_cells() -> list[tuple[str, str]]:
     from compat.harness import config, index, plan
 
     try:
@@ -28,7 +28,7 @@ def _default_cells() -> list[str]:
     except (config.ConfigError, index.IndexError_) as exc:  # listing must not crash nox itself
         print(f"noxfile: cannot list cells: {exc}", file=sys.stderr)
         return []
-    return [c.only for c in cells]
+    return [(c.id, c.only) for c in cells]
 
 
 def _install(session: nox.Session, extras: str = "") -> None:
@@ -38,7 +38,7 @@ def _install(session: nox.Session, extras: str = "") -> None:
 @nox.session
 def matrix(session: nox.Session) -> None:
     """Run every cell of a profile (default: `default`) and write reports/."""
-    _install(session)
+    _install(session, "[plot]")  # matplotlib for reports/compat.svg
     args = session.posargs or ["--profile", "default", "--out", "reports"]
     session.run("python", "-m", "compat", "matrix", *args)
     if "--only" not in args and "--shard" not in args:  # findings come from a whole profile's report
@@ -47,7 +47,7 @@ def matrix(session: nox.Session) -> None:
 
 
 @nox.session
-@nox.parametrize("pair", [nox.param(p, id=p.replace("trl==", "trl").replace(",transformers==", "-tf")) for p in _default_cells()])
+@nox.parametrize("pair", [nox.param(only, id=cell_id) for cell_id, only in _default_cells()])
 def cell(session: nox.Session, pair: str) -> None:
     """One cell of the default matrix; its report goes to reports/single/."""
     _install(session)
@@ -57,5 +57,12 @@ def cell(session: nox.Session, pair: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The project's tests: unit (fast) and integration (real cells)."""
-    _install(session, "[test]")
+    _install(session, "[test,plot]")  # plot: the SVG report is tested too
     session.run("python", "-m", "pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """uv vs pip env setup and cached vs cold matrix runs, side by side (`--pair trl==A,transformers==B`)."""
+    _install(session)
+    session.run("python", "-m", "compat", "bench", *session.posargs)

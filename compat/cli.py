@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .harness import config as cfg
-from .harness import export, findings, index, lock, plan, report, run
+from .harness import commands, export, findings, index, lock, plan, progress, report, run
 from .harness.envs import EnvError, Envs
 from .harness.results import CellResult, read_result
 
@@ -77,14 +77,15 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                       cache_dir=root / ".compat" / "results", suite=run.suite_hash(root), fresh=args.fresh,
                       threads=max(1, (os.cpu_count() or 1) // jobs))
     with lock.exclusive(out), _stop_on_signals(ctx.stop):
-        reporter = run.Reporter(len(cells))
+        reporter = progress.make(len(cells), jobs)
         print(f"compat: {len(cells)} cells, {jobs} at a time -> {out}", file=sys.stderr)
         results = run.run_all(ctx, cells, jobs, reporter)
+        reporter.close()
         meta = {"profile": "only" if args.only else args.profile, "python": config.settings.python,
                 "torch": config.settings.torch, "suite": ctx.suite, "platform": platform.platform()}
         if results:
-            report.write(out, results, meta)
-            print(f"compat: wrote {out / 'compat.json'} and {out / 'COMPAT.md'}", file=sys.stderr)
+            report.write(out, results, meta, step_summary=True)
+            print(f"compat: wrote {out / 'compat.json'}, COMPAT.md, compat.html and junit.xml", file=sys.stderr)
     if ctx.stop.is_set():
         print(f"compat: interrupted: {len(results)} of {len(cells)} cells recorded; rerun to resume", file=sys.stderr)
         return 130
@@ -105,12 +106,18 @@ def _stop_on_signals(stop):
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Rebuild the reports from stored per-cell results (e.g. after editing the renderer)."""
-    paths = sorted((args.out / "cells").glob("*.json"))
-    results = [r for r in (read_result(p) for p in paths) if r is not None]
+    """Re-render the reports (e.g. after editing the renderer) from OUT/compat.json, keeping its
+    metadata, or from OUT/cells/*.json when there is no compat.json yet."""
+    doc = args.out / "compat.json"
+    if doc.exists():
+        meta = {k: v for k, v in json.loads(doc.read_text()).items() if k not in ("cells", "generated", "schema_version")}
+        results = load_report(doc)
+    else:
+        meta = {"profile": args.profile}
+        results = [r for r in (read_result(p) for p in sorted((args.out / "cells").glob("*.json"))) if r is not None]
     if not results:
-        raise cfg.ConfigError(f"{args.out / 'cells'}: no readable cell results")
-    report.write(args.out, results, {"profile": args.profile})
+        raise cfg.ConfigError(f"{args.out}: no readable cell results")
+    report.write(args.out, results, meta)
     return 0
 
 
@@ -157,6 +164,36 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise cfg.ConfigError(f"{args.findings}: cannot read findings: {exc}") from None
 
 
+def cmd_memory(args: argparse.Namespace) -> int:
+    """Estimate KTO training memory; verdict for the GPU and ranked fixes (compat/memory.py)."""
+    from dataclasses import replace
+
+    from . import memory
+
+    try:
+        if args.config_json:
+            shape = memory.load_config(args.config_json)
+        elif args.params:
+            shape = memory.shape_for_params(args.params)
+        else:
+            shape = memory.QWEN15_18B
+        overrides = {k: v for k, v in (("hidden", args.hidden_size), ("intermediate", args.intermediate_size),
+                                       ("layers", args.layers), ("vocab", args.vocab_size)) if v}
+        if overrides:
+            shape = replace(shape, **overrides, source=f"{shape.source}, overridden by flags")
+        setup = memory.Setup(
+            shape=shape, params=int(args.params) if args.params and not args.config_json else None,
+            batch_size=args.batch_size, seq_len=args.seq_len, precision=args.precision, weights=args.weights,
+            gpu_gib=args.gpu_gib, lora_rank=args.lora_rank, gradient_checkpointing=args.gradient_checkpointing,
+            grad_accum=args.grad_accum, precompute_ref=args.precompute_ref, optim=args.optim, logits=args.logits,
+            device=args.device)
+        result = memory.report(setup)
+    except memory.MemoryError_ as exc:
+        raise cfg.ConfigError(str(exc)) from None
+    print(json.dumps(result.to_dict(), indent=2) if args.json else memory.render(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m compat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +226,29 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--findings", type=Path, default=None, help="findings file (default: the package's findings.json)")
     ck.add_argument("--pair", default=None, metavar="trl==A,transformers==B", help="check this pair instead of the installed one")
     ck.set_defaults(func=cmd_check)
+    mem = sub.add_parser("memory", help="estimate KTO training memory, say if it fits the GPU and what to change")
+    src = mem.add_mutually_exclusive_group()
+    src.add_argument("--params", type=float, default=None, help="parameter count, e.g. 1.8e9 (shape: Qwen1.5-1.8B's, scaled)")
+    src.add_argument("--config-json", type=Path, default=None, help="the model's Hugging Face config.json")
+    for flag in ("--hidden-size", "--intermediate-size", "--layers", "--vocab-size"):
+        mem.add_argument(flag, type=int, default=None, help="override the shape")
+    mem.add_argument("--batch-size", type=int, default=16, help="per_device_train_batch_size (default: 16)")
+    mem.add_argument("--seq-len", type=int, default=1024, help="padded prompt+completion length: max_length (default: 1024, TRL 1.16's KTOConfig; TRL 0.12 used 512)")
+    mem.add_argument("--precision", choices=("bf16", "fp16", "fp32"), default="bf16", help="TrainingArguments bf16/fp16 (autocast)")
+    mem.add_argument("--weights", choices=("fp32", "bf16", "fp16"), default="fp32",
+                     help="dtype the model is loaded in (default fp32: the KTO example's from_pretrained without a dtype)")
+    mem.add_argument("--gpu-gib", type=float, default=24.0, help="GPU memory in GiB (default: 24)")
+    mem.add_argument("--lora-rank", type=int, default=0, help="LoRA rank on all linear layers; 0 = full fine-tune")
+    mem.add_argument("--gradient-checkpointing", action="store_true")
+    mem.add_argument("--grad-accum", type=int, default=1, help="gradient_accumulation_steps")
+    mem.add_argument("--precompute-ref", action="store_true", help="precompute_ref_log_probs=True with ref_model=None")
+    mem.add_argument("--optim", choices=("adamw_torch", "adamw_torch_fused", "adamw_8bit"), default="adamw_torch")
+    mem.add_argument("--logits", choices=("full", "chunked"), default="full",
+                     help="full: B x S x vocab logits materialised (TRL 0.12-era KTOTrainer); chunked: fused LM head (TRL 1.16)")
+    mem.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    mem.add_argument("--json", action="store_true", help="machine-readable output")
+    mem.set_defaults(func=cmd_memory)
+    commands.register(sub)  # merge, releases, regressions, bisect, bench (compat/harness/commands.py)
     return parser
 
 

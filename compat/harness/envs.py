@@ -171,7 +171,7 @@ class Envs:
         workdir.mkdir(parents=True, exist_ok=True)
         req, lock = workdir / "requirements.in", workdir / "requirements.txt"
         req.write_text(requirements(cell, self.settings))
-        cmd = self._uv("pip", "compile", "--quiet", *self._python(), *index_args(self.settings), str(req), "-o", str(lock))
+        cmd = self._uv("pip", "compile", "--quiet", "--no-header", *self._python(), *index_args(self.settings), str(req), "-o", str(lock))
         return _run(cmd + resolution_args(cell, self.settings, workdir), 300), lock
 
     def ensure(self, cell: Cell, lock: Path) -> tuple[Step, Path, bool]:

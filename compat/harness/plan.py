@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from packaging.version import InvalidVersion, Version
 
-from .config import ConfigError, MatrixConfig, Profile, Selector
+from .config import RESOLUTIONS, ConfigError, MatrixConfig, Profile, Selector
 from .index import Release
 
 Lister = Callable[[str], Sequence[Release]]
@@ -35,7 +35,8 @@ class Cell:
 
     @property
     def only(self) -> str:
-        return f"trl=={self.trl},transformers=={self.transformers}"
+        res = "" if self.resolution == "latest" else f",resolution={self.resolution}"
+        return f"trl=={self.trl},transformers=={self.transformers}{res}"
 
 
 def select(selector: Selector, releases: Sequence[Release], where: str) -> list[Version]:
@@ -74,16 +75,23 @@ def expand(profile: Profile, lister: Lister, resolutions: Iterable[str]) -> list
     return sorted(cells)
 
 
-_ONLY = re.compile(r"^\s*trl\s*==\s*(?P<trl>[^,\s]+)\s*,\s*transformers\s*==\s*(?P<tf>[^,\s]+)\s*$")
+_ONLY = re.compile(r"^\s*trl\s*==\s*(?P<trl>[^,\s]+)\s*,\s*transformers\s*==\s*(?P<tf>[^,\s]+)\s*"
+                   r"(,\s*resolution\s*=\s*(?P<res>[\w-]+)\s*)?$")
 
 
 def parse_only(text: str) -> tuple[Version, Version]:
-    """`trl==A,transformers==B` -> versions; a clear error otherwise."""
+    """`trl==A,transformers==B[,resolution=MODE]` -> versions; a clear error otherwise."""
+    return parse_only_cell(text)[:2]  # type: ignore[return-value]
+
+
+def parse_only_cell(text: str) -> tuple[Version, Version, str | None]:
     m = _ONLY.match(text)
     if not m:
-        raise ConfigError(f"--only {text!r}: expected 'trl==A,transformers==B'")
+        raise ConfigError(f"--only {text!r}: expected 'trl==A,transformers==B' (optionally ',resolution=as-of-release')")
+    if m["res"] and m["res"] not in RESOLUTIONS:
+        raise ConfigError(f"--only {text!r}: unknown resolution {m['res']!r}; one of {', '.join(RESOLUTIONS)}")
     try:
-        return Version(m["trl"]), Version(m["tf"])
+        return Version(m["trl"]), Version(m["tf"]), m["res"]
     except InvalidVersion as exc:
         raise ConfigError(f"--only {text!r}: {exc}") from None
 
@@ -113,11 +121,11 @@ def plan(
     if only:
         cells = set()
         for text in only:
-            trl, tf = parse_only(text)
+            trl, tf, res = parse_only_cell(text)
             for name, v in (("trl", trl), ("transformers", tf)):
                 if not any(r.version == v for r in lister(name)):
                     raise ConfigError(f"--only {text!r}: {name} {v} does not exist on the package index")
-            cells.update(Cell(trl, tf, r) for r in resolutions)
+            cells.update(Cell(trl, tf, r) for r in ((res,) if res else resolutions))
         out = sorted(cells)
     else:
         out = expand(config.profile(profile), lister, resolutions)

@@ -148,7 +148,7 @@ def metadata_vs_actual(results: Sequence[CellResult]) -> list[str]:
     out = []
     for r in sorted(results, key=_key):
         ok = r.declared_ok
-        if ok is True and r.status == "incompatible":
+        if ok is True and r.status == "incompatible" and not (r.failure and r.failure.drift):
             out.append(f"- too loose: {_pair(r)}: TRL declares transformers{md_escape(r.declared)} yet the pair fails at {md_escape(r.failure.stage if r.failure else '?')}")
         elif ok is False and r.status == "compatible":
             out.append(f"- too tight: {_pair(r)}: TRL declares transformers{md_escape(r.declared)} yet the pair trains (forced)")

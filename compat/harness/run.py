@@ -50,7 +50,8 @@ def suite_hash(root: Path) -> str:
 
 def cache_key(cell: Cell, settings: Settings, suite: str) -> str:
     parts = (str(cell.trl), str(cell.transformers), cell.resolution, settings.python, settings.torch, suite,
-             "forced" if cell.forced else "")
+             "forced" if cell.forced else "", *settings.cell_requirements,
+             *(settings.as_of_release_exempt if cell.resolution == "as-of-release" else ()))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
 
