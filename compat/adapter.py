@@ -153,6 +153,24 @@ def _unmeasured(what: str) -> None:
 def load_kto() -> tuple[type, type]:
     """``(KTOConfig, KTOTrainer)`` from the location measured to work without deprecation warnings."""
     check_pair()
+    try:
+        return _import_kto()
+    except Exception as exc:  # noqa: BLE001 - re-raised unless the findings explain it
+        drift = lookup("drift")
+        if drift:
+            raise BrokenPairError(drift_advice(installed_pair(), drift, exc)) from exc
+        raise
+
+
+def drift_advice(pair: tuple[str, str], drift: dict[str, Any], exc: BaseException) -> str:
+    first = (str(exc).splitlines() or [""])[0]
+    return (f"trl {pair[0]} + transformers {pair[1]} fails at import here ({type(exc).__name__}: {first}). "
+            f"kto-compat measured this as dependency drift, not a fault of the pair: with today's dependencies it fails "
+            f"with '{drift.get('message')}'. Install the dependencies as of the pair's release (see the as-of-release "
+            f"cells of the compatibility report) or the missing package, or move to a measured working pair.")
+
+
+def _import_kto() -> tuple[type, type]:
     path = lookup("import_path")
     if path:
         module = importlib.import_module(path)

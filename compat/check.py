@@ -27,6 +27,7 @@ class CheckReport:
     nearest: list[dict[str, str]] = field(default_factory=list)
     pip: str | None = None
     adapter_plan: str = ""
+    drift: dict[str, Any] | None = None  # measured dependency drift for this pair under today's resolution
 
     @property
     def exit_code(self) -> int:
@@ -41,7 +42,7 @@ def check(pair: tuple[str, str]) -> CheckReport:
     keyword, broken = adapter.lookup("keyword", pair), adapter.lookup("broken", pair)
     near = adapter.nearest_working(pair)
     common = {"trl": pair[0], "transformers": pair[1], "nearest": [{"trl": a, "transformers": b} for a, b in near],
-              "pip": _pip(near[0]) if near else None}
+              "pip": _pip(near[0]) if near else None, "drift": adapter.lookup("drift", pair)}
     if broken:
         return CheckReport(status="broken", broken=broken, adapter_plan="load_kto() raises BrokenPairError with this advice before any heavy work", **common)
     if keyword:
@@ -73,6 +74,9 @@ def render(r: CheckReport) -> str:
         lines = [head + "not measured by this kto-compat's findings.", f"adapter: {r.adapter_plan}"]
         if r.nearest:
             lines.append(f"nearest measured working pair: trl {r.nearest[0]['trl']} + transformers {r.nearest[0]['transformers']} ({r.pip})")
+    if r.drift:
+        lines.append(f"note: with today's dependency resolution this pair fails at {r.drift.get('stage')} because a "
+                     f"dependency drifted ({r.drift.get('message')}); dependencies as of its release work where noted above")
     return "\n".join(lines)
 
 

@@ -134,6 +134,9 @@ def test_broken_pair_is_refused(this_cell: CellResult, tmp_path: Path, observe: 
         pytest.skip("pair measured compatible: test_script_trains_through_adapter runs the script")
     assert this_cell.failure is not None
     findings = build([this_cell])
+    if this_cell.failure.drift:
+        check_drift_refusal(findings, tmp_path, observe)
+        return
     assert findings["facts"]["broken"], "a failed cell must yield a broken rule"
     problems: list[str] = []
     try:
@@ -165,6 +168,17 @@ def test_broken_pair_is_refused(this_cell: CellResult, tmp_path: Path, observe: 
     observe.set("adapter", "fail" if problems else "pass")
     observe.set("adapter_outcome", "refused")
     assert not problems, problems
+
+
+def check_drift_refusal(findings: dict[str, Any], tmp_path: Path, observe: Any) -> None:
+    """Drift is never "broken" (a user without the drift must not be refused), but where
+    KTO fails to import, the adapter explains the drift instead of a bare traceback."""
+    assert findings["facts"]["drift"] and not findings["facts"]["broken"]
+    adapter = export_adapter(findings, tmp_path)
+    with pytest.raises(adapter.BrokenPairError, match="dependency drift"):
+        adapter.load_kto()
+    observe.set("adapter", "pass")
+    observe.set("adapter_outcome", "refused")
 
 
 def refusal_problems(name: str, message: str, cell: CellResult, have_working: bool) -> list[str]:
