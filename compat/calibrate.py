@@ -27,17 +27,17 @@ peak within ~4% whether it runs alone in a fresh process or after others.
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import gc
 import inspect
 import json
 import os
 import sys
-import threading
 import time
 import warnings
-from pathlib import Path
 from typing import Any
+
+from compat.peak import Peak, rss_bytes
+from compat.tiny import kto_config, kto_config_values
 
 DEFAULT_SPEC: dict[str, Any] = {
     "batch_size": 4,
@@ -71,38 +71,6 @@ def _pin_malloc() -> None:
         pass
 
 
-class Peak:
-    """Peak of a sampled quantity above its value at ``start()``."""
-
-    def __init__(self, read) -> None:
-        self._read = read
-        self._stop = threading.Event()
-        self.start = self.peak = read()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.001):
-            self.peak = max(self.peak, self._read())
-
-    def __enter__(self) -> Peak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._read())
-
-    @property
-    def delta(self) -> int:
-        return self.peak - self.start
-
-
-def _rss() -> int:
-    page = os.sysconf("SC_PAGE_SIZE")
-    return int(Path("/proc/self/statm").read_text().split()[1]) * page
-
-
 def _rows(n: int, prompt_len: int, completion_len: int) -> list[dict[str, Any]]:
     """Plain rows whose prompts (and completions) all tokenize to the same length: no padding anywhere.
 
@@ -120,47 +88,10 @@ def _rows(n: int, prompt_len: int, completion_len: int) -> list[dict[str, Any]]:
 
 def _config_values(spec: dict[str, Any], out: str, cuda: bool) -> dict[str, Any]:
     prompt, completion = spec["prompt_len"], spec["completion_len"]
-    return {
-        "output_dir": out,
-        "per_device_train_batch_size": spec["batch_size"],
-        "gradient_accumulation_steps": 1,
-        "max_steps": spec["steps"],
-        "learning_rate": 1e-4,
-        "bf16": True,
-        "use_cpu": not cuda,
-        "no_cuda": not cuda,
-        "report_to": "none",
-        "save_strategy": "no",
-        "eval_strategy": "no",
-        "evaluation_strategy": "no",
-        "logging_strategy": "steps",
-        "logging_steps": 1,
-        "disable_tqdm": True,
-        "remove_unused_columns": False,
-        "activation_checkpointing": spec["gradient_checkpointing"],
-        "gradient_checkpointing": spec["gradient_checkpointing"],
-        # Room for the whole row plus the specials any TRL adds: nothing is truncated.
-        "max_length": prompt + completion + 8,
-        "max_prompt_length": prompt + 4,
-        "max_completion_length": completion + 4,
-        "dataset_num_proc": None,
-        "dataloader_num_workers": 0,
-        "seed": 0,
-        "data_seed": 0,
-    }
-
-
-_ALIASES = (("use_cpu", "no_cuda"), ("eval_strategy", "evaluation_strategy"),
-            ("activation_checkpointing", "gradient_checkpointing"))
-
-
-def _make_config(config_cls: type, values: dict[str, Any]) -> Any:
-    names = {f.name for f in dataclasses.fields(config_cls) if f.init}
-    kept = {k: v for k, v in values.items() if k in names}
-    for new, old in _ALIASES:
-        if new in kept:
-            kept.pop(old, None)
-    return config_cls(**kept)
+    # Room for the whole row plus the specials any TRL adds: nothing is truncated.
+    return kto_config_values(out, cpu=not cuda, batch=spec["batch_size"], steps=spec["steps"], learning_rate=1e-4,
+                             max_length=prompt + completion + 8, max_prompt_length=prompt + 4,
+                             max_completion_length=completion + 4, checkpointing=spec["gradient_checkpointing"])
 
 
 def _build_model(size: dict[str, Any], tok: Any, max_positions: int) -> Any:
@@ -184,7 +115,7 @@ def _trainer(kto: Any, tok: Any, size: dict[str, Any], spec: dict[str, Any], out
 
     n_rows = spec["batch_size"] * spec["steps"]
     dataset = Dataset.from_list(_rows(n_rows, spec["prompt_len"], spec["completion_len"]))
-    args = _make_config(kto.config, _config_values(spec, out, cuda))
+    args = kto_config(kto.config, _config_values(spec, out, cuda))
     positions = spec["prompt_len"] + spec["completion_len"] + 16
     error: Exception | None = None
     for keyword in ("processing_class", "tokenizer"):
@@ -228,9 +159,9 @@ def measure_one(size: dict[str, Any], spec: dict[str, Any], out: str, warm: bool
             torch.cuda.reset_peak_memory_stats()  # the maximum restarts from what is allocated now
             read, method = torch.cuda.max_memory_allocated, "cuda: torch.cuda.max_memory_allocated above the pre-model allocation"
         else:
-            read, method = _rss, "cpu: peak RSS (/proc/self/statm, 1 ms samples) above the pre-model RSS"
+            read, method = rss_bytes, "cpu: peak RSS (/proc/self/statm, 1 ms samples) above the pre-model RSS"
         start = time.perf_counter()
-        with Peak(read) as peak:
+        with Peak(read, interval=0.001) as peak:
             trainer = _trainer(kto, tok, size, spec, out, cuda)
             built = read() - peak.start
             trainer.train()

@@ -6,9 +6,7 @@ import argparse
 import json
 import os
 import platform
-import signal
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from .harness import config as cfg
@@ -27,11 +25,6 @@ def default_jobs() -> int:
     return max(1, min(cores // 2, int(mem_gib // 6)))
 
 
-def _lister(root: Path):
-    cache = root / ".compat" / "index"
-    return lambda name: index.fetch(name, cache)
-
-
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=Path("matrix.toml"), help="matrix file (default: ./matrix.toml)")
     p.add_argument("--profile", default="default")
@@ -43,7 +36,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _plan(args: argparse.Namespace) -> tuple[cfg.MatrixConfig, list[plan.Cell]]:
     config = cfg.load(args.config)
     shard = plan.parse_shard(args.shard) if args.shard else None
-    cells = plan.plan(config, args.profile, _lister(args.config.resolve().parent), args.only, shard,
+    cells = plan.plan(config, args.profile, index.lister(args.config), args.only, shard,
                       force=getattr(args, "force", False))
     return config, cells
 
@@ -76,7 +69,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     ctx = run.Context(root=root, out=out, settings=config.settings, envs=envs,
                       cache_dir=root / ".compat" / "results", suite=run.suite_hash(root), fresh=args.fresh,
                       threads=max(1, (os.cpu_count() or 1) // jobs))
-    with lock.exclusive(out), _stop_on_signals(ctx.stop):
+    with lock.exclusive(out), run.stop_on_signals(ctx.stop):
         reporter = progress.make(len(cells), jobs)
         print(f"compat: {len(cells)} cells, {jobs} at a time -> {out}", file=sys.stderr)
         results = run.run_all(ctx, cells, jobs, reporter)
@@ -90,19 +83,6 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         print(f"compat: interrupted: {len(results)} of {len(cells)} cells recorded; rerun to resume", file=sys.stderr)
         return 130
     return 1 if any(r.status == "error" for r in results) else 0
-
-
-@contextmanager
-def _stop_on_signals(stop):
-    """SIGINT/SIGTERM ask running cells to stop (and be recorded) instead of killing the host mid-write."""
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in previous:
-        signal.signal(s, lambda *_: stop.set())
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ from typing import Any
 
 __all__ = [
     "CHATML_TEMPLATE",
+    "kto_config",
+    "kto_config_values",
     "SPECIAL_TOKENS",
     "kto_rows",
     "make_model",
@@ -149,3 +151,47 @@ def kto_rows(n: int = 8, conversational: bool = False) -> list[dict[str, Any]]:
         else:
             rows.append({"prompt": prompt, "completion": " " + answer, "label": label})
     return rows
+
+
+def kto_config_values(output_dir: str, *, cpu: bool, batch: int, steps: int, learning_rate: float,
+                      max_length: int, max_prompt_length: int, max_completion_length: int,
+                      checkpointing: bool = False) -> dict[str, Any]:
+    """What an in-cell KTO run wants from KTOConfig, under every spelling a release may use;
+    :func:`kto_config` keeps the fields the installed KTOConfig has."""
+    return {
+        "output_dir": output_dir, "per_device_train_batch_size": batch, "gradient_accumulation_steps": 1,
+        "max_steps": steps, "learning_rate": learning_rate, "bf16": True,
+        "use_cpu": cpu, "no_cuda": cpu,  # older spelling; only used where use_cpu is absent
+        "report_to": "none", "save_strategy": "no", "eval_strategy": "no", "evaluation_strategy": "no",
+        "logging_strategy": "steps", "logging_steps": 1,
+        "logging_nan_inf_filter": False,  # else a NaN loss is logged as the running mean
+        "disable_tqdm": True, "remove_unused_columns": False,
+        "activation_checkpointing": checkpointing,
+        "gradient_checkpointing": checkpointing,  # older spelling; only used where the new one is absent
+        "max_length": max_length, "max_prompt_length": max_prompt_length, "max_completion_length": max_completion_length,
+        "dataset_num_proc": None, "dataloader_num_workers": 0, "seed": 0, "data_seed": 0,
+    }
+
+
+# (current spelling, older spelling): passing the older one where both exist warns.
+_CONFIG_ALIASES = (
+    ("use_cpu", "no_cuda"),
+    ("eval_strategy", "evaluation_strategy"),
+    ("activation_checkpointing", "gradient_checkpointing"),
+)
+
+
+def supported_fields(config_cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Keep the fields this KTOConfig's constructor takes; of two spellings keep only the current one."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_cls) if f.init}
+    kept = {k: v for k, v in values.items() if k in names}
+    for new, old in _CONFIG_ALIASES:
+        if new in kept:
+            kept.pop(old, None)
+    return kept
+
+
+def kto_config(config_cls: type, values: dict[str, Any]) -> Any:
+    return config_cls(**supported_fields(config_cls, values))

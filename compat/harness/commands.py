@@ -11,11 +11,7 @@ import argparse
 import math
 import os
 import platform
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,24 +26,6 @@ from .envs import Envs
 from .results import CellResult, write_json
 
 AXES = ("trl", "transformers")
-
-
-def _lister(config: Path, max_age: float = 3600.0):
-    cache = config.resolve().parent / ".compat" / "index"
-    return lambda name: index.fetch(name, cache, max_age=max_age)
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM finish the running cell as interrupted instead of killing the host mid-write."""
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in previous:
-        signal.signal(s, lambda *_: stop.set())
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 # ---- merge ---------------------------------------------------------------------------------
@@ -78,7 +56,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def cmd_releases(args: argparse.Namespace) -> int:
     """New index releases the profile would pick and the stored report lacks; always exit 0."""
     config = cfg.load(args.config)
-    planned = plan.plan(config, args.profile, _lister(args.config, 0 if args.refresh else 3600.0))
+    planned = plan.plan(config, args.profile, index.lister(args.config, 0 if args.refresh else 3600.0))
     report_path = args.results / "compat.json"
     found = releases.uncovered(planned, releases.stored(report_path))
     if args.only_flags:
@@ -191,7 +169,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     if args.probe not in bisect_mod.PROBES:
         raise cfg.ConfigError(f"--probe {args.probe!r}: one of {', '.join(bisect_mod.PROBES)}")
     config = cfg.load(args.config)
-    lister = _lister(args.config)
+    lister = index.lister(args.config)
     versions = _axis_versions(lister, args.axis, args.range)
     side = bisect_mod.Side(_values(args.good), _values(args.bad))
     root = args.config.resolve().parent
@@ -215,7 +193,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
     print(f"compat: bisect {args.probe} along {args.axis} ({len(versions)} releases {versions[0]}..{versions[-1]}) "
           f"with {other}=={fixed.strip()}", file=sys.stderr)
-    with lock.exclusive(out), _stop_on_signals(ctx.stop):
+    with lock.exclusive(out), run.stop_on_signals(ctx.stop):
         try:
             if args.linear:
                 points, first = bisect_mod.scan(versions, measure, side)
@@ -244,7 +222,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     config = cfg.load(args.config)
-    cell = plan.plan(config, "default", _lister(args.config), [args.pair])[0]
+    cell = plan.plan(config, "default", index.lister(args.config), [args.pair])[0]
     only = args.only or [args.pair]
     try:
         figures = bench_mod.bench(cell, config.settings, args.config, only)

@@ -82,3 +82,9 @@ def fetch(name: str, cache_dir: Path, max_age: float = 3600.0, url: str | None =
     tmp.write_text(json.dumps(payload))
     os.replace(tmp, cache)
     return parse_listing(payload)
+
+
+def lister(config: Path, max_age: float = 3600.0):
+    """`name -> releases` for planning, cached beside the project's matrix.toml."""
+    cache = config.resolve().parent / ".compat" / "index"
+    return lambda name: fetch(name, cache, max_age=max_age)

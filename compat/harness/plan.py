@@ -10,6 +10,7 @@ from packaging.version import InvalidVersion, Version
 
 from .config import RESOLUTIONS, ConfigError, MatrixConfig, Profile, Selector
 from .index import Release
+from .results import cell_id
 
 Lister = Callable[[str], Sequence[Release]]
 
@@ -30,8 +31,7 @@ class Cell:
 
     @property
     def id(self) -> str:
-        suffix = "" if self.resolution == "latest" else f"-{self.resolution}"
-        return f"trl{self.trl}-tf{self.transformers}{suffix}{'-forced' if self.forced else ''}"
+        return cell_id(self.trl, self.transformers, self.resolution, self.forced)
 
     @property
     def only(self) -> str:

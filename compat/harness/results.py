@@ -19,6 +19,12 @@ STAGES = ("resolve", "install", "import", "construct", "format", "train", "timeo
 KEYWORDS = ("processing_class", "tokenizer")
 
 
+def cell_id(trl: object, transformers: object, resolution: str, forced: bool) -> str:
+    """The one name a cell has everywhere: file names, nox sessions, reports."""
+    suffix = "" if resolution == "latest" else f"-{resolution}"
+    return f"trl{trl}-tf{transformers}{suffix}{'-forced' if forced else ''}"
+
+
 @dataclass(frozen=True)
 class Failure:
     stage: str
@@ -66,8 +72,7 @@ class CellResult:
 
     @property
     def id(self) -> str:
-        suffix = "" if self.resolution == "latest" else f"-{self.resolution}"
-        return f"trl{self.trl}-tf{self.transformers}{suffix}{'-forced' if self.forced else ''}"
+        return cell_id(self.trl, self.transformers, self.resolution, self.forced)
 
     @property
     def failed(self) -> bool:

@@ -7,6 +7,7 @@ tangled into the logic (resolvelib's reporter split).
 from __future__ import annotations
 
 import hashlib
+import signal
 import json
 import os
 import subprocess
@@ -14,7 +15,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -245,3 +248,16 @@ def run_all(ctx: Context, cells: list[Cell], jobs: int, reporter: Reporter) -> l
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return [r for r in pool.map(one, cells) if r is not None]
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM ask running cells to stop (and be recorded) instead of killing the host mid-write."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

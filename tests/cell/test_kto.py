@@ -8,13 +8,10 @@ a test fails only when the pair cannot do the thing at all.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-import os
 import re
 import resource
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -26,6 +23,8 @@ from typing import Any
 import pytest
 
 from compat.kto_import import KTOImport, discover_kto_once
+from compat.peak import Peak, rss_available, rss_bytes
+from compat.tiny import kto_config, kto_config_values
 from conftest import raised_by  # the same module instance pytest loaded
 
 KEYWORDS: tuple[str, ...] = ("processing_class", "tokenizer")
@@ -93,57 +92,12 @@ def on_cuda() -> bool:
 
 def config_values(output_dir: Path) -> dict[str, Any]:
     """What the cell wants from KTOConfig; fields a release lacks are dropped later."""
-    cpu = not on_cuda()
-    return {
-        "output_dir": str(output_dir),
-        "per_device_train_batch_size": BATCH,
-        "gradient_accumulation_steps": 1,
-        "max_steps": MAX_STEPS,
-        "learning_rate": 1e-3,
-        "bf16": True,
-        "use_cpu": cpu,
-        "no_cuda": cpu,  # older spelling; only used where use_cpu is absent
-        "report_to": "none",
-        "save_strategy": "no",
-        "eval_strategy": "no",
-        "evaluation_strategy": "no",
-        "logging_strategy": "steps",
-        "logging_steps": 1,
-        "logging_nan_inf_filter": False,  # else a NaN loss is logged as the running mean
-        "disable_tqdm": True,
-        "remove_unused_columns": False,
-        "activation_checkpointing": False,
-        "gradient_checkpointing": False,  # older spelling; only used where the new one is absent
-        "max_length": 64,
-        "max_prompt_length": 32,
-        "max_completion_length": 32,
-        "dataset_num_proc": None,
-        "dataloader_num_workers": 0,
-        "seed": 0,
-        "data_seed": 0,
-    }
-
-
-# (current spelling, older spelling): passing the older one where both exist warns.
-_ALIASES = (
-    ("use_cpu", "no_cuda"),
-    ("eval_strategy", "evaluation_strategy"),
-    ("activation_checkpointing", "gradient_checkpointing"),
-)
-
-
-def supported(config_cls: type, values: dict[str, Any]) -> dict[str, Any]:
-    """Keep the fields this KTOConfig has; of two spellings keep only the first present."""
-    names = {f.name for f in dataclasses.fields(config_cls) if f.init}
-    kept = {k: v for k, v in values.items() if k in names}
-    for new, old in _ALIASES:
-        if new in kept:
-            kept.pop(old, None)
-    return kept
+    return kto_config_values(str(output_dir), cpu=not on_cuda(), batch=BATCH, steps=MAX_STEPS, learning_rate=1e-3,
+                             max_length=64, max_prompt_length=32, max_completion_length=32)
 
 
 def make_config(config_cls: type, output_dir: Path, **overrides: Any) -> Any:
-    return config_cls(**supported(config_cls, {**config_values(output_dir), **overrides}))
+    return kto_config(config_cls, {**config_values(output_dir), **overrides})
 
 
 # --------------------------------------------------------------------------- capturing
@@ -393,48 +347,28 @@ def test_format_mode(
 
 
 class PeakRSS:
-    """Peak resident memory above the starting RSS while a block runs (CPU runs).
-
-    ``ru_maxrss`` is a lifetime high-water mark (import peaks would hide the
-    training's), so RSS is sampled from /proc/self/statm every few ms instead;
-    where /proc is missing, the ru_maxrss increase is the fallback.
-    """
-
-    method = "cpu: peak RSS above pre-training RSS, /proc/self/statm sampled every 2 ms"
+    """Peak resident memory above the starting RSS while training runs (CPU runs);
+    where /proc is missing, the ru_maxrss increase is the fallback."""
 
     def __init__(self) -> None:
-        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-        self._stop = threading.Event()
-        self.start = self.peak = self._rss()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
         self._maxrss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    def _rss(self) -> int | None:
-        try:
-            return int(Path("/proc/self/statm").read_text().split()[1]) * self._page
-        except (OSError, IndexError, ValueError):
-            return None
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.002):
-            rss = self._rss()
-            if rss is not None and self.peak is not None:
-                self.peak = max(self.peak, rss)
+        self._peak = Peak(rss_bytes) if rss_available() else None
+        self.method = ("cpu: peak RSS above pre-training RSS, /proc/self/statm sampled every 2 ms" if self._peak
+                       else "cpu: ru_maxrss increase during training (0 if below an earlier peak)")
 
     def __enter__(self) -> PeakRSS:
-        self._thread.start()
+        if self._peak:
+            self._peak.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        if self.start is None:
-            self.method = "cpu: ru_maxrss increase during training (0 if below an earlier peak)"
+        if self._peak:
+            self._peak.__exit__(*exc)
 
     @property
     def bytes(self) -> int:
-        if self.start is not None and self.peak is not None:
-            return self.peak - self.start
+        if self._peak:
+            return self._peak.delta
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self._maxrss0
 
 

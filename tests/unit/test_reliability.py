@@ -23,6 +23,8 @@ from compat.harness.config import Settings
 from compat.harness.envs import Envs
 from compat.harness.plan import Cell
 
+import fakeproject
+
 REPO = Path(__file__).parents[2]
 MATRIX = """
 [settings]
@@ -35,21 +37,9 @@ transformers = ["4.46.3"]
 """
 
 
-def listing(*versions: str) -> dict:
-    return {"files": [{"filename": f"x-{v}.tar.gz", "upload-time": "2025-01-01T00:00:00Z"} for v in versions]}
-
-
 @pytest.fixture
 def project(tmp_path: Path):
-    (tmp_path / "matrix.toml").write_text(MATRIX)
-    idx = tmp_path / ".compat" / "index"
-    idx.mkdir(parents=True)
-    (idx / "trl.json").write_text(json.dumps(listing("0.12.0", "0.12.2", "1.0.0")))
-    (idx / "transformers.json").write_text(json.dumps(listing("4.46.3", "5.0.0")))
-    uv = tmp_path / "uv"
-    uv.write_text(f"#!/bin/sh\nexec {sys.executable} {REPO / 'tests' / 'unit' / 'fake_uv.py'} \"$@\"\n")
-    uv.chmod(0o755)
-    return tmp_path
+    return fakeproject.make(tmp_path, MATRIX, ["0.12.0", "0.12.2", "1.0.0"], ["4.46.3", "5.0.0"])
 
 
 def compat(project: Path, *args: str, sleep: float = 0, wait: bool = True, **env: str):
