@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .harness import config as cfg
 from .harness import commands, export, findings, index, lock, plan, progress, report, run
-from .harness.envs import EnvError, Envs
+from .harness.envs import EnvError
 from .harness.results import CellResult, read_result
 
 
@@ -60,15 +60,10 @@ def _check_writable(out: Path) -> None:
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     config, cells = _plan(args)
-    root = args.config.resolve().parent
     out = args.out.resolve()
     _check_writable(out)
-    envs = Envs(root / ".compat" / "envs", config.settings)
-    envs.check_python()
     jobs = args.jobs or default_jobs()
-    ctx = run.Context(root=root, out=out, settings=config.settings, envs=envs,
-                      cache_dir=root / ".compat" / "results", suite=run.suite_hash(root), fresh=args.fresh,
-                      threads=max(1, (os.cpu_count() or 1) // jobs))
+    ctx = run.project_context(args.config, config.settings, out, fresh=args.fresh, jobs=jobs)
     with lock.exclusive(out), run.stop_on_signals(ctx.stop):
         reporter = progress.make(len(cells), jobs)
         print(f"compat: {len(cells)} cells, {jobs} at a time -> {out}", file=sys.stderr)

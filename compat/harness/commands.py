@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import platform
 import sys
 from dataclasses import replace
@@ -22,7 +21,6 @@ from . import bench as bench_mod
 from . import bisect as bisect_mod
 from . import config as cfg
 from . import index, lock, merge, plan, regressions, releases, report, run
-from .envs import Envs
 from .results import CellResult, write_json
 
 AXES = ("trl", "transformers")
@@ -172,12 +170,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     lister = index.lister(args.config)
     versions = _axis_versions(lister, args.axis, args.range)
     side = bisect_mod.Side(_values(args.good), _values(args.bad))
-    root = args.config.resolve().parent
     out = args.out.resolve()
-    envs = Envs(root / ".compat" / "envs", config.settings)
-    envs.check_python()
-    ctx = run.Context(root=root, out=out, settings=config.settings, envs=envs, cache_dir=root / ".compat" / "results",
-                      suite=run.suite_hash(root), fresh=args.fresh, threads=max(1, os.cpu_count() or 1))
+    ctx = run.project_context(args.config, config.settings, out, fresh=args.fresh)
     reporter = _StepReporter(len(versions))
     done: list[CellResult] = []
 

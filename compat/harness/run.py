@@ -96,6 +96,16 @@ class Context:
     backoff: float = 2.0
 
 
+def project_context(config_path: Path, settings: Settings, out: Path, *, fresh: bool = False, jobs: int = 1) -> Context:
+    """The run context of the project whose matrix.toml is `config_path`: its checkout holds the
+    cell suite, `.compat/` holds environments and cached results."""
+    root = config_path.resolve().parent
+    envs = Envs(root / ".compat" / "envs", settings)
+    envs.check_python()
+    return Context(root=root, out=out, settings=settings, envs=envs, cache_dir=root / ".compat" / "results",
+                   suite=suite_hash(root), fresh=fresh, threads=max(1, (os.cpu_count() or 1) // jobs))
+
+
 def _result(cell: Cell, status: str, failure: Failure | None, **kw: Any) -> CellResult:
     return CellResult(str(cell.trl), str(cell.transformers), cell.resolution, status, failure=failure,
                       forced=cell.forced, yanked=cell.yanked, declared=cell.declared, released=cell.released, **kw)
