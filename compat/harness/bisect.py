@@ -25,23 +25,23 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
-from .results import CellResult
+from compat import probes as registry
+from compat.contract import CellResult, Status
 
-PROBES = ("status", "keyword.processing_class", "keyword.tokenizer", "import_path", "format_mode")
+# "status" (the verdict) and every registry probe marked bisectable.
+PROBES = ("status", *(p.key for p in registry.PROBES if p.bisect))
 
 
 def probe_value(result: CellResult, probe: str) -> str | None:
     """The probe's value for a cell, or None when the cell could not measure it."""
-    if result.status == "error":
+    if result.status in (Status.ERROR, Status.FLAKY):
         return None
     if probe == "status":
-        return result.status
-    if probe.startswith("keyword."):
-        value = result.keyword.get(probe.split(".", 1)[1], "untested")
-        return None if value == "untested" else value
-    if probe in ("import_path", "format_mode"):
-        return getattr(result, probe)
-    raise ValueError(f"unknown probe {probe!r}; one of {', '.join(PROBES)}")
+        return str(result.status)
+    if probe not in PROBES:
+        raise ValueError(f"unknown probe {probe!r}; one of {', '.join(PROBES)}")
+    value = result.probe(probe)
+    return None if value is None or value in registry.by_key(probe).unmeasured else str(value)
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from compat.contract import CompatError
 from packaging.version import InvalidVersion, Version
 
 PICKS = ("latest", "earliest", "latest-per-minor", "all")
 RESOLUTIONS = ("latest", "as-of-release")
 
 
-class ConfigError(ValueError):
-    """Bad matrix.toml; the message names the file and the field."""
+class ConfigError(CompatError, ValueError):
+    """Bad input (matrix.toml, a flag, a results dir); the message names the file, field or value."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Grid:
     trl: tuple[Selector, ...]
     transformers: tuple[Selector, ...]
     resolutions: tuple[str, ...] | None = None  # None: settings.resolution
+    trainers: tuple[str, ...] | None = None  # None: settings.trainers
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Settings:
     torch: str = "2.13.0"
     torch_index_url: str | None = None
     resolutions: tuple[str, ...] = ("latest",)
+    trainers: tuple[str, ...] = ("kto",)
     cell_timeout: float = 900.0
     cell_requirements: tuple[str, ...] = ("pytest==8.4.2",)
     # as-of-release resolves everything as of the pair's release date except
@@ -109,13 +113,15 @@ class MatrixConfig:
 
 
 _TOP = {"settings", "torch", "profiles"}
-_SETTINGS = {"python", "resolution", "cell_timeout", "cell_requirements", "as_of_release_exempt"}
+_SETTINGS = {"python", "resolution", "trainers", "cell_timeout", "cell_requirements", "as_of_release_exempt"}
 _TORCH = {"version", "index_url"}
-_PROFILE = {"description", "grid", "pick"}
-_GRID = {"trl", "transformers", "pick", "resolution"}
+_PROFILE = {"description", "grid", "pick", "from", "trainers"}
+_GRID = {"trl", "transformers", "pick", "resolution", "trainers"}
 
 
-def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+def _check_keys(table: Any, allowed: set[str], where: str) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(table).__name__} {table!r}"[:200])
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
@@ -126,7 +132,42 @@ def _axis(raw: Any, where: str, pick: str) -> tuple[Selector, ...]:
         raw = [raw]
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{where}: axis is empty; list at least one version or specifier")
+    for i, item in enumerate(raw):
+        text = item.get("spec", "") if isinstance(item, dict) else item
+        if isinstance(text, str) and not text.strip():
+            raise ConfigError(f"{where}[{i}]: empty version; write \"latest\" for the newest release")
     return tuple(Selector.parse(item, f"{where}[{i}]", pick) for i, item in enumerate(raw))
+
+
+def _strings(raw: Any, where: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A list of strings; a bare string is refused (iterating it would give its characters)."""
+    if raw is None:
+        return default
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x.strip() for x in raw):
+        raise ConfigError(f"{where}: expected a list of non-empty strings, got {raw!r}"[:200])
+    return tuple(raw)
+
+
+def _trainers(raw: Any, where: str) -> tuple[str, ...]:
+    from compat import trainers
+
+    names = _strings([raw] if isinstance(raw, str) else raw, where, ())
+    if not names:
+        raise ConfigError(f"{where}: list at least one trainer ({', '.join(trainers.names())})")
+    for name in names:
+        if name not in trainers.names():
+            raise ConfigError(f"{where}: unknown trainer {name!r}; one of {', '.join(trainers.names())}")
+    return names
+
+
+def _number(raw: Any, where: str, default: float, minimum: float) -> float:
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not raw == raw or raw in (float("inf"), float("-inf")):
+        raise ConfigError(f"{where}: expected a number of seconds, got {raw!r}")
+    if raw < minimum:
+        raise ConfigError(f"{where}: {raw} is below the minimum {minimum:g}")
+    return float(raw)
 
 
 def _resolutions(raw: Any, where: str) -> tuple[str, ...]:
@@ -139,6 +180,14 @@ def _resolutions(raw: Any, where: str) -> tuple[str, ...]:
     return modes
 
 
+def _text(raw: Any, where: str, default: str) -> str:
+    if raw is None:
+        return default
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(f"{where}: expected a quoted string, got {raw!r} (write it in quotes: \"{raw}\")")
+    return raw
+
+
 def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
     _check_keys(data, _TOP, str(path))
     s = data.get("settings", {})
@@ -146,30 +195,43 @@ def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
     t = data.get("torch", {})
     _check_keys(t, _TORCH, f"{path}: [torch]")
     res = _resolutions(s.get("resolution", ["latest"]), f"{path}: settings.resolution")
-    torch = str(t.get("version", "2.13.0"))
+    torch = _text(t.get("version"), f"{path}: torch.version", "2.13.0")
     try:
         Version(torch)
     except InvalidVersion:
         raise ConfigError(f"{path}: torch.version: invalid version {torch!r}") from None
+    python = _text(s.get("python"), f"{path}: settings.python", "3.11")
     settings = Settings(
-        python=str(s.get("python", "3.11")),
+        python=python,
         torch=torch,
-        torch_index_url=t.get("index_url"),
+        torch_index_url=_text(t.get("index_url"), f"{path}: torch.index_url", "") or None,
         resolutions=res,
-        cell_timeout=float(s.get("cell_timeout", 900)),
-        cell_requirements=tuple(s.get("cell_requirements", Settings.cell_requirements)),
-        as_of_release_exempt=tuple(s.get("as_of_release_exempt", Settings.as_of_release_exempt)),
+        trainers=_trainers(s.get("trainers", ["kto"]), f"{path}: settings.trainers"),
+        cell_timeout=_number(s.get("cell_timeout"), f"{path}: settings.cell_timeout", 900.0, 1.0),
+        cell_requirements=_strings(s.get("cell_requirements"), f"{path}: settings.cell_requirements",
+                                   Settings.cell_requirements),
+        as_of_release_exempt=_strings(s.get("as_of_release_exempt"), f"{path}: settings.as_of_release_exempt",
+                                      Settings.as_of_release_exempt),
     )
-    profiles: dict[str, Profile] = {}
     raw_profiles = data.get("profiles", {})
-    if not raw_profiles:
+    if not isinstance(raw_profiles, dict) or not raw_profiles:
         raise ConfigError(f"{path}: no [profiles.*] defined")
+    profiles: dict[str, Profile] = {}
     for name, body in raw_profiles.items():
         where = f"{path}: profiles.{name}"
         _check_keys(body, _PROFILE, where)
         pick = body.get("pick", "latest")
-        grids_raw = body.get("grid", [])
-        if not grids_raw:
+        trainers = _trainers(body["trainers"], f"{where}.trainers") if "trainers" in body else None
+        if "from" in body:
+            # Another profile's pairs, e.g. the dpo profile measures DPOTrainer on the default pairs.
+            base = body["from"]
+            if base not in raw_profiles or base == name or "from" in raw_profiles.get(base, {}):
+                raise ConfigError(f"{where}.from: {base!r} is not another profile defined without 'from'")
+            _check_keys(raw_profiles[base], _PROFILE, f"{path}: profiles.{base}")
+            grids_raw = raw_profiles[base].get("grid", [])
+        else:
+            grids_raw = body.get("grid", [])
+        if not isinstance(grids_raw, list) or not grids_raw:
             raise ConfigError(f"{where}: no [[profiles.{name}.grid]] entries")
         grids = []
         for i, g in enumerate(grids_raw):
@@ -180,14 +242,18 @@ def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
                 if axis not in g:
                     raise ConfigError(f"{gw}: missing axis {axis!r}")
             gres = _resolutions(g["resolution"], f"{gw}.resolution") if "resolution" in g else None
-            grids.append(Grid(_axis(g["trl"], f"{gw}.trl", gpick), _axis(g["transformers"], f"{gw}.transformers", gpick), gres))
-        profiles[name] = Profile(name, str(body.get("description", "")), tuple(grids))
+            gtrainers = trainers or (_trainers(g["trainers"], f"{gw}.trainers") if "trainers" in g else None)
+            grids.append(Grid(_axis(g["trl"], f"{gw}.trl", gpick), _axis(g["transformers"], f"{gw}.transformers", gpick),
+                              gres, gtrainers))
+        profiles[name] = Profile(name, _text(body.get("description"), f"{where}.description", ""), tuple(grids))
     return MatrixConfig(path, settings, profiles)
 
 
 def load(path: Path) -> MatrixConfig:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:

@@ -17,11 +17,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from compat.contract import CompatError
+
 from .config import Settings
 from .plan import Cell
 
 
-class EnvError(RuntimeError):
+class EnvError(CompatError, RuntimeError):
     """uv failed for a reason that is not the pair's fault (e.g. no interpreter)."""
 
 
@@ -81,17 +83,51 @@ class Step:
     ok: bool
     seconds: float
     output: str
+    returncode: int | None = 0  # negative: killed by that signal; None: timed out
 
 
 def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> Step:
     start = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, errors="replace")
     except subprocess.TimeoutExpired as exc:
         out = (exc.stderr or b"")
         text = out.decode(errors="replace") if isinstance(out, bytes) else out
-        return Step(False, time.perf_counter() - start, f"uv timed out after {timeout:.0f}s\n{text}")
-    return Step(proc.returncode == 0, time.perf_counter() - start, proc.stderr + proc.stdout)
+        return Step(False, time.perf_counter() - start, f"uv timed out after {timeout:.0f}s\n{text}", None)
+    return Step(proc.returncode == 0, time.perf_counter() - start, proc.stderr + proc.stdout, proc.returncode)
+
+
+# uv's own words, pinned to the tested uv range (pyproject: uv>=0.13,<0.14); tests/unit/test_uv_wording.py
+# runs the real uv against a local index and fails if they change.
+_NO_SOLUTION = "No solution found when resolving dependencies"
+_MISSING = re.compile(r"\b([A-Za-z0-9_.-]+) was not found in the package registry")
+_NO_VERSION = re.compile(r"there is no version of ([A-Za-z0-9_.-]+)==([^\s,]+)")
+
+
+def fault(step: Step, pinned: dict[str, str], stopping: bool) -> str | None:
+    """Why a failed uv step says nothing about the pair, or None when it is the pair's own answer.
+
+    interrupt: the run is stopping, or uv died of a signal (a process-group Ctrl-C
+    reaches uv too); network: uv could not reach the index; index: the index
+    denied a release the planner saw on it (a mirror answering 404), or denied
+    a package exists at all; harness: uv failed without the resolver's verdict.
+    ``pinned`` maps the packages the harness pinned to the versions the index listed.
+    """
+    if stopping or (step.returncode is not None and step.returncode < 0):
+        return "interrupt"
+    if is_network_error(step.output):
+        return "network"
+    if _MISSING.search(step.output):
+        return "index"
+    for name, version in _NO_VERSION.findall(step.output):
+        if pinned.get(name.lower()) == version:
+            return "index"
+    return None
+
+
+def refused(step: Step) -> bool:
+    """Did the resolver itself refuse (exit 1 with its explanation), as opposed to failing to run?"""
+    return step.returncode == 1 and _NO_SOLUTION in step.output
 
 
 def requirements(cell: Cell, settings: Settings) -> str:
@@ -175,8 +211,9 @@ class Envs:
         return _run(cmd + resolution_args(cell, self.settings, workdir), 300), lock
 
     def ensure(self, cell: Cell, lock: Path) -> tuple[Step, Path, bool]:
-        """A venv matching the lock; reused untouched while the lock is unchanged."""
-        env = self.root / cell.id
+        """A venv matching the lock; reused untouched while the lock is unchanged (cells of several
+        trainers on one pair share it)."""
+        env = self.root / cell.env_id
         digest = hashlib.sha256(lock.read_bytes()).hexdigest()
         marker = env / ".compat-lock"
         if marker.exists() and marker.read_text() == digest and (env / "bin" / "python").exists():

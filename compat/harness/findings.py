@@ -8,31 +8,33 @@ sorted keys, rules in version order).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from packaging.version import Version
 
-from .results import CellResult
-
-FINDINGS_SCHEMA = 1
+from compat.cell.validate import SchemaError, validate
+from compat.contract import FINDINGS_SCHEMA_VERSION, CellResult, ContractError, Status, facts, schema
+from compat.harness.files import atomic_write
 
 
 @dataclass(frozen=True, order=True)
 class Rule:
-    """`value` holds for every pair with trl in [trl_lo, trl_hi] and transformers in [tf_lo, tf_hi]."""
+    """`value` holds for every pair with trl in [trl_lo, trl_hi] and transformers in [tf_lo, tf_hi];
+    `measured` are the pairs inside it that a cell ran (any other pair inside is inferred)."""
 
     trl_lo: Version
     trl_hi: Version
     tf_lo: Version
     tf_hi: Version
     value: str  # JSON text, so values of any shape compare and sort
+    measured: tuple[tuple[Version, Version], ...] = ()
 
     def serialize(self) -> dict[str, Any]:
         return {"trl": _spec(self.trl_lo, self.trl_hi), "transformers": _spec(self.tf_lo, self.tf_hi),
-                "value": json.loads(self.value)}
+                "value": json.loads(self.value), "measured": [[str(a), str(b)] for a, b in self.measured]}
 
 
 def _spec(lo: Version, hi: Version) -> str:
@@ -56,80 +58,102 @@ def compress(points: dict[tuple[Version, Version], Any]) -> list[Rule]:
     ordered = sorted(rows)
     for i, trl in enumerate(ordered):
         block.append(trl)
-        last = i + 1 == len(ordered) or rows[ordered[i + 1]] != rows[trl]
-        if last:
-            rules += [Rule(block[0], block[-1], lo, hi, v) for lo, hi, v in rows[trl]]
+        if i + 1 == len(ordered) or rows[ordered[i + 1]] != rows[trl]:
+            for lo, hi, v in rows[trl]:
+                inside = tuple(sorted((t, f) for t, f in points if block[0] <= t <= block[-1] and lo <= f <= hi))
+                rules.append(Rule(block[0], block[-1], lo, hi, v, inside))
             block = []
     return sorted(rules)
 
 
-def _fact(results: Sequence[CellResult], pick: Callable[[CellResult], Any]) -> list[dict[str, Any]]:
-    points = {}
-    for r in results:
-        value = pick(r)
-        if value is not None:
-            points[(Version(r.trl), Version(r.transformers))] = value
-    return [rule.serialize() for rule in compress(points)]
-
-
-def _broken(r: CellResult) -> dict[str, Any] | None:
-    # Drift breaks an environment, not the pair: a user whose dependencies did
-    # not drift must not be refused, so drift is reported but never "broken".
-    if r.status not in ("incompatible", "unresolvable") or r.failure is None or r.failure.drift:
-        return None
-    return {"status": r.status, "stage": r.failure.stage, "message": r.failure.message.splitlines()[0][:300],
-            "raised_by": r.failure.raised_by}
-
-
-def _drift(r: CellResult) -> dict[str, Any] | None:
-    if r.failure is None or not r.failure.drift:
-        return None
-    return {"stage": r.failure.stage, "message": r.failure.message.splitlines()[0][:300], "resolution": r.resolution}
-
-
 def representative(results: Sequence[CellResult]) -> list[CellResult]:
-    """One result per pair: a resolution that trains wins (the pair works when its
-    dependencies are right), then a failure about the pair itself over drift,
-    then today's `latest` resolution. Forced runs test metadata, not installs."""
+    """One KTO result per pair: a resolution that trains wins (the pair works when its dependencies
+    are right), then a failure about the pair itself over drift, then today's `latest` resolution.
+    Forced runs test metadata, not installs; harness errors and flaky cells say nothing certain."""
 
     def score(r: CellResult) -> tuple[bool, ...]:
-        return (r.status != "compatible", bool(r.failure and r.failure.drift), r.status == "error", r.resolution != "latest")
+        return (r.status != Status.COMPATIBLE, bool(r.failure and r.failure.drift), r.resolution != "latest")
 
-    best: dict[tuple[str, str], CellResult] = {}
+    best: dict[tuple[Version, Version], CellResult] = {}
     for r in results:
-        key = (r.trl, r.transformers)
-        if not r.forced and (key not in best or score(r) < score(best[key])):
-            best[key] = r
+        if r.forced or r.trainer != "kto" or r.status in (Status.ERROR, Status.FLAKY):
+            continue
+        if r.pair not in best or score(r) < score(best[r.pair]):
+            best[r.pair] = r
     return list(best.values())
+
+
+def _remedies(results: Sequence[CellResult]) -> dict[tuple[Version, Version], str]:
+    """Where a drifted pair trains under another resolution mode, the measured remedy."""
+    out = {}
+    for r in results:
+        if r.trainer == "kto" and not r.forced and r.status == Status.COMPATIBLE and r.resolution == "as-of-release":
+            out[r.pair] = (f"resolving its dependencies as of the pair's release (as-of-release) trains: "
+                           f"kto-compat measured trl {r.trl} + transformers {r.transformers} that way")
+    return out
+
+
+def _measured_on(cells: Sequence[CellResult]) -> dict[str, str]:
+    """The torch builds, Pythons and devices the cells behind the findings ran on."""
+    def values(pick: Any) -> str:
+        return ", ".join(sorted({str(v) for r in cells if (v := pick(r))}))
+
+    devices = values(lambda r: (r.training or {}).get("device"))
+    return {"torch": values(lambda r: r.environment.get("torch")), "python": values(lambda r: r.environment.get("python")),
+            "devices": {"cpu": "CPU only (BF16 as CPU autocast)"}.get(devices, devices)}
 
 
 def build(results: Sequence[CellResult]) -> dict[str, Any]:
     chosen = representative(results)
-    ok = [r for r in chosen if r.status == "compatible"]
+    points: dict[str, dict[tuple[Version, Version], Any]] = {}
+    for r in chosen:
+        for name, value in facts(r).items():
+            if name != "drift":
+                points.setdefault(name, {})[r.pair] = value
+    remedies = _remedies(results)
+    for r in results:  # drift under `latest` is reported even where another mode trains
+        value = facts(r).get("drift")
+        if value is not None:
+            points.setdefault("drift", {})[r.pair] = {**value, **({"remedy": remedies[r.pair]} if r.pair in remedies else {})}
+    ok = [r for r in chosen if r.status == Status.COMPATIBLE]
     return {
-        "schema_version": FINDINGS_SCHEMA,
-        "generated_from": {"cells": len(results), "pairs": len(chosen), "compatible": len(ok)},
-        "facts": {
-            "keyword": _fact(ok, lambda r: r.use_keyword()),
-            "import_path": _fact(ok, lambda r: r.import_path),
-            "format_mode": _fact(ok, lambda r: r.format_mode),
-            "broken": _fact(chosen, _broken),
-            "drift": _fact([r for r in results if not r.forced], _drift),
-        },
-        "working": sorted([[r.trl, r.transformers] for r in ok], key=lambda p: (Version(p[0]), Version(p[1]))),
+        "schema_version": FINDINGS_SCHEMA_VERSION,
+        "generated_from": {"cells": len(results), "pairs": len(chosen), "compatible": len(ok), **_measured_on(chosen)},
+        "facts": {name: [rule.serialize() for rule in compress(p)] for name, p in sorted(points.items())},
+        "working": [[str(r.trl), str(r.transformers)] for r in sorted(ok, key=lambda r: r.pair)],
     }
 
 
 def dumps(findings: dict[str, Any]) -> str:
+    try:
+        validate(findings, schema("findings"), "findings.json being written")
+    except SchemaError as exc:
+        raise ContractError(str(exc)) from None
     return json.dumps(findings, indent=1, sort_keys=True) + "\n"
 
 
 def write(results: Sequence[CellResult], path: Path) -> bool:
     """Write findings; returns whether the file changed."""
     text = dumps(build(results))
-    if path.exists() and path.read_text() == text:
-        return False
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write(path, text)
     return True
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A findings file, validated: a ContractError names the file and what is wrong."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContractError(f"{path}: no such findings file") from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ContractError(f"{path}: not a findings file: {exc}") from None
+    try:
+        validate(data, schema("findings"), str(path))
+    except SchemaError as exc:
+        raise ContractError(str(exc)) from None
+    return data

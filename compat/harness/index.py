@@ -17,12 +17,14 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename, parse_sdist_filename
 from packaging.version import InvalidVersion, Version
 
+from compat.contract import CompatError
+
 DEFAULT_INDEX = "https://pypi.org/simple"
 _ACCEPT = "application/vnd.pypi.simple.v1+json"
 
 
-class IndexError_(RuntimeError):
-    """The index could not be read (network, HTTP, or bad payload)."""
+class IndexUnavailable(CompatError, RuntimeError):
+    """The index could not be read (network, HTTP, or bad payload) and no cached listing helps."""
 
 
 @dataclass(frozen=True, order=True)
@@ -47,8 +49,12 @@ def _version_of(filename: str) -> Version | None:
 
 def parse_listing(payload: dict) -> list[Release]:
     """Group a simple-API JSON listing's files into releases."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("files", []), list):
+        raise ValueError("not a PEP 691 project listing")
     seen: dict[Version, list[dict]] = {}
     for f in payload.get("files", []):
+        if not isinstance(f, dict):
+            continue
         v = _version_of(f.get("filename", ""))
         if v is not None:
             seen.setdefault(v, []).append(f)
@@ -65,23 +71,33 @@ def fetch(name: str, cache_dir: Path, max_age: float = 3600.0, url: str | None =
     base = (url or index_url()).rstrip("/")
     cache = cache_dir / f"{name}.json"
     if cache.exists() and time.time() - cache.stat().st_mtime < max_age:
-        try:
-            return parse_listing(json.loads(cache.read_text()))
-        except (json.JSONDecodeError, OSError):
-            pass  # corrupt cache: refetch
+        cached = _read_cache(cache)
+        if cached is not None:
+            return cached
     req = urllib.request.Request(f"{base}/{name}/", headers={"Accept": _ACCEPT})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             payload = json.loads(resp.read())
-    except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
-        if cache.exists():  # stale is better than nothing when the index is down
-            return parse_listing(json.loads(cache.read_text()))
-        raise IndexError_(f"cannot list {name} from {base}: {exc}") from None
+        releases = parse_listing(payload)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        stale = _read_cache(cache) if cache.exists() else None
+        if stale is not None:  # stale is better than nothing when the index is down
+            return stale
+        raise IndexUnavailable(f"cannot list {name} from {base}: {exc}"
+                               + (f" (and the cached listing {cache} is unreadable)" if cache.exists() else "")) from None
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload))
     os.replace(tmp, cache)
-    return parse_listing(payload)
+    return releases
+
+
+def _read_cache(cache: Path) -> list[Release] | None:
+    """A cached listing, or None when it is unreadable or corrupt (then it is refetched)."""
+    try:
+        return parse_listing(json.loads(cache.read_text(encoding="utf-8")))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
 
 
 def lister(config: Path, max_age: float = 3600.0):

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from compat.contract import CompatError
 
-class LockedError(RuntimeError):
-    pass
+
+class LockedError(CompatError, RuntimeError):
+    """Another run holds this results directory."""
 
 
 @contextmanager

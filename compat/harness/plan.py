@@ -8,21 +8,23 @@ from dataclasses import dataclass, field, replace
 
 from packaging.version import InvalidVersion, Version
 
+from compat.contract import cell_id
+
 from .config import RESOLUTIONS, ConfigError, MatrixConfig, Profile, Selector
 from .index import Release
-from .results import cell_id
 
 Lister = Callable[[str], Sequence[Release]]
 
 
 @dataclass(frozen=True, order=True)
 class Cell:
-    """One TRL x transformers pair under one resolution mode."""
+    """One TRL x transformers pair under one resolution mode, measuring one trainer."""
 
     trl: Version
     transformers: Version
     resolution: str = "latest"
     forced: bool = False  # run even where TRL's metadata forbids the pair (uv overrides)
+    trainer: str = "kto"
     # Facts from the index, not identity: the pair's release time (the later of
     # the two uploads; as-of-release resolves against it) and which are yanked.
     released: str = field(default="", compare=False)
@@ -31,12 +33,18 @@ class Cell:
 
     @property
     def id(self) -> str:
+        return cell_id(self.trl, self.transformers, self.resolution, self.forced, self.trainer)
+
+    @property
+    def env_id(self) -> str:
+        """The environment's name: every trainer measured on one pair shares it."""
         return cell_id(self.trl, self.transformers, self.resolution, self.forced)
 
     @property
     def only(self) -> str:
         res = "" if self.resolution == "latest" else f",resolution={self.resolution}"
-        return f"trl=={self.trl},transformers=={self.transformers}{res}"
+        trainer = "" if self.trainer == "kto" else f",trainer={self.trainer}"
+        return f"trl=={self.trl},transformers=={self.transformers}{res}{trainer}"
 
 
 def select(selector: Selector, releases: Sequence[Release], where: str) -> list[Version]:
@@ -60,7 +68,7 @@ def select(selector: Selector, releases: Sequence[Release], where: str) -> list[
     return versions
 
 
-def expand(profile: Profile, lister: Lister, resolutions: Iterable[str]) -> list[Cell]:
+def expand(profile: Profile, lister: Lister, resolutions: Iterable[str], trainers: Iterable[str] = ("kto",)) -> list[Cell]:
     cells: set[Cell] = set()
     for gi, grid in enumerate(profile.grids):
         axes = []
@@ -71,29 +79,56 @@ def expand(profile: Profile, lister: Lister, resolutions: Iterable[str]) -> list
                 chosen.update(select(sel, releases, f"profiles.{profile.name}.grid[{gi}].{name}[{si}]"))
             axes.append(sorted(chosen))
         modes = grid.resolutions or tuple(resolutions)
-        cells.update(Cell(a, b, r) for a in axes[0] for b in axes[1] for r in modes)
+        names = grid.trainers or tuple(trainers)
+        cells.update(Cell(a, b, r, trainer=t) for a in axes[0] for b in axes[1] for r in modes for t in names)
     return sorted(cells)
 
 
-_ONLY = re.compile(r"^\s*trl\s*==\s*(?P<trl>[^,\s]+)\s*,\s*transformers\s*==\s*(?P<tf>[^,\s]+)\s*"
-                   r"(,\s*resolution\s*=\s*(?P<res>[\w-]+)\s*)?$")
+@dataclass(frozen=True)
+class Only:
+    """One ``--only`` value: a pair, or one axis (a whole row or column of the profile)."""
+
+    text: str
+    trl: Version | None = None
+    transformers: Version | None = None
+    resolution: str | None = None
+    trainer: str | None = None
+
+    def matches(self, cell: Cell) -> bool:
+        return ((self.trl is None or cell.trl == self.trl) and (self.transformers is None or cell.transformers == self.transformers)
+                and (self.resolution is None or cell.resolution == self.resolution)
+                and (self.trainer is None or cell.trainer == self.trainer))
 
 
-def parse_only(text: str) -> tuple[Version, Version]:
-    """`trl==A,transformers==B[,resolution=MODE]` -> versions; a clear error otherwise."""
-    return parse_only_cell(text)[:2]  # type: ignore[return-value]
+_FORM = "expected 'trl==A,transformers==B' (either one alone selects a row or column; optionally ',resolution=MODE', ',trainer=NAME')"
 
 
-def parse_only_cell(text: str) -> tuple[Version, Version, str | None]:
-    m = _ONLY.match(text)
-    if not m:
-        raise ConfigError(f"--only {text!r}: expected 'trl==A,transformers==B' (optionally ',resolution=as-of-release')")
-    if m["res"] and m["res"] not in RESOLUTIONS:
-        raise ConfigError(f"--only {text!r}: unknown resolution {m['res']!r}; one of {', '.join(RESOLUTIONS)}")
-    try:
-        return Version(m["trl"]), Version(m["tf"]), m["res"]
-    except InvalidVersion as exc:
-        raise ConfigError(f"--only {text!r}: {exc}") from None
+def parse_only(text: str) -> Only:
+    """``trl==A[,transformers==B][,resolution=MODE][,trainer=NAME]`` (any order); a clear error otherwise."""
+    from compat import trainers
+
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        name, sep, value = part.strip().partition("==" if "==" in part else "=")
+        name, value = name.strip(), value.strip()
+        if not sep or not value or name in fields or name not in ("trl", "transformers", "resolution", "trainer") \
+                or (name in ("trl", "transformers")) != (sep == "=="):
+            raise ConfigError(f"--only {text!r}: {_FORM}")
+        fields[name] = value
+    if "trl" not in fields and "transformers" not in fields:
+        raise ConfigError(f"--only {text!r}: {_FORM}")
+    if fields.get("resolution", "latest") not in RESOLUTIONS:
+        raise ConfigError(f"--only {text!r}: unknown resolution {fields['resolution']!r}; one of {', '.join(RESOLUTIONS)}")
+    if fields.get("trainer", "kto") not in trainers.names():
+        raise ConfigError(f"--only {text!r}: unknown trainer {fields['trainer']!r}; one of {', '.join(trainers.names())}")
+    versions: dict[str, Version] = {}
+    for axis in ("trl", "transformers"):
+        if axis in fields:
+            try:
+                versions[axis] = Version(fields[axis])
+            except InvalidVersion:
+                raise ConfigError(f"--only {text!r}: {axis} {fields[axis]!r} is not a version") from None
+    return Only(text, versions.get("trl"), versions.get("transformers"), fields.get("resolution"), fields.get("trainer"))
 
 
 def with_index_facts(cell: Cell, lister: Lister) -> Cell:
@@ -116,19 +151,31 @@ def plan(
     shard: tuple[int, int] | None = None,
     force: bool = False,
 ) -> list[Cell]:
-    """The cells to run: a profile's, or exactly the `--only` pairs (checked against the index)."""
-    resolutions = config.settings.resolutions
+    """The cells to run: a profile's, or the ``--only`` selections (a pair is checked against the
+    index; a single axis selects that row or column of the profile)."""
+    settings = config.settings
     if only:
-        cells = set()
+        cells: set[Cell] = set()
+        expanded: list[Cell] | None = None
         for text in only:
-            trl, tf, res = parse_only_cell(text)
-            for name, v in (("trl", trl), ("transformers", tf)):
-                if not any(r.version == v for r in lister(name)):
+            sel = parse_only(text)
+            for name, v in (("trl", sel.trl), ("transformers", sel.transformers)):
+                if v is not None and not any(r.version == v for r in lister(name)):
                     raise ConfigError(f"--only {text!r}: {name} {v} does not exist on the package index")
-            cells.update(Cell(trl, tf, r) for r in ((res,) if res else resolutions))
+            if sel.trl is not None and sel.transformers is not None:
+                modes = (sel.resolution,) if sel.resolution else settings.resolutions
+                names = (sel.trainer,) if sel.trainer else settings.trainers
+                cells.update(Cell(sel.trl, sel.transformers, r, trainer=t) for r in modes for t in names)
+                continue
+            if expanded is None:
+                expanded = expand(config.profile(profile), lister, settings.resolutions, settings.trainers)
+            picked = [c for c in expanded if sel.matches(c)]
+            if not picked:
+                raise ConfigError(f"--only {text!r}: no cell of profile {profile!r} matches")
+            cells.update(picked)
         out = sorted(cells)
     else:
-        out = expand(config.profile(profile), lister, resolutions)
+        out = expand(config.profile(profile), lister, settings.resolutions, settings.trainers)
     if shard is not None:
         i, n = shard
         out = [c for k, c in enumerate(out) if k % n == i - 1]

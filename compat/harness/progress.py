@@ -12,8 +12,9 @@ import sys
 import time
 from typing import TextIO
 
+from compat.contract import CellResult
+
 from .plan import Cell
-from .results import CellResult
 from .run import Reporter
 
 

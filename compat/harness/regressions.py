@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from packaging.version import Version
-
-from .report import md_escape
-from .results import CellResult
+from compat.contract import CellResult, Status
+from compat.harness.reports.vocab import first_line, md
 
 
 @dataclass(frozen=True)
@@ -23,10 +21,10 @@ class Regression:
 
 
 def find(old: Sequence[CellResult], new: Sequence[CellResult]) -> list[Regression]:
-    before = {r.id: r for r in old if r.status == "compatible"}
+    before = {r.id: r for r in old if r.status == Status.COMPATIBLE}
     found = [Regression(before[r.id], r) for r in new
-             if r.id in before and r.status in ("incompatible", "unresolvable")]
-    return sorted(found, key=lambda g: (Version(g.new.trl), Version(g.new.transformers), g.new.id))
+             if r.id in before and r.status in (Status.INCOMPATIBLE, Status.UNRESOLVABLE)]
+    return sorted(found, key=lambda g: (g.new.key, g.new.id))
 
 
 def markdown(found: Sequence[Regression]) -> str:
@@ -38,10 +36,10 @@ def markdown(found: Sequence[Regression]) -> str:
              "|---|---|---|---|---|---|---|"]
     for g in found:
         f = g.new.failure
-        message = (f.message or "").splitlines()[0] if f and f.message else ""
+        message = first_line(f.message) if f else ""
         lines.append(
-            f"| trl {md_escape(g.new.trl)} + transformers {md_escape(g.new.transformers)} | "
-            f"{md_escape(g.new.resolution)} | {md_escape(g.old.status)} ({md_escape(g.old.use_keyword() or '')}) | "
-            f"{md_escape(g.new.status)} | {md_escape(f.stage) if f else ''} | "
-            f"{md_escape(f.raised_by or '') if f else ''} | {md_escape(message)} |")
+            f"| trl {md(g.new.trl)} + transformers {md(g.new.transformers)} | "
+            f"{md(g.new.resolution)} | {md(g.old.status)} ({md(g.old.use_keyword() or '')}) | "
+            f"{md(g.new.status)} | {md(f.stage) if f else ''} | "
+            f"{md(f.raised_by or '') if f else ''} | {md(message)} |")
     return "\n".join(lines) + "\n"

@@ -8,30 +8,33 @@ releases instead of hours re-running the whole matrix.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.version import Version
 
+from compat.contract import CellResult, ContractError, Status, load_document
+
 from .config import ConfigError
 from .plan import Cell
-from .results import CellResult
 
 
-def stored(report: Path) -> list[CellResult]:
-    """Cells of a stored compat.json; none when the file does not exist yet (first run)."""
+def stored(report: Path, missing_ok: bool = True) -> list[CellResult]:
+    """Cells of a stored compat.json; none when the file does not exist yet (first run), unless
+    ``missing_ok`` is false (then a missing file is an error naming it)."""
     if not report.exists():
-        return []
+        if missing_ok:
+            return []
+        raise ConfigError(f"{report}: no such compat.json")
     try:
-        return [CellResult.from_dict(c) for c in json.loads(report.read_text())["cells"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{report}: not a compat.json report: {exc}") from None
+        return list(load_document(report).cells)
+    except ContractError as exc:
+        raise ConfigError(str(exc)) from None
 
 
-def _identity(trl: str, tf: str, resolution: str, forced: bool) -> tuple[Version, Version, str, bool]:
-    return Version(trl), Version(tf), resolution, forced
+def _identity(trl: Version, tf: Version, resolution: str, forced: bool, trainer: str) -> tuple[Version, Version, str, bool, str]:
+    return trl, tf, resolution, forced, trainer
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,11 @@ class Uncovered:
 
 def uncovered(planned: Sequence[Cell], results: Sequence[CellResult]) -> Uncovered:
     """A harness `error` says nothing about the pair, so such a cell counts as not covered."""
-    covered = {_identity(r.trl, r.transformers, r.resolution, r.forced) for r in results if r.status != "error"}
-    cells = tuple(c for c in planned
-                  if _identity(str(c.trl), str(c.transformers), c.resolution, c.forced) not in covered)
-    seen_trl = {Version(r.trl) for r in results}
-    seen_tf = {Version(r.transformers) for r in results}
+    covered = {_identity(r.trl, r.transformers, r.resolution, r.forced, r.trainer) for r in results
+               if r.status != Status.ERROR}
+    cells = tuple(c for c in planned if _identity(c.trl, c.transformers, c.resolution, c.forced, c.trainer) not in covered)
+    seen_trl = {r.trl for r in results}
+    seen_tf = {r.transformers for r in results}
     return Uncovered(
         cells,
         tuple(sorted({c.trl for c in planned} - seen_trl)),

@@ -1,59 +1,46 @@
-"""Run cells: resolve -> environment -> in-cell pytest suite -> CellResult.
+"""Run cells: resolve -> environment -> in-cell suite -> CellResult, cached.
 
 Each step is a small function; the Reporter observes progress without being
-tangled into the logic (resolvelib's reporter split).
+tangled into the logic (resolvelib's reporter split). Only a pair's own
+behaviour becomes a verdict: an interrupt, a uv killed by a signal, a network
+or index fault, or a suite that never ran is ``error`` (never cached, never
+replacing a verdict), and a verdict that differs from the one measured before
+is measured again before it is believed (crater's rule; a disagreement is
+``flaky``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import signal
-import json
 import os
-import subprocess
+import signal
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
-from .envs import Envs, Step, declared_in_env, declared_in_message, first_error_line, is_network_error
-from .lock import shared_env
-from .plan import Cell
-from .results import CellResult, Failure, read_result, verdict, write_json
-
-# Files whose change must rerun every cell: the in-cell suite and the code it
-# imports. Host-only modules (cli, reports, memory, ...) are left out so editing
-# them keeps results; findings.json is left out on purpose too: it is generated
-# *from* results, and hashing it would invalidate the results it came from.
-_SUITE_GLOBS = (
-    "tests/cell/**/*.py", "compat/__init__.py", "compat/adapter.py", "compat/formatting.py", "compat/kto_import.py",
-    "compat/tiny.py", "compat/cases.py", "compat/templates.py", "compat/examples/*.py", "compat/data/*",
-    "compat/harness/export.py", "compat/harness/findings.py", "compat/harness/results.py",
-)
-_SUITE_EXCLUDE = {"compat/findings.json"}
+from compat import trainers
+from compat.contract import CellResult, ContractError, Failure, Stage, Status, dumps_cell, loads_cell, \
+    outcome, result_from_observations
+from compat.harness import bytecode, suite
+from compat.harness.config import Settings
+from compat.harness.envs import Envs, Step, declared_in_env, declared_in_message, fault, first_error_line, \
+    index_args, refused
+from compat.harness.files import atomic_write
+from compat.harness.lock import shared_env
+from compat.harness.plan import Cell
 
 
-def suite_hash(root: Path) -> str:
-    h = hashlib.sha256()
-    files = sorted({p for g in _SUITE_GLOBS for p in root.glob(g) if p.is_file()})
-    for p in files:
-        rel = p.relative_to(root).as_posix()
-        if rel in _SUITE_EXCLUDE or "__pycache__" in rel:
-            continue
-        h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
-def cache_key(cell: Cell, settings: Settings, suite: str) -> str:
-    parts = (str(cell.trl), str(cell.transformers), cell.resolution, settings.python, settings.torch, suite,
-             "forced" if cell.forced else "", *settings.cell_requirements,
+def cache_key(cell: Cell, settings: Settings, suite_hash: str, index: str = "") -> str:
+    """Everything a cell's result depends on: the pair and how it was resolved, the Python, torch,
+    the cell requirements, the suite, and where packages came from."""
+    parts = (str(cell.trl), str(cell.transformers), cell.resolution, cell.trainer, settings.python, settings.torch,
+             suite_hash, "forced" if cell.forced else "", index, *settings.cell_requirements,
              *(settings.as_of_release_exempt if cell.resolution == "as-of-release" else ()))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
@@ -61,12 +48,15 @@ def cache_key(cell: Cell, settings: Settings, suite: str) -> str:
 class Reporter:
     """Plain-line progress; subclass to render differently."""
 
-    def __init__(self, total: int, stream=sys.stderr) -> None:
+    def __init__(self, total: int, stream: Any = sys.stderr) -> None:
         self.total, self.done, self.failed, self.stream = total, 0, 0, stream
         self._lock = threading.Lock()
 
     def starting(self, cell: Cell) -> None:
         self._line(f"start {cell.id}")
+
+    def rerunning(self, cell: Cell, before: CellResult, now: CellResult) -> None:
+        self._line(f"{cell.id}: {now.status} now, {before.status} before: measuring again")
 
     def finished(self, cell: Cell, result: CellResult, cached: bool) -> None:
         with self._lock:
@@ -94,140 +84,158 @@ class Context:
     stop: threading.Event = field(default_factory=threading.Event)  # set on SIGINT/SIGTERM
     retries: int = 3  # network faults are retried with exponential backoff
     backoff: float = 2.0
+    sleep: Any = None  # backoff waits (tests pass a recorder); default: wait on `stop`
+    bytecode: Path | None = None  # the shared .pyc store (harness/bytecode.py); None: off
+    previous: Mapping[str, CellResult] = field(default_factory=dict)  # published verdicts, by cell id
+    index: str = ""  # the index configuration (part of every cache key)
+
+    def wait(self, seconds: float) -> None:
+        (self.sleep or self.stop.wait)(seconds)
 
 
-def project_context(config_path: Path, settings: Settings, out: Path, *, fresh: bool = False, jobs: int = 1) -> Context:
+def project_context(config_path: Path, settings: Settings, out: Path, *, fresh: bool = False, jobs: int = 1,
+                    previous: Mapping[str, CellResult] | None = None) -> Context:
     """The run context of the project whose matrix.toml is `config_path`: its checkout holds the
-    cell suite, `.compat/` holds environments and cached results."""
+    cell suite, `.compat/` holds environments, cached results and the bytecode store."""
     root = config_path.resolve().parent
     envs = Envs(root / ".compat" / "envs", settings)
     envs.check_python()
     return Context(root=root, out=out, settings=settings, envs=envs, cache_dir=root / ".compat" / "results",
-                   suite=suite_hash(root), fresh=fresh, threads=max(1, (os.cpu_count() or 1) // jobs))
+                   suite=suite.suite_hash(root), fresh=fresh, threads=max(1, (os.cpu_count() or 1) // jobs),
+                   bytecode=root / ".compat" / "bytecode", previous=dict(previous or {}),
+                   index=" ".join(index_args(settings)))
 
 
-def _result(cell: Cell, status: str, failure: Failure | None, **kw: Any) -> CellResult:
-    return CellResult(str(cell.trl), str(cell.transformers), cell.resolution, status, failure=failure,
-                      forced=cell.forced, yanked=cell.yanked, declared=cell.declared, released=cell.released, **kw)
+def _result(ctx: Context, cell: Cell, status: Status, failure: Failure | None, **kw: Any) -> CellResult:
+    return CellResult(cell.trl, cell.transformers, cell.resolution, status, trainer=cell.trainer, failure=failure,
+                      forced=cell.forced, yanked=cell.yanked, declared=cell.declared, released=cell.released,
+                      suite=ctx.suite, **kw)
 
 
-def _cell_env(ctx: Context, result_path: Path, hf_home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        PYTHONPATH=str(ctx.root),
-        COMPAT_CELL_RESULT=str(result_path),
-        HF_HOME=str(hf_home),  # a private, empty hub cache: nothing can come from a warm one
-        HF_HUB_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        WANDB_DISABLED="true",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONUNBUFFERED="1",
+def _uv_failure(ctx: Context, cell: Cell, stage: Stage, step: Step, verdict: Status,
+                timings: dict[str, float]) -> CellResult:
+    """A failed uv step: the pair's answer only when uv itself said so; otherwise a fault (error)."""
+    pinned = {"trl": str(cell.trl), "transformers": str(cell.transformers), "torch": ctx.settings.torch}
+    why = fault(step, pinned, ctx.stop.is_set())
+    if why is None and stage == Stage.RESOLVE and not refused(step):
+        why = "harness"  # uv failed without the resolver's explanation: not a verdict
+    message = first_error_line(step.output)
+    if why is not None:
+        return _result(ctx, cell, Status.ERROR, Failure(stage, message, "uv", fault=why), timings=timings)
+    return _result(ctx, cell, verdict, Failure(stage, message, "uv"), timings=timings)
+
+
+def _retry(ctx: Context, log: Any, label: str, step: Any) -> Any:
+    """Run a uv step; a network fault is retried with exponential backoff, anything else is final."""
+    outcome_: Any = None
+    for attempt in range(ctx.retries + 1):
+        outcome_ = step()
+        first: Step = outcome_[0]
+        log.write(f"$ {label} (attempt {attempt + 1}, {first.seconds:.1f}s, exit {first.returncode})\n{first.output}\n")
+        log.flush()
+        if first.ok or fault(first, {}, ctx.stop.is_set()) != "network" or attempt == ctx.retries:
+            return outcome_
+        ctx.wait(ctx.backoff * 2**attempt)
+    return outcome_
+
+
+def run_cell(ctx: Context, cell: Cell) -> CellResult:
+    start = time.perf_counter()
+    log_path = ctx.out / "logs" / f"{cell.id}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w", encoding="utf-8", errors="replace") as log:
+        result = _run_steps(ctx, cell, ctx.out / "work" / cell.id, log)
+    return replace(result, seconds=round(time.perf_counter() - start, 2), log=f"logs/{cell.id}.log")
+
+
+def _run_steps(ctx: Context, cell: Cell, work: Path, log: Any) -> CellResult:
+    resolved, lock = _retry(ctx, log, "uv pip compile", lambda: ctx.envs.resolve(cell, work))
+    timings = {"resolve": round(resolved.seconds, 2)}
+    if not resolved.ok:
+        result = _uv_failure(ctx, cell, Stage.RESOLVE, resolved, Status.UNRESOLVABLE, timings)
+        if result.status == Status.UNRESOLVABLE and result.failure:
+            result = replace(result, declared=declared_in_message(result.failure.message))
+        return result
+    with shared_env(ctx.envs.root / cell.env_id):
+        return _in_env(ctx, cell, lock, log, work, timings)
+
+
+def _in_env(ctx: Context, cell: Cell, lock: Path, log: Any, work: Path, timings: dict[str, float]) -> CellResult:
+    installed, env_dir, _reused = _retry(ctx, log, "uv venv + pip sync", lambda: ctx.envs.ensure(cell, lock))
+    timings["install"] = round(installed.seconds, 2)
+    if not installed.ok:
+        return _uv_failure(ctx, cell, Stage.INSTALL, installed, Status.INCOMPATIBLE, timings)
+    cell = replace(cell, declared=declared_in_env(env_dir))
+    if ctx.bytecode is not None:
+        start = time.perf_counter()
+        bytecode.seed(env_dir, ctx.bytecode)
+        timings["bytecode"] = round(time.perf_counter() - start, 2)
+    ran = suite.run(ctx.root, env_dir, cell.trainer, work, log, ctx.settings.cell_timeout, ctx.threads,
+                    ctx.stop.is_set)
+    timings["suite"] = round(ran.seconds, 2)
+    if ctx.bytecode is not None and ran.killed is None:
+        start = time.perf_counter()
+        bytecode.harvest(env_dir, ctx.bytecode)
+        timings["bytecode"] = round(timings.get("bytecode", 0.0) + time.perf_counter() - start, 2)
+    peak = ran.peak_rss_bytes
+    if ran.killed == "stop":  # not the pair's fault: an error, never cached, rerun resumes it
+        return _result(ctx, cell, Status.ERROR, Failure(Stage.INTERRUPTED, INTERRUPTED, fault="interrupt"),
+                       timings=timings)
+    if ran.killed == "timeout":
+        message = f"cell exceeded its {ctx.settings.cell_timeout:.0f}s time limit and was killed"
+        return _result(ctx, cell, Status.INCOMPATIBLE, Failure(Stage.TIMEOUT, message), timings=timings)
+    obs = ran.observations
+    if obs is None or "tests" not in obs:
+        why = f"the cell suite did not run (exit {ran.returncode}); see the log"
+        return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, why, fault="harness"), timings=timings)
+    if ran.returncode is not None and ran.returncode < 0 and not obs.get("tests", {}).get("failed"):
+        why = f"the cell suite was killed by signal {-ran.returncode}; see the log"
+        return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, why, fault="signal"), timings=timings)
+    spec = trainers.get(cell.trainer)
+    return result_from_observations(
+        cell.trl, cell.transformers, cell.resolution, obs, trainer=cell.trainer, adapter_required=spec.adapter,
+        forced=cell.forced, yanked=cell.yanked, declared=cell.declared, released=cell.released, suite=ctx.suite,
+        timings=timings, peak_rss_bytes=peak,
     )
-    if ctx.threads:
-        env["OMP_NUM_THREADS"] = str(ctx.threads)
-    env.pop("VIRTUAL_ENV", None)
-    return env
 
 
 INTERRUPTED = "run interrupted (SIGINT/SIGTERM) while this cell was running; rerun to resume"
 
 
-def run_suite(ctx: Context, cell: Cell, env_dir: Path, log) -> tuple[dict[str, Any] | None, str | None]:
-    """The in-cell pytest suite; returns (observations, timeout message)."""
-    with tempfile.TemporaryDirectory(prefix=f"compat-{cell.id}-") as tmp:
-        result_path = Path(tmp) / "observations.json"
-        cmd = [str(env_dir / "bin" / "python"), "-m", "pytest", "tests/cell", "-q", "-rfE", "-p", "no:cacheprovider"]
-        proc = subprocess.Popen(cmd, cwd=ctx.root, env=_cell_env(ctx, result_path, Path(tmp) / "hf"),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + ctx.settings.cell_timeout
-        while proc.poll() is None:
-            if ctx.stop.is_set() or time.monotonic() > deadline:
-                os.killpg(proc.pid, 9)
-                proc.wait()
-                if ctx.stop.is_set():
-                    return None, INTERRUPTED
-                return None, f"cell exceeded its {ctx.settings.cell_timeout:.0f}s time limit and was killed"
-            time.sleep(0.2)
-        try:
-            return json.loads(result_path.read_text()), None
-        except (OSError, json.JSONDecodeError):
-            return None, None
+def read_cached(path: Path) -> CellResult | None:
+    """A cached result, or None when it is missing, truncated, corrupt or not a verdict (so it is rerun)."""
+    try:
+        result = loads_cell(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, ContractError, UnicodeDecodeError):
+        return None
+    return result if cacheable(result) else None
 
 
-def run_cell(ctx: Context, cell: Cell) -> CellResult:
-    start = time.perf_counter()
-    work = ctx.out / "work" / cell.id
-    log_path = ctx.out / "logs" / f"{cell.id}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log:
-        result = _run_steps(ctx, cell, work, log)
-    return replace(result, seconds=round(time.perf_counter() - start, 2), log=str(log_path.relative_to(ctx.out)))
+def cacheable(result: CellResult) -> bool:
+    """Harness faults, interrupts and timeouts say nothing certain about the pair: retried next run."""
+    return result.status not in (Status.ERROR,) and not (result.failure and result.failure.stage == Stage.TIMEOUT)
 
 
-def _infra_or_pair(cell: Cell, stage: str, step: Step, pair_status: str) -> CellResult:
-    """A network fault is the harness's `error`, never a verdict about the pair."""
-    message = first_error_line(step.output)
-    status = "error" if is_network_error(step.output) else pair_status
-    return _result(cell, status, Failure(stage, message, "uv"), timings={stage: round(step.seconds, 2)})
+def verdict_key(result: CellResult) -> tuple[str, str, str]:
+    return str(result.status), str(result.failure.stage) if result.failure else "", result.use_keyword() or ""
 
 
-def _retry(ctx: Context, log, label: str, step):
-    """Run a uv step; a network fault is retried with exponential backoff, anything else is final."""
-    for attempt in range(ctx.retries + 1):
-        outcome = step()
-        first: Step = outcome[0]
-        log.write(f"$ {label} (attempt {attempt + 1}, {first.seconds:.1f}s)\n{first.output}\n")
-        log.flush()
-        if first.ok or not is_network_error(first.output) or attempt == ctx.retries or ctx.stop.is_set():
-            return outcome
-        ctx.stop.wait(ctx.backoff * 2**attempt)
-    return outcome
-
-
-def _run_steps(ctx: Context, cell: Cell, work: Path, log) -> CellResult:
-    resolved, lock = _retry(ctx, log, "uv pip compile", lambda: ctx.envs.resolve(cell, work))
-    if not resolved.ok:
-        refused = _infra_or_pair(cell, "resolve", resolved, "unresolvable")
-        return replace(refused, declared=declared_in_message(refused.failure.message) if refused.failure else None)
-    with shared_env(ctx.envs.root / cell.id):
-        return _in_env(ctx, cell, lock, log, {"resolve": round(resolved.seconds, 2)})
-
-
-def _in_env(ctx: Context, cell: Cell, lock: Path, log, timings: dict[str, float]) -> CellResult:
-    installed, env_dir, reused = _retry(ctx, log, "uv venv + pip sync", lambda: ctx.envs.ensure(cell, lock))
-    timings["install"] = round(installed.seconds, 2)
-    if not installed.ok:
-        return replace(_infra_or_pair(cell, "install", installed, "incompatible"), timings=timings)
-    cell = replace(cell, declared=declared_in_env(env_dir))
-    suite_start = time.perf_counter()
-    obs, timeout = run_suite(ctx, cell, env_dir, log)
-    timings["suite"] = round(time.perf_counter() - suite_start, 2)
-    if timeout == INTERRUPTED:  # not the pair's fault: an error, never cached, rerun resumes it
-        return _result(cell, "error", Failure("interrupted", timeout), timings=timings)
-    if timeout:
-        return _result(cell, "incompatible", Failure("timeout", timeout), timings=timings)
-    if obs is None:
-        return _result(cell, "error", Failure("import", "cell suite crashed before writing observations; see log"), timings=timings)
-    if obs.get("pytest_exit") in (2, 3, 4, 5) and not obs.get("failures"):
-        # interrupted / internal / usage error / no tests: the harness broke, not the pair
-        return _result(cell, "error", Failure("import", f"cell suite did not run (pytest exit {obs['pytest_exit']}); see log"), timings=timings)
-    status, failure = verdict(obs)
-    env = dict(obs.get("environment", {}))
-    return _result(
-        cell, status, failure,
-        environment=env,
-        keyword={k: obs.get("keyword", {}).get(k, "untested") for k in ("processing_class", "tokenizer")},
-        keyword_raised_by=obs.get("keyword_raised_by", {}),
-        import_path=obs.get("import_path"),
-        format_mode=obs.get("format_mode"),
-        formatter=obs.get("formatter", {}),
-        training=obs.get("training"),
-        adapter=obs.get("adapter"),
-        adapter_outcome=obs.get("adapter_outcome") or ("trained" if obs.get("adapter") == "pass" else None),
-        warnings=tuple(obs.get("warnings", ())),
-        timings=timings,
-    )
+def _measure(ctx: Context, cell: Cell, reporter: Reporter, before: CellResult | None) -> CellResult:
+    """Run the cell; where a measured verdict existed and this one differs, run it once more: two
+    runs that agree replace it, two that disagree are recorded as flaky with both outcomes."""
+    result = run_cell(ctx, cell)
+    if result.status == Status.ERROR or before is None or before.status in (Status.ERROR, Status.FLAKY) \
+            or verdict_key(before) == verdict_key(result) or ctx.stop.is_set():
+        return result
+    reporter.rerunning(cell, before, result)
+    again = run_cell(ctx, cell)
+    if again.status == Status.ERROR:
+        return again
+    if verdict_key(again) == verdict_key(result):
+        return again
+    first, second = outcome(result), outcome(again)
+    return replace(again, status=Status.FLAKY, flaky=(first, second),
+                   failure=again.failure or result.failure)
 
 
 def run_all(ctx: Context, cells: list[Cell], jobs: int, reporter: Reporter) -> list[CellResult]:
@@ -238,21 +246,20 @@ def run_all(ctx: Context, cells: list[Cell], jobs: int, reporter: Reporter) -> l
     """
 
     def one(cell: Cell) -> CellResult | None:
-        key = cache_key(cell, ctx.settings, ctx.suite)
+        key = cache_key(cell, ctx.settings, ctx.suite, ctx.index)
         cached_path = ctx.cache_dir / f"{key}.json"
-        cached = None if ctx.fresh else read_result(cached_path)
-        if cached is not None:
+        cached = read_cached(cached_path)
+        if cached is not None and not ctx.fresh:
             reporter.finished(cell, cached, cached=True)
-            write_json(ctx.out / "cells" / f"{cell.id}.json", cached.serialize())
+            atomic_write(ctx.out / "cells" / f"{cell.id}.json", dumps_cell(cached))
             return cached
         if ctx.stop.is_set():
             return None  # never started: the next run picks it up
         reporter.starting(cell)
-        result = replace(run_cell(ctx, cell), cache_key=key)
-        write_json(ctx.out / "cells" / f"{cell.id}.json", result.serialize())
-        # Harness/network faults and timeouts say nothing certain about the pair: retried next run.
-        if result.status != "error" and not (result.failure and result.failure.stage == "timeout"):
-            write_json(cached_path, result.serialize())
+        result = replace(_measure(ctx, cell, reporter, cached or ctx.previous.get(cell.id)), cache_key=key)
+        atomic_write(ctx.out / "cells" / f"{cell.id}.json", dumps_cell(result))
+        if cacheable(result) and result.status != Status.FLAKY:
+            atomic_write(cached_path, dumps_cell(result))
         reporter.finished(cell, result, cached=False)
         return result
 

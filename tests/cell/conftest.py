@@ -1,21 +1,25 @@
-"""Cell-side plugin: collects what the in-cell tests observe into one JSON file.
+"""The cell suite's plugin: streams what the tests observe, one JSON line per record.
 
 This runs inside a cell environment holding one TRL/transformers pair. Tests
-record observations through the ``observe`` fixture; at session end they are
-written atomically to ``$COMPAT_CELL_RESULT`` for the host to read. Keeping
-the observations apart from pass/fail lets a test *measure* that a keyword is
-rejected without that measurement being a test failure.
+record measurements through the ``observe`` fixture; each record is appended
+to ``$COMPAT_CELL_RESULT`` and flushed at once (as pytest-reportlog does), so
+a crash keeps everything measured before it. compat.contract documents the
+records and folds them back for the host. Keeping measurements apart from
+pass/fail lets a test *measure* that a keyword is rejected without that
+being a test failure; every real test failure is streamed too, with the
+stage it belongs to, and the host's verdict counts it.
+
+The host runs ``pytest tests/cell/<trainer>``; ``$COMPAT_TRAINER`` names the
+spec (compat/trainers) the shared fixtures serve.
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import os
-import re
 import sys
-import traceback
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,177 +31,233 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 # Cells run offline: anything that tries the hub fails loudly instead of downloading.
 # Set before any test module imports huggingface_hub, which reads these at import.
-os.environ.update(
-    {
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "WANDB_MODE": "disabled",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-)
+os.environ.update({
+    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+    "WANDB_MODE": "disabled", "TOKENIZERS_PARALLELISM": "false",
+})
 
-_OBS: dict[str, Any] = {"failures": {}, "warnings": [], "tests": {}}
+from compat import probes  # noqa: E402  (after the environment is set)
+from compat.cell.trace import describe  # noqa: E402
+from compat.trainers import TrainerSpec, get  # noqa: E402
 
-_DISTS = ("trl", "transformers", "torch", "accelerate", "datasets", "tokenizers", "pyarrow", "numpy", "peft", "jinja2")
+DISTS = ("trl", "transformers", "torch", "accelerate", "datasets", "tokenizers", "pyarrow", "numpy", "peft", "jinja2")
 
 
 class Observations:
-    """The cell's observation record: tests write measurements, later tests may read them.
+    """The cell's observation record: tests write measurements, later tests may read them back."""
 
-    Reading exists so a test can act on what earlier modules measured (the
-    adapter test builds findings from this cell's own keyword/import/format
-    measurements) instead of measuring it all again.
-    """
+    def __init__(self, path: str | None) -> None:
+        self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 - open for the session
+        self._state: dict[str, Any] = {"probes": {}, "failures": {}, "warnings": []}
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+            self._file.flush()
+
+    def probe(self, key: str, value: Any) -> None:
+        """A registry probe; a value the registry does not allow is a bug in this suite."""
+        if not probes.by_key(key).allows(value):
+            raise ValueError(f"probe {key!r}: value {value!r} is not allowed by compat/probes.py")
+        self._state["probes"][key] = value
+        self._emit({"probe": key, "value": value})
 
     def set(self, key: str, value: Any) -> None:
-        _OBS[key] = value
+        self._state[key] = copy.deepcopy(value)
+        self._emit({"set": key, "value": value})
+
+    def merge(self, key: str, sub: str, value: Any) -> None:
+        target = self._state
+        for part in key.split("."):
+            target = target.setdefault(part, {})
+        target[sub] = value
+        self._emit({"merge": key, "sub": sub, "value": value})
+
+    def warn(self, stage: str, category: str, message: str, emitter: str | None = None) -> None:
+        entry = {"stage": stage, "category": category, "message": message.splitlines()[0][:500] if message else "",
+                 "emitter": emitter}
+        if entry not in self._state["warnings"]:
+            self._state["warnings"].append(entry)
+            self._emit({"warning": entry})
+
+    def fail(self, stage: str, exc: BaseException, within: type | None = None, **extra: Any) -> None:
+        """Record the first failure of a stage with where it was raised."""
+        if stage in self._state["failures"]:
+            return
+        record = {**describe(exc, within), **extra}
+        self._state["failures"][stage] = record
+        self._emit({"failure": stage, **record})
 
     def get(self, key: str, default: Any = None) -> Any:
         """A deep copy of one recorded value, so readers cannot change the record."""
-        return copy.deepcopy(_OBS.get(key, default))
+        return copy.deepcopy(self._state.get(key, default))
 
     def snapshot(self) -> dict[str, Any]:
-        """A deep copy of everything recorded so far (the shape the host reads)."""
-        return copy.deepcopy(_OBS)
+        return copy.deepcopy(self._state)
 
-    def merge(self, key: str, sub: str, value: Any) -> None:
-        _OBS.setdefault(key, {})[sub] = value
+    def raw(self, record: dict[str, Any]) -> None:
+        self._emit(record)
 
-    def warn(self, stage: str, category: str, message: str) -> None:
-        entry = {"stage": stage, "category": category, "message": message.splitlines()[0][:500] if message else ""}
-        if entry not in _OBS["warnings"]:
-            _OBS["warnings"].append(entry)
-
-    def fail(self, stage: str, exc: BaseException, within: type | None = None) -> None:
-        """Record the first failure of a stage with where it was raised."""
-        _OBS["failures"].setdefault(stage, describe(exc, within))
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
-# Python's own argument-binding errors: "f() got an unexpected keyword argument 'x'",
-# "f() takes 1 positional argument but 2 were given", "f() missing 1 required ...".
-_BINDING = re.compile(
-    r"^(?P<qualname>[\w.<>]+)\(\) (?:got an unexpected keyword argument '(?P<keyword>\w+)'"
-    r"|takes .* positional arguments? but .* given|missing \d+ required)"
-)
+class CellPlugin:
+    """Hooks that stream test outcomes and the environment, then end the process fast."""
+
+    def __init__(self, observations: Observations) -> None:
+        self.obs = observations
+        self.stages: dict[str, str] = {}
+        self.exitstatus = 0
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        env = {"python": sys.version.split()[0]}
+        for dist in DISTS:
+            try:
+                env[dist] = metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                pass
+        self.obs.set("environment", env)
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Modules that read earlier measurements (``USES_CELL_MEASUREMENTS``) run last; each
+        test's stage (``STAGE`` of its module, or a ``stage`` marker) goes with its failures."""
+        items.sort(key=lambda item: bool(getattr(getattr(item, "module", None), "USES_CELL_MEASUREMENTS", False)))
+        for item in items:
+            marker = item.get_closest_marker("stage")
+            self.stages[item.nodeid] = marker.args[0] if marker else getattr(getattr(item, "module", None), "STAGE", "train")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" and report.outcome == "passed":
+            return
+        outcome = report.outcome
+        if outcome == "failed" and report.when != "call":
+            outcome = "error"
+        message = ""
+        if outcome in ("failed", "error"):
+            crash = getattr(report.longrepr, "reprcrash", None)
+            message = (crash.message if crash else str(report.longrepr)).strip().splitlines()[0][:500] if report.longrepr else ""
+        self.obs.raw({"test": report.nodeid, "outcome": outcome, "stage": self.stages.get(report.nodeid), "message": message})
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.exitstatus = int(exitstatus)
+        self.obs.raw({"exit": self.exitstatus})
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Everything is recorded and reported: skip interpreter teardown (torch's takes about a second)."""
+        self.obs.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(self.exitstatus)
 
 
-def _binding_callee(exc: BaseException, frame: Any, within: type | None) -> str | None:
-    """Who refused the arguments when Python's argument binding raised the TypeError.
-
-    Binding fails before the callee gets a frame, so the innermost frame is the
-    *caller* (e.g. KTOTrainer.__init__ calling super().__init__). The message
-    names the callee's qualname; find its class in the caller's (or
-    ``within``'s) MRO, skipping forwarders that take the refused keyword or ``**kwargs``.
-    """
-    match = _BINDING.match(str(exc)) if isinstance(exc, TypeError) else None
-    if match is None:
-        return None
-    qualname, keyword = match.group("qualname"), match.group("keyword")
-    owner, _, func = qualname.rpartition(".")
-    classes: list[type] = []
-    self_obj = frame.f_locals.get("self") if frame is not None else None
-    if self_obj is not None:
-        classes += type(self_obj).__mro__
-    if within is not None:
-        classes += within.__mro__
-    for cls in classes:
-        fn = vars(cls).get(func)
-        if cls.__qualname__ != owner or fn is None:
-            continue
-        if keyword is not None and _takes_keyword(fn, keyword):
-            continue
-        return f"{cls.__module__}.{qualname}"
-    return None
+_OBSERVATIONS = Observations(os.environ.get("COMPAT_CELL_RESULT"))
 
 
-def _takes_keyword(fn: Any, keyword: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return keyword in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def raised_by(exc: BaseException, within: type | None = None) -> str | None:
-    """`module.Class.function` that raised ``exc``.
-
-    Usually the innermost traceback frame; for argument-binding
-    TypeErrors, the function whose arguments were refused (see _binding_callee),
-    searched in ``within``'s class hierarchy when the caller has no ``self``.
-    """
-    tb = exc.__traceback__
-    frame = None
-    while tb is not None:
-        frame = tb.tb_frame
-        tb = tb.tb_next
-    callee = _binding_callee(exc, frame, within)
-    if callee is not None:
-        return callee
-    if frame is None:
-        return None
-    module = frame.f_globals.get("__name__", "?")
-    func = frame.f_code.co_name
-    self_obj = frame.f_locals.get("self")
-    cls = getattr(frame.f_code, "co_qualname", func).rsplit(".", 1)[0] if "." in getattr(frame.f_code, "co_qualname", "") else None
-    if cls is None and self_obj is not None:
-        cls = type(self_obj).__name__
-    return ".".join(p for p in (module, cls, func) if p)
-
-
-def describe(exc: BaseException, within: type | None = None) -> dict[str, Any]:
-    text = str(exc).strip().splitlines()
-    return {
-        "type": type(exc).__name__,
-        "message": f"{type(exc).__name__}: {text[0] if text else ''}"[:1000],
-        "raised_by": raised_by(exc, within),
-        "traceback": "".join(traceback.format_exception(exc))[-4000:],
-    }
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "stage(name): the pipeline stage a failure of this test is charged to")
+    if os.environ.get("COMPAT_CELL_RESULT"):
+        config.pluginmanager.register(CellPlugin(_OBSERVATIONS), "compat-cell")
 
 
 @pytest.fixture(scope="session")
 def observe() -> Observations:
-    return Observations()
+    return _OBSERVATIONS
+
+
+@pytest.fixture(scope="session")
+def spec() -> TrainerSpec:
+    return get(os.environ.get("COMPAT_TRAINER", "kto"))
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> Any:
+    from compat.cell.tiny import make_tokenizer
+
+    return make_tokenizer()
+
+
+# --------------------------------------------------------------------------- the trainer under test
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Import KTO before any test module can: import warnings show only once.
+    """Import the trainer before any test module can: import warnings show only once, so
+    discovery (which records them) must be first. It never raises; test_import records it."""
+    from compat.cell.discover import discover_once
 
-    Discovery never raises; test_kto reads the cached result and records it.
-    """
-    from compat.kto_import import discover_kto_once
-
-    discover_kto_once()
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run modules that set ``USES_CELL_MEASUREMENTS = True`` last, keeping order otherwise.
-
-    They read what the measuring modules recorded; file names alone would put
-    ``test_adapter.py`` first.
-    """
-    items.sort(key=lambda item: bool(getattr(getattr(item, "module", None), "USES_CELL_MEASUREMENTS", False)))
+    chosen = get(os.environ.get("COMPAT_TRAINER", "kto"))
+    discover_once(chosen.candidates, (chosen.config_class, chosen.trainer_class))
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call" or report.outcome != "passed":
-        _OBS["tests"][report.nodeid] = report.outcome
+@pytest.fixture(scope="session")
+def discovery(spec: TrainerSpec) -> Any:
+    from compat.cell.discover import discover_once
+
+    return discover_once(spec.candidates, (spec.config_class, spec.trainer_class))
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    target = os.environ.get("COMPAT_CELL_RESULT")
-    if not target:
-        return
-    env = {"python": sys.version.split()[0]}
-    for dist in _DISTS:
+@pytest.fixture(scope="session")
+def disc(discovery: Any, spec: TrainerSpec) -> Any:
+    """The trainer's classes, or a skip: later stages mean nothing without an import."""
+    if not discovery.ok:
+        pytest.skip(f"{spec.trainer_class} did not import (recorded by test_import)")
+    return discovery
+
+
+@pytest.fixture(scope="session")
+def train_dataset(spec: TrainerSpec) -> Any:
+    """Plain-text rows: every TRL release takes them; conversational rows are the formatter's job."""
+    from datasets import Dataset
+
+    return Dataset.from_list(spec.rows(8, False))
+
+
+@dataclass
+class Construction:
+    """Each keyword tried once; the first that builds cleanly trains at once (a later
+    TrainingArguments resets accelerate's state under a built trainer)."""
+
+    attempts: dict[str, Any]
+    training: dict[str, Any] | None = None
+    trained_with: str | None = None
+    error: BaseException | None = None  # training's failure
+    caught: Any = None
+
+
+@pytest.fixture(scope="session")
+def construction(disc: Any, spec: TrainerSpec, tokenizer: Any, train_dataset: Any,
+                 tmp_path_factory: pytest.TempPathFactory) -> Construction:
+    from compat.cell import runs
+
+    out = Construction({})
+    order = list(spec.keywords)
+    for keyword in order:
+        result = runs.attempt(spec, disc, keyword, tokenizer, train_dataset, tmp_path_factory.mktemp(keyword))
+        out.attempts[keyword] = result
+        if result.state == "accepted" and result.landed and out.trained_with is None:
+            _train(out, result)
+    if out.trained_with is None:  # only a deprecated keyword built: train with it, rebuilt last
+        fallback = next((a for a in out.attempts.values() if a.state == "deprecated" and a.landed), None)
+        if fallback is not None:
+            again = runs.attempt(spec, disc, fallback.keyword, tokenizer, train_dataset, tmp_path_factory.mktemp("train"))
+            if again.built:
+                _train(out, again)
+    for result in out.attempts.values():
+        result.trainer = None  # free the models
+    return out
+
+
+def _train(out: Construction, result: Any) -> None:
+    from compat.cell import runs
+
+    out.trained_with = result.keyword
+    with runs.capture() as caught:
         try:
-            env[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    _OBS["environment"] = env
-    _OBS["pytest_exit"] = int(exitstatus)
-    path = Path(target)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(_OBS, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+            out.training = {**runs.train(result.trainer), "keyword": result.keyword}
+        except Exception as exc:  # recorded by test_training
+            out.error = exc
+    out.caught = caught

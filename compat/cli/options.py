@@ -1,0 +1,71 @@
+"""Options several commands share, defined once: which matrix, which cells, where results live."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from compat.harness import config as cfg
+from compat.harness import index, plan
+
+ONLY_HELP = ("a pair trl==A,transformers==B, or one axis alone (trl==A: that row of the profile); "
+             "optionally ,resolution=as-of-release and ,trainer=dpo. Repeatable; overrides --profile's selection")
+
+
+def matrix_file(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=Path("matrix.toml"), metavar="FILE", help="the matrix file")
+
+
+def selection(p: argparse.ArgumentParser, shard: bool = True) -> None:
+    matrix_file(p)
+    p.add_argument("--profile", default="default", help="profile of the matrix file")
+    p.add_argument("--only", action="append", default=[], metavar="PAIR", help=ONLY_HELP)
+    if shard:
+        p.add_argument("--shard", default=None, metavar="i/n", help="run the i-th of n deterministic slices")
+
+
+def results_dir(p: argparse.ArgumentParser, default: str = "reports", what: str = "stored results") -> None:
+    p.add_argument("--results", type=Path, default=Path(default), metavar="DIR",
+                   help=f"directory holding the {what} (its compat.json)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def default_jobs() -> int:
+    """Cells at once: a cell is one Python process training on ~2 cores and under ~3 GiB (peak RSS
+    measured per cell), so the cores decide; memory only caps it on small machines."""
+    cores = os.cpu_count() or 1
+    try:
+        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gib = 8
+    return max(1, min(max(1, cores // 2), int(mem_gib // 3)))
+
+
+def planned(args: argparse.Namespace) -> tuple[cfg.MatrixConfig, list[plan.Cell]]:
+    config = cfg.load(args.config)
+    shard = plan.parse_shard(args.shard) if getattr(args, "shard", None) else None
+    cells = plan.plan(config, args.profile, index.lister(args.config), args.only, shard,
+                      force=getattr(args, "force", False))
+    return config, cells
+
+
+def writable(out: Path, flag: str = "--out") -> Path:
+    """The directory, created, and checked writable before any work starts."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".compat-write-probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise cfg.ConfigError(f"{flag} {out}: directory is not writable: {exc.strerror or exc}") from None
+    return out.resolve()

@@ -1,0 +1,156 @@
+"""Commands over stored results: report, findings, export-adapter, merge, releases, regressions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import compat
+from compat.cell.export import ExportError, export
+from compat.contract import CellResult, ContractError, load_document, loads_cell
+from compat.harness import config as cfg
+from compat.harness import findings, index, lock, merge, plan, regressions, releases, reports
+from compat.harness.files import atomic_write
+from compat.cli import options
+
+PACKAGE = Path(compat.__file__).parent
+
+
+def stored_cells(results: Path) -> tuple[list[CellResult], dict]:
+    """Cells of a results directory (or a compat.json given directly): its compat.json, else its cells/*.json."""
+    doc = results if results.suffix == ".json" else results / "compat.json"
+    if doc.exists():
+        try:
+            loaded = load_document(doc)
+        except ContractError as exc:
+            raise cfg.ConfigError(str(exc)) from None
+        return list(loaded.cells), dict(loaded.meta)
+    if not results.is_dir():
+        raise cfg.ConfigError(f"--results {results}: no such results directory or compat.json")
+    cells = []
+    for p in sorted((results / "cells").glob("*.json")):
+        try:
+            cells.append(loads_cell(p.read_text(encoding="utf-8"), str(p)))
+        except (OSError, ContractError, UnicodeDecodeError) as exc:
+            print(f"compat: skipped {p}: {exc}", file=sys.stderr)
+    if not cells:
+        raise cfg.ConfigError(f"--results {results}: no compat.json and no readable cells/*.json")
+    return cells, {}
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render the reports from stored results, keeping their measurement time; compat.json is
+    only written where there was none (rendering never rewrites what was measured)."""
+    cells, meta = stored_cells(args.results)
+    out = options.writable(args.out or args.results, "--out")
+    had_document = (args.results / "compat.json").exists() and out == args.results.resolve()
+    with lock.exclusive(out):
+        written = reports.write(out, cells, {"profile": args.profile, **meta}, document=not had_document)
+    print(f"compat: rendered {', '.join(written)} in {out} from {len(cells)} cells", file=sys.stderr)
+    return 0
+
+
+def cmd_findings(args: argparse.Namespace) -> int:
+    """Regenerate compat/findings.json from a report; same results, same bytes."""
+    cells, _ = stored_cells(args.results)
+    changed = findings.write(cells, args.output)
+    print(f"compat: {args.output} {'updated' if changed else 'unchanged'}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """One self-contained adapter file with the findings embedded."""
+    try:
+        text = export(PACKAGE, findings.load(args.findings))
+    except ExportError as exc:
+        raise cfg.ConfigError(str(exc)) from None
+    atomic_write(args.output, text)
+    print(f"compat: wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Shard result dirs -> one report, as if one machine had run every cell."""
+    sources = [merge.read_dir(d) for d in args.dirs]
+    base = merge.read_dir(args.base) if args.base else None
+    cells = merge.merge_cells(sources, base)
+    if not cells:
+        raise cfg.ConfigError("merge: the inputs hold no cells")
+    meta = merge.merge_meta(sources + ([base] if base else []))
+    if args.profile:
+        meta["profile"] = args.profile
+    out = options.writable(args.out)
+    with lock.exclusive(out):
+        merge.copy_logs(sources + ([base] if base else []), out, cells)
+        reports.write(out, cells, meta)
+    print(f"compat: merged {len(cells)} cells from {len(sources)} dir(s)"
+          f"{' over ' + str(args.base) if args.base else ''} -> {out / 'compat.json'}", file=sys.stderr)
+    return 0
+
+
+def cmd_releases(args: argparse.Namespace) -> int:
+    """New index releases the profile would pick and the stored report lacks; always exit 0."""
+    config = cfg.load(args.config)
+    planned = plan.plan(config, args.profile, index.lister(args.config, 0 if args.refresh else 3600.0))
+    report_path = args.results / "compat.json"
+    found = releases.uncovered(planned, releases.stored(report_path))
+    if args.only_flags:
+        # `--only` runs a pair under settings.resolution; a grid's own mode (e.g. as-of-release) is
+        # selected with ,resolution=..., so every uncovered cell is reachable.
+        for only in dict.fromkeys(c.only for c in found.cells):
+            print(only)
+    else:
+        print(releases.render(found, report_path, args.profile))
+    return 0
+
+
+def cmd_regressions(args: argparse.Namespace) -> int:
+    """Markdown of pairs compatible in OLD and broken in NEW on stdout; nothing when none. Exit 0."""
+    found = regressions.find(releases.stored(args.old, missing_ok=False), releases.stored(args.new, missing_ok=False))
+    sys.stdout.write(regressions.markdown(found))
+    print(f"compat: {len(found)} regression(s)", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    rp = sub.add_parser("report", formatter_class=fmt, help="re-render the reports from stored results")
+    options.results_dir(rp)
+    rp.add_argument("--out", type=Path, default=None, metavar="DIR",
+                    help="where to write the rendered files (default: --results itself)")
+    rp.add_argument("--profile", default="default", help="profile name for results that record none")
+    rp.set_defaults(func=cmd_report)
+
+    fd = sub.add_parser("findings", formatter_class=fmt, help="generate compat/findings.json from stored results")
+    options.results_dir(fd)
+    fd.add_argument("-o", "--output", type=Path, default=PACKAGE / "findings.json", metavar="FILE",
+                    help="findings file to write")
+    fd.set_defaults(func=cmd_findings)
+
+    ex = sub.add_parser("export-adapter", formatter_class=fmt,
+                        help="write one self-contained adapter file with the findings embedded")
+    ex.add_argument("-o", "--output", type=Path, default=Path("kto_compat.py"), metavar="FILE", help="file to write")
+    ex.add_argument("--findings", type=Path, default=PACKAGE / "findings.json", metavar="FILE", help="findings to embed")
+    ex.set_defaults(func=cmd_export)
+
+    mg = sub.add_parser("merge", formatter_class=fmt, help="merge shard result dirs into one report")
+    mg.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="result dirs (each with compat.json or cells/*.json)")
+    mg.add_argument("--base", type=Path, default=None, metavar="DIR",
+                    help="a stored report dir whose cells the DIRs may replace (a harness error never does)")
+    mg.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="where to write the merged report")
+    mg.add_argument("--profile", default=None, help="profile name for the report (default: the inputs' own)")
+    mg.set_defaults(func=cmd_merge)
+
+    rl = sub.add_parser("releases", formatter_class=fmt, help="index releases the stored results do not cover yet")
+    options.results_dir(rl)
+    options.matrix_file(rl)
+    rl.add_argument("--profile", default="default", help="profile of the matrix file")
+    rl.add_argument("--only-flags", action="store_true", help="print each new cell as an --only value")
+    rl.add_argument("--refresh", action="store_true", help="ignore the one-hour index listing cache")
+    rl.set_defaults(func=cmd_releases)
+
+    rg = sub.add_parser("regressions", formatter_class=fmt, help="pairs compatible in OLD and not in NEW, as Markdown")
+    rg.add_argument("old", type=Path, metavar="OLD.json")
+    rg.add_argument("new", type=Path, metavar="NEW.json")
+    rg.set_defaults(func=cmd_regressions)

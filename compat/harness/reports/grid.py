@@ -1,0 +1,111 @@
+"""The grid every report draws, built once: sections of TRL rows x transformers columns.
+
+A section is one trainer under one resolution mode (forced runs apart). Rows
+and columns are newest first, and ``latest`` resolution comes before
+``as-of-release``, as the PyTorch and Lightning tables order theirs. The
+Markdown, HTML, SVG and JUnit renderers all read these sections; none builds
+its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from packaging.version import Version
+
+from compat.contract import CellResult, Status
+
+RESOLUTION_ORDER = ("latest", "as-of-release")
+
+
+@dataclass(frozen=True)
+class Span:
+    """Consecutive columns of one row where the pair trains: ``lo``..``hi`` (ascending).
+
+    ``gaps`` are columns inside the span that no cell of this row measured: the
+    claim that they work too is an inference from the measured points around them.
+    """
+
+    lo: Version
+    hi: Version
+    measured: tuple[Version, ...]
+    gaps: tuple[Version, ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    trainer: str
+    resolution: str
+    forced: bool
+    trls: tuple[Version, ...]  # newest first
+    tfs: tuple[Version, ...]  # newest first
+    cells: Mapping[tuple[Version, Version], CellResult] = field(hash=False)
+
+    @property
+    def title(self) -> str:
+        forced = " (forced past TRL's declared requirements)" if self.forced else ""
+        trainer = {"kto": "KTOTrainer", "dpo": "DPOTrainer"}.get(self.trainer, self.trainer)
+        return f"{trainer}, resolution: {self.resolution}{forced}"
+
+    def at(self, trl: Version, tf: Version) -> CellResult | None:
+        return self.cells.get((trl, tf))
+
+    def spans(self, trl: Version) -> list[Span]:
+        """Where row ``trl`` trains, as spans over the columns (oldest to newest)."""
+        out: list[Span] = []
+        current: list[Version] = []  # columns since the span's first compatible one
+        for tf in sorted(self.tfs):
+            cell = self.at(trl, tf)
+            if cell is not None and cell.status == Status.COMPATIBLE:
+                current.append(tf)
+            elif cell is None and current:
+                current.append(tf)  # unmeasured: may belong to the span if a compatible cell follows
+            else:
+                _close(out, current, self, trl)
+                current = []
+        _close(out, current, self, trl)
+        return out
+
+
+def _close(out: list[Span], columns: list[Version], section: Section, trl: Version) -> None:
+    measured = [tf for tf in columns if section.at(trl, tf) is not None]
+    if not measured:
+        return
+    inside = [tf for tf in columns if measured[0] <= tf <= measured[-1]]
+    out.append(Span(measured[0], measured[-1], tuple(measured), tuple(tf for tf in inside if section.at(trl, tf) is None)))
+
+
+def sections(cells: Iterable[CellResult]) -> list[Section]:
+    groups: dict[tuple[str, str, bool], list[CellResult]] = {}
+    for r in cells:
+        groups.setdefault((r.trainer, r.resolution, r.forced), []).append(r)
+
+    def order(key: tuple[str, str, bool]) -> tuple[bool, str, int, bool]:
+        trainer, resolution, forced = key
+        rank = RESOLUTION_ORDER.index(resolution) if resolution in RESOLUTION_ORDER else len(RESOLUTION_ORDER)
+        return trainer != "kto", trainer, rank, forced
+
+    out = []
+    for key in sorted(groups, key=order):
+        group = groups[key]
+        out.append(Section(*key, trls=tuple(sorted({r.trl for r in group}, reverse=True)),
+                           tfs=tuple(sorted({r.transformers for r in group}, reverse=True)),
+                           cells={(r.trl, r.transformers): r for r in group}))
+    return out
+
+
+def words(r: CellResult) -> tuple[str, str, tuple[str, ...]]:
+    """(status, detail, marks) of a cell: the keyword to use for a compatible pair, the failing
+    stage (with ", drift") for an incompatible one; marks for yanked releases and forced runs."""
+    marks = (*(f"{y} yanked" for y in r.yanked), *(("forced",) if r.forced else ()))
+    if r.status == Status.COMPATIBLE:
+        return str(r.status), r.use_keyword() or "", marks
+    if r.failure is not None and r.status in (Status.INCOMPATIBLE, Status.FLAKY):
+        return str(r.status), f"{r.failure.stage}{', drift' if r.failure.drift else ''}", marks
+    return str(r.status), "", marks
+
+
+def ordered(cells: Sequence[CellResult]) -> list[CellResult]:
+    """Cells in report order: section by section, newest row first, newest column first."""
+    return [s.cells[(t, f)] for s in sections(cells) for t in s.trls for f in s.tfs if (t, f) in s.cells]

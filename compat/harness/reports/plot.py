@@ -1,0 +1,84 @@
+"""reports/compat.svg: a picture of the grid for places that show images but not HTML
+(a README, a PR comment).
+
+matplotlib is an optional extra (`pip install 'kto-compat[plot]'`); `available()`
+lets the report skip the picture without it. Only matplotlib's object API is
+used (a Figure and its SVG canvas, no pyplot), so drawing sets no backend and
+leaves no state in the process running the harness. Text is drawn as paths
+with math parsing off: a version string like `$x$` stays literal and the file
+needs no fonts. The bundled DejaVu font has no colour emoji, so each status
+gets a glyph it does have, beside its colour and its word.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from compat.contract import CellResult
+from compat.harness.reports import grid
+from compat.harness.reports.vocab import COLOURS, GLYPHS
+
+_CELL_W, _HEAD_W, _ROW_H, _PAD = 1.45, 1.15, 0.3, 0.15  # inches
+
+
+def available() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def label(r: CellResult) -> str:
+    """The same words as COMPAT.md: the keyword for compatible pairs, the stage for failing ones."""
+    status, detail, _ = grid.words(r)
+    return f"{GLYPHS.get(status, '?')} {detail or status}".rstrip()
+
+
+def render(results: Sequence[CellResult], meta: dict[str, Any]) -> str:
+    """SVG text, deterministic for the same results and meta (fixed hash salt, no date)."""
+    import matplotlib
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    sections = grid.sections(results)
+    ncols = max(len(s.tfs) for s in sections)
+    width = _HEAD_W + _CELL_W * max(ncols, 3) + 2 * _PAD
+    height = 0.5 + sum(0.35 + _ROW_H * (1 + len(s.trls)) for s in sections) + 0.45
+    with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": "kto-compat", "font.size": 7.5}):
+        fig = Figure(figsize=(width, height))
+        FigureCanvasSVG(fig)
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_xlim(0, width)
+        ax.set_ylim(height, 0)  # inches, top-down
+        ax.axis("off")
+        text = lambda x, y, s, **kw: ax.text(x, y, s, parse_math=False, va="center", **kw)  # noqa: E731
+        title = f"KTO compatibility: TRL × transformers ({len(results)} cells"
+        title += f", profile {meta['profile']}" if meta.get("profile") else ""
+        text(_PAD, 0.25, title + (f", {meta['generated']})" if meta.get("generated") else ")"), fontsize=10, weight="bold")
+        y = 0.5
+        for section in sections:
+            trls, tfs = section.trls, section.tfs
+            text(_PAD, y + 0.17, section.title, fontsize=8.5, weight="bold")
+            y += 0.35
+            text(_PAD + _HEAD_W - 0.06, y + _ROW_H / 2, "TRL \\ transformers", ha="right", color="#555")
+            for j, tf in enumerate(tfs):
+                text(_PAD + _HEAD_W + _CELL_W * (j + 0.5), y + _ROW_H / 2, str(tf), ha="center", weight="bold")
+            for i, trl in enumerate(trls):
+                text(_PAD + _HEAD_W - 0.06, y + _ROW_H * (i + 1.5), str(trl), ha="right", weight="bold")
+            for r in section.cells.values():
+                x0 = _PAD + _HEAD_W + _CELL_W * tfs.index(r.transformers)
+                y0 = y + _ROW_H * (1 + trls.index(r.trl))
+                ax.add_patch(Rectangle((x0 + 0.02, y0 + 0.02), _CELL_W - 0.04, _ROW_H - 0.04,
+                                       facecolor=COLOURS.get(r.status, "#ffffff"), edgecolor="#00000040"))
+                text(x0 + 0.08, y0 + _ROW_H / 2, label(r))
+            y += _ROW_H * (1 + len(trls))
+        x = _PAD
+        for status, glyph in GLYPHS.items():
+            ax.add_patch(Rectangle((x, y + 0.12), 0.22, 0.2, facecolor=COLOURS[status], edgecolor="#00000040"))
+            text(x + 0.11, y + 0.22, glyph, ha="center")
+            text(x + 0.28, y + 0.22, status)
+            x += 0.4 + 0.06 * len(status)
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    return buf.getvalue()

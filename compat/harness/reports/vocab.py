@@ -1,0 +1,80 @@
+"""What every report says the same way: status symbols, colours and words, the legend,
+version order, and one escaping function per output format.
+
+Every string that came from a cell (errors, versions, warnings, metadata) is
+untrusted: it may hold Markdown or HTML, control characters, ANSI colour
+codes, bidirectional overrides that reorder what a reader sees, or lone
+surrogates that crash an encoder. Each format has exactly one function here
+that makes such text inert for it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from packaging.version import InvalidVersion, Version
+
+from compat.contract import Status
+
+SYMBOLS: dict[str, str] = {"compatible": "✅", "incompatible": "❌", "unresolvable": "⛔", "error": "⚠️", "flaky": "🔀"}
+# The SVG's font has no colour emoji: each status also has a glyph it does have.
+GLYPHS: dict[str, str] = {"compatible": "✓", "incompatible": "✗", "unresolvable": "⊘", "error": "⚠", "flaky": "≈"}
+# Background colours, light and dark; never the only signal (every cell also carries a symbol and a word).
+COLOURS: dict[str, str] = {"compatible": "#c9ecd0", "incompatible": "#f9c6bd", "unresolvable": "#dcdcdc",
+                           "error": "#ffe08a", "flaky": "#d9c8f0"}
+COLOURS_DARK: dict[str, str] = {"compatible": "#1f5130", "incompatible": "#6b2620", "unresolvable": "#3c3c3c",
+                                "error": "#6a5212", "flaky": "#47366a"}
+LEGEND: dict[str, str] = {
+    "compatible": "every check passed: installs, imports, builds the trainer with the tokenizer as its "
+                  "processing class, 3+ BF16 steps with finite losses, the adapter trained, no cell test failed",
+    "incompatible": "installs (or tried to) but fails at the stage shown",
+    "unresolvable": "the resolver refuses the pair (the declared requirements conflict)",
+    "error": "the harness itself failed (interrupt, network, index, crash); says nothing about the pair",
+    "flaky": "two runs of the cell disagreed; both outcomes are kept",
+}
+NOT_MEASURED = "not measured"
+INFERRED = "inferred"
+DRIFT = ("drift: a third-party dependency moved under the pair (an undeclared dependency of TRL, or a "
+         "third-party API that moved); the as-of-release grid resolves it as of the pair's release")
+
+assert set(SYMBOLS) == {s.value for s in Status} == set(LEGEND) == set(COLOURS), "one entry per status"
+
+
+def vkey(text: object) -> tuple[int, Version | str]:
+    """Version order, tolerating a string that is not a version (it sorts last)."""
+    if isinstance(text, Version):
+        return 0, text
+    try:
+        return 0, Version(str(text))
+    except InvalidVersion:
+        return 1, str(text)
+
+
+# ANSI escape sequences, C0/C1 controls (tab and newline are handled per format), DEL,
+# bidirectional marks/overrides/isolates, lone surrogates.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
+
+
+def plain(text: object) -> str:
+    """Safe for a terminal or any text sink: no escapes, controls, bidi overrides or surrogates."""
+    return _CONTROL.sub("\ufffd", _ANSI.sub("", str(text)))
+
+
+def md(text: object) -> str:
+    """Inert in a Markdown table cell (COMPAT.md, the job summary, the regression issue body):
+    no HTML, no column breaks, no code spans or emphasis, one line."""
+    s = html.escape(plain(text), quote=False)
+    s = re.sub(r"[\r\n\t]+", " ", s)
+    return re.sub(r"([\\|`*_\[\]#~])", r"\\\1", s)
+
+
+def xml(text: object) -> str:
+    """Text XML 1.0 can carry (JUnit); line ends become \\n, as an XML parser would turn them."""
+    return plain(str(text).replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def first_line(text: object, limit: int = 300) -> str:
+    lines = str(text or "").strip().splitlines()
+    return lines[0][:limit] if lines else ""

@@ -1,0 +1,93 @@
+"""The probe registry: every fact a cell measures about a pair, declared once.
+
+A probe is one named measurement (which tokenizer keyword KTOTrainer takes,
+where KTO imports from, ...). The cell suite records it with
+``observe.probe(KEY, value)``; everything downstream iterates this tuple:
+the host's result mapping, merge's conflict check, bisect's choices,
+findings.json's facts, the JUnit testcases, the HTML page's probe colouring
+and ``kto-compat check``. Adding a probe is one entry here plus the cell test
+that records it.
+
+Where a value sits in a cell of compat.json follows from its key: a key whose
+first segment names a contract field (``keyword.tokenizer``, ``import_path``)
+lives there; any other key lives under the cell's ``probes`` object.
+
+Shared by host and cell code: plain data, no imports beyond the standard library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["PROBES", "Probe", "by_key", "findings", "for_trainer"]
+
+_KEYWORD_STATES: Mapping[str, str] = {
+    "accepted": "the trainer is built with it and the tokenizer lands in its processing_class",
+    "deprecated": "accepted with a deprecation warning",
+    "rejected": "construction raises TypeError",
+    "untested": "not reached: an earlier stage failed",
+}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One measurement and everything the reports need to know about it."""
+
+    key: str
+    label: str  # JUnit testcase name, page and Markdown label
+    about: str  # one line for legends and --help
+    values: Mapping[str, str] = field(default_factory=dict)  # allowed value -> meaning; empty: free text
+    good: frozenset[str] = frozenset()  # values that are fine (colouring, JUnit pass); empty: any measured value
+    bisect: bool = True  # `kto-compat bisect --probe KEY` may search for where it changes
+    finding: str | None = None  # the fact it becomes in findings.json, from compatible cells
+    trainers: tuple[str, ...] = ("kto",)
+    unmeasured: frozenset[str] = frozenset({"untested"})  # values that mean "not measured" (bisect skips them)
+
+    def allows(self, value: object) -> bool:
+        if value is None:
+            return True
+        if not self.values:
+            return isinstance(value, (str, int, float, bool))
+        return value in self.values
+
+
+PROBES: tuple[Probe, ...] = (
+    Probe("import_path", "import", "the module KTOConfig/KTOTrainer import from without a forwarding shim",
+          finding="import_path", trainers=("kto", "dpo")),
+    Probe("keyword.processing_class", "keyword[processing_class]", "the trainer built with processing_class=tokenizer",
+          _KEYWORD_STATES, frozenset({"accepted", "deprecated"}), trainers=("kto", "dpo")),
+    Probe("keyword.tokenizer", "keyword[tokenizer]", "the trainer built with tokenizer=tokenizer",
+          _KEYWORD_STATES, frozenset({"accepted", "deprecated"}), trainers=("kto", "dpo")),
+    Probe("deprecated_by.processing_class", "deprecated_by[processing_class]",
+          "the function that emitted processing_class='s deprecation warning (when it is deprecated)",
+          bisect=False, trainers=("kto", "dpo")),
+    Probe("deprecated_by.tokenizer", "deprecated_by[tokenizer]",
+          "the function that emitted tokenizer='s deprecation warning: TRL's trainer or transformers' Trainer",
+          bisect=False, trainers=("kto", "dpo")),
+    Probe("format_mode", "format_mode", "whether KTOTrainer applies chat templates to message-list rows itself",
+          {"conversational": "the trainer templates message lists itself: pass them as they are",
+           "text": "the trainer needs rows rendered to text first"},
+          frozenset({"conversational", "text"}), finding="format_mode"),
+    Probe("prompt_roles", "prompt_roles",
+          "roles TRL's templating accepts as a conversational prompt's last turn (comma-separated)",
+          finding="prompt_roles"),
+    Probe("config_fields", "config_fields",
+          "which renamed or removed KTOConfig fields this pair's KTOConfig has (comma-separated)",
+          bisect=False, finding="config_fields"),
+)
+
+
+def by_key(key: str) -> Probe:
+    for probe in PROBES:
+        if probe.key == key:
+            return probe
+    raise KeyError(f"unknown probe {key!r}; one of {', '.join(p.key for p in PROBES)}")
+
+
+def for_trainer(trainer: str) -> tuple[Probe, ...]:
+    return tuple(p for p in PROBES if trainer in p.trainers)
+
+
+def findings() -> tuple[Probe, ...]:
+    return tuple(p for p in PROBES if p.finding)
