@@ -39,19 +39,19 @@ def _install(session: nox.Session, extras: str = "") -> None:
 @nox.session
 def matrix(session: nox.Session) -> None:
     """Run every cell of a profile (default: `default`) and write reports/."""
-    _install(session, "[plot]")  # matplotlib for reports/compat.svg
+    _install(session, "[matrix,plot]")  # uv runs the cells; matplotlib draws reports/compat.svg
     args = session.posargs or ["--profile", "default", "--out", "reports"]
     session.run("python", "-m", "compat", "matrix", *args)
     if "--only" not in args and "--shard" not in args:  # findings come from a whole profile's report
         out = args[args.index("--out") + 1] if "--out" in args else "reports"
-        session.run("python", "-m", "compat", "findings", "--report", f"{out}/compat.json")
+        session.run("python", "-m", "compat", "findings", "--results", out)
 
 
 @nox.session
 @nox.parametrize("pair", [nox.param(only, id=cell_id) for cell_id, only in _default_cells()])
 def cell(session: nox.Session, pair: str) -> None:
     """One cell of the default matrix; its report goes to reports/single/."""
-    _install(session)
+    _install(session, "[matrix]")
     session.run("python", "-m", "compat", "matrix", "--only", pair, "--out", "reports/single", *session.posargs)
 
 
@@ -64,6 +64,6 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """uv vs pip env setup and cached vs cold matrix runs, side by side (`--pair trl==A,transformers==B`)."""
-    _install(session)
+    """A cell over its floor (warm, cold), uv vs pip setup, cached vs cold matrix, side by side (`--pair ...`)."""
+    _install(session, "[matrix]")
     session.run("python", "-m", "compat", "bench", *session.posargs)

@@ -185,15 +185,26 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """Side by side in one run: the cell over its floor (warm, cold), uv vs pip setup, cached vs cold matrix."""
+    import tempfile
+
+    from compat.harness import floor
+
     config = cfg.load(args.config)
     cell = plan.plan(config, "default", index.lister(args.config), [args.pair])[0]
     only = args.only or [args.pair]
+    root = args.config.resolve().parent / ".compat"
     try:
+        with tempfile.TemporaryDirectory(prefix="compat-bench-") as tmp:
+            cells = floor.measure(args.pair, root / "envs", root / "bytecode", Path(tmp) / "cell",
+                                  floor.run_cell_cli(args.config), runs=args.runs, empty_store=not args.keep_store)
         figures = bench_mod.bench(cell, config.settings, args.config, only)
-    except bench_mod.BenchError as exc:
+    except (bench_mod.BenchError, floor.FloorError) as exc:
         print(f"compat: bench failed: {exc}", file=sys.stderr)
         return 1
-    print(figures.render())
+    print(f"bench {cell.only}")
+    print("\n".join(cells.render()))
+    print("\n".join(figures.render().splitlines()[1:]))
     return 0
 
 
@@ -223,5 +234,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     bn.add_argument("--pair", default="trl==0.12.2,transformers==4.46.3", metavar="PAIR", help="the cell to measure")
     bn.add_argument("--only", action="append", default=[], metavar="PAIR",
                     help="cells of the cached-vs-cold part (default: --pair)")
+    bn.add_argument("--runs", type=options.positive_int, default=3, help="repeats of each cell timing (medians)")
+    bn.add_argument("--keep-store", action="store_true",
+                    help="skip the cold cell with an empty bytecode store (the slowest figure)")
     options.matrix_file(bn)
     bn.set_defaults(func=cmd_bench)

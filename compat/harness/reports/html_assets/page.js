@@ -55,15 +55,24 @@
     legend: Object.keys(D.statuses).map((s) => [s, sym(s), s, D.statuses[s].text])
       .concat([["", "", "processing_class / tokenizer", "on compatible cells: the keyword to hand the tokenizer under"]]),
   }];
-  for (const kw of D.keywords) {
+  // One entry per probe of the registry (compat/probes.py): a new probe shows up here by itself.
+  for (const p of D.probes) {
+    const meanings = p.values || {};
+    const known = Object.keys(meanings);
     PROBES.push({
-      id: "kw:" + kw, label: "keyword " + kw + "=",
+      id: "probe:" + p.key, label: p.label,
       value: (c) => {
-        const st = (c.keyword || {})[kw] || "untested";
-        const v = KW[st] || ["none", "?"];
-        return { k: v[0], sym: v[1], text: st, bad: st === "rejected" };
+        const v = (c.probes || {})[p.key];
+        if (v === undefined || v === null || v === "untested") {
+          const applies = (p.trainers || []).includes(c.trainer || "kto");
+          return { k: "none", sym: "\u2013", text: applies ? "not measured" : "n/a", bad: false };
+        }
+        const good = !p.good.length || p.good.includes(str(v));
+        return { k: good ? (known.length ? "ok" : "info") : "bad", sym: good ? "\u2705" : "\u274c", text: str(v), bad: !good };
       },
-      legend: Object.keys(KW).map((st) => [KW[st][0], KW[st][1], st, KW[st][2]]),
+      legend: (known.length ? known.map((v) => [p.good.includes(v) || !p.good.length ? "ok" : "bad",
+        p.good.includes(v) || !p.good.length ? "\u2705" : "\u274c", v, meanings[v]]) : [["info", "\u2705", "value", p.about]])
+        .concat([["none", "\u2013", "not measured", "the cell did not reach this probe, or it does not apply to this trainer"]]),
     });
   }
   for (const kind of D.kinds) {
@@ -84,11 +93,6 @@
       : c.adapter === "fail" ? { k: "bad", sym: "\u274c", text: "fail", bad: true }
       : { k: "none", sym: "\u2013", text: "not run", bad: false },
     legend: [["ok", "\u2705", "pass", "the adapter ran a script on this pair"], ["bad", "\u274c", "fail", ""], ["none", "\u2013", "not run", ""]],
-  }, {
-    id: "import", label: "import path",
-    value: (c) => c.import_path ? { k: "info", sym: "\ud83d\udce6", text: c.import_path, bad: false }
-      : { k: "none", sym: "\u2013", text: "not imported", bad: true },
-    legend: [["info", "\ud83d\udce6", "module", "where KTOTrainer imports from"], ["none", "\u2013", "not imported", ""]],
   });
 
   const buttons = [];
@@ -283,6 +287,9 @@
     }
     body.append(el("h3", "Tokenizer keyword"));
     table(body, ["keyword", "state", "rejected by"], keywordRows(c));
+    body.append(el("h3", "Probes"));
+    table(body, ["probe", "value", "meaning"], D.probes.filter((p) => (p.trainers || []).includes(c.trainer || "kto"))
+      .map((p) => { const v = (c.probes || {})[p.key]; return [p.label, v === undefined || v === null ? "not measured" : str(v), (p.values || {})[str(v)] || p.about]; }));
     formatterSection(body, c);
     trainingSection(body, c);
     body.append(el("h3", "Time"));

@@ -1,0 +1,129 @@
+"""A cell against its floor: how close a real cell runs to the least it could cost.
+
+The floor of a compatible cell is one Python process importing torch,
+transformers and trl with warm bytecode (then ``from trl import KTOTrainer``),
+plus the training steps the cell itself measured. Everything else a cell
+does (resolve, environment, the suite's other probes, the adapter run) is
+overhead against it. Measured side by side in one run, as ratios:
+
+- warm cell: its environment and bytecode exist (a rerun with ``--fresh``);
+- cold cell: its environment is deleted first and built again, with the
+  shared bytecode store as a matrix run has it;
+- cold cell with an empty bytecode store as well: the very first cell of a machine.
+
+Every step goes through two injectable callables (run one cell through the
+real CLI; time a command), so the arithmetic is tested without installs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from compat.contract import CellResult, ContractError, Status, loads_cell
+
+IMPORTS = "import torch, transformers, trl; from trl import KTOTrainer"
+
+RunCell = Callable[[str, Path], CellResult]  # (--only value, out dir) -> the cell's result
+TimeCmd = Callable[[Sequence[str], dict[str, str]], float]
+
+
+class FloorError(RuntimeError):
+    """A measured step failed or the cell did not train: a ratio would be meaningless."""
+
+
+@dataclass(frozen=True)
+class CellFigures:
+    pair: str
+    imports: float  # warm-bytecode import of torch + transformers + trl, median
+    training: float  # the training steps the cell recorded
+    warm: float  # the cell's own wall time, environment and bytecode warm (median)
+    cold: float  # ... environment deleted first (median)
+    cold_no_store: float | None = None  # ... and the bytecode store emptied too (one run)
+    runs: int = 3
+
+    @property
+    def floor(self) -> float:
+        return self.imports + self.training
+
+    def ratio(self, seconds: float) -> float:
+        return seconds / max(self.floor, 1e-9)
+
+    def render(self) -> list[str]:
+        lines = [f"floor {self.floor:.1f}s = import torch+transformers+trl with warm bytecode {self.imports:.1f}s "
+                 f"+ the cell's training steps {self.training:.1f}s (medians of {self.runs})",
+                 f"warm cell / floor = {self.ratio(self.warm):.1f}x (cell {self.warm:.1f}s: environment and bytecode exist)",
+                 f"cold cell / floor = {self.ratio(self.cold):.1f}x (cell {self.cold:.1f}s: new environment, bytecode "
+                 "store as a matrix run has it)"]
+        if self.cold_no_store is not None:
+            lines.append(f"cold cell, empty bytecode store / floor = {self.ratio(self.cold_no_store):.1f}x "
+                         f"(cell {self.cold_no_store:.1f}s: the first cell on a new machine)")
+        return lines
+
+
+def run_cell_cli(config: Path) -> RunCell:
+    """One cell through the real CLI (``matrix --fresh --only``), its result read back."""
+    def run(only: str, out: Path) -> CellResult:
+        cmd = [sys.executable, "-m", "compat", "matrix", "--fresh", "--config", str(config), "--out", str(out),
+               "--only", only]
+        proc = subprocess.run(cmd, cwd=config.resolve().parent, capture_output=True, text=True)
+        cells = sorted((out / "cells").glob("*.json"), key=lambda p: p.stat().st_mtime)
+        if proc.returncode != 0 or not cells:
+            raise FloorError(f"matrix --only {only} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+        try:
+            return loads_cell(cells[-1].read_text(encoding="utf-8"), str(cells[-1]))
+        except ContractError as exc:
+            raise FloorError(str(exc)) from None
+    return run
+
+
+def time_cmd(cmd: Sequence[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise FloorError(f"{' '.join(cmd[:3])} ... failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}")
+    return seconds
+
+
+def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: TimeCmd = time_cmd,
+            runs: int = 3, empty_store: bool = True) -> CellFigures:
+    first = run(only, out)  # builds the environment and fills the bytecode store
+    if first.status != Status.COMPATIBLE or not first.training:
+        raise FloorError(f"{first.id} is {first.status}, not compatible: the floor is defined for a cell that trains")
+    env_dir = envs / _env_id(first)
+    python = [str(env_dir / "bin" / "python"), "-c", IMPORTS]
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    imports = statistics.median(timed(python, environ) for _ in range(runs))
+    warm = [run(only, out) for _ in range(runs)]
+    cold = []
+    for _ in range(runs):
+        shutil.rmtree(env_dir, ignore_errors=True)
+        cold.append(run(only, out))
+    cold_no_store = None
+    if empty_store and store.is_dir():
+        aside = store.with_name(store.name + ".bench-aside")
+        shutil.rmtree(aside, ignore_errors=True)
+        store.rename(aside)
+        try:
+            shutil.rmtree(env_dir, ignore_errors=True)
+            cold_no_store = run(only, out).seconds
+        finally:
+            shutil.rmtree(store, ignore_errors=True)
+            aside.rename(store)
+    training = statistics.median(float((r.training or {}).get("seconds") or 0.0) for r in [first, *warm, *cold])
+    return CellFigures(only, imports, training, statistics.median(r.seconds for r in warm),
+                       statistics.median(r.seconds for r in cold), cold_no_store, runs)
+
+
+def _env_id(result: CellResult) -> str:
+    from compat.contract import cell_id
+
+    return cell_id(result.trl, result.transformers, result.resolution, result.forced)
