@@ -107,6 +107,27 @@ def test_prompt_roles(disc: Any, tokenizer: Any, observe: Any) -> None:
     observe.probe("prompt_roles", ",".join(sorted(accepted)))
 
 
+@pytest.mark.stage("construct")
+def test_batch_size_one(disc: Any, construction: Any, spec: TrainerSpec, tokenizer: Any, train_dataset: Any,
+                        tmp_path: Path, observe: Any) -> None:
+    """Does KTOTrainer take per_device_train_batch_size=1 with its default loss? Memory advice that
+    recommends batch 1 plus accumulation rests on this measurement, never on release notes."""
+    keyword = construction.trained_with
+    if keyword is None:
+        pytest.skip("no trainer was built (recorded by test_keyword_probe)")
+    with runs.capture():
+        try:
+            runs.build(spec, disc, keyword, tokenizer, train_dataset, tmp_path, per_device_train_batch_size=1)
+        except ValueError as exc:
+            if "batch size" not in str(exc).lower():
+                raise  # some other refusal: the measurement failed, not the probe
+            observe.set("batch_size_one_error", first_line(exc))
+            state = "rejected"
+        else:
+            state = "accepted"
+    observe.probe("batch_size_one", state)
+
+
 def test_config_fields(disc: Any, observe: Any) -> None:
     """The renamed and removed KTOConfig fields the adapter knows, as this pair's KTOConfig has them."""
     fields = {f.name for f in dataclasses.fields(disc.config) if f.init}
