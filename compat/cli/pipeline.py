@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.contract import CellResult, ContractError, Status, load_document
-from compat.harness import lock, progress, reports, run
+from compat.harness import lock, plan, progress, reports, run
 from compat.harness.merge import Source, merge_cells
 from compat.cli import options
 
@@ -48,6 +48,12 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             reporter = progress.make(len(cells), jobs)
             print(f"compat: {len(cells)} cells, {jobs} at a time -> {out}", file=sys.stderr)
             results = run.run_all(ctx, cells, jobs, reporter)
+            twins = plan.drift_followups(results, cells)
+            if twins and not ctx.stop.is_set():
+                print(f"compat: {len(twins)} cells failed by dependency drift: measuring each pair again with its "
+                      "dependencies as of its release", file=sys.stderr)
+                reporter.total += len(twins)
+                results += run.run_all(ctx, twins, jobs, reporter)
             reporter.close()
         # A partial run (a subset, a shard, an interrupt) merges into the fuller report already there;
         # a harness error never replaces a verdict measured before.

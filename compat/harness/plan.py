@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -180,6 +181,22 @@ def plan(
         i, n = shard
         out = [c for k, c in enumerate(out) if k % n == i - 1]
     return [with_index_facts(replace(c, forced=force), lister) for c in out]
+
+
+def drift_followups(results: Sequence[Any], planned: Sequence[Cell]) -> list[Cell]:
+    """As-of-release twins of the `latest` cells that failed by dependency drift and are not planned:
+    the twin says whether the pair itself works when its dependencies are those of its day."""
+    have = {(c.trl, c.transformers, c.resolution, c.forced, c.trainer) for c in planned}
+    by_id = {c.id: c for c in planned}
+    out = []
+    for r in results:
+        cell = by_id.get(r.id)
+        if cell is None or cell.resolution != "latest" or not (r.failure and r.failure.drift):
+            continue
+        twin = replace(cell, resolution="as-of-release")
+        if (twin.trl, twin.transformers, twin.resolution, twin.forced, twin.trainer) not in have:
+            out.append(twin)
+    return out
 
 
 def parse_shard(text: str) -> tuple[int, int]:

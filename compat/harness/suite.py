@@ -3,8 +3,7 @@
 A cell's result depends on the suite that measured it, so the suite hash is
 part of every cache key and recorded on every cell. It covers whole
 directories - the cell-side package, the trainer specs, the shared contract
-and probe registry, the schemas and tests/cell - never a hand-kept list of
-files. compat/findings.json is outside on purpose: it is generated *from*
+and probe registry, and tests/cell - never a hand-kept list of files. compat/findings.json is outside on purpose: it is generated *from*
 results, and hashing it would invalidate the results it came from.
 """
 
@@ -21,7 +20,7 @@ from typing import Any, TextIO
 from compat.contract import fold_observations
 
 SUITE_PATHS = ("compat/__init__.py", "compat/contract.py", "compat/probes.py", "compat/cell", "compat/trainers",
-               "compat/schema", "tests/cell")
+               "tests/cell")
 
 
 def _files(root: Path) -> list[Path]:

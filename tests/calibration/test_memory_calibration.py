@@ -4,7 +4,7 @@ For two real cells - trl 1.16.0 / transformers 5.23.0 (fused, chunked LM head)
 and trl 0.12.2 / transformers 4.46.3 (full logits, the KTO example's era) -
 the harness's own uv machinery (resolve + ensure into ``.compat/envs``,
 reused across runs and shared with the matrix) provides the environment, and
-``compat/cell/calibrate.py`` trains 2 BF16 KTO optimizer steps with a reference
+``tests/calibration/calibrate.py`` trains 2 BF16 KTO optimizer steps with a reference
 model on six tiny Llamas (1.4M-34M parameters; weight-, logits- and
 activation-dominated; with and without gradient checkpointing), measuring the
 peak: on CPU the peak RSS above the pre-model RSS (sampled from
@@ -42,7 +42,7 @@ import pytest
 from packaging.version import Version
 
 from compat import memory
-from compat.cell.calibrate import MARKER
+from calibrate import MARKER  # tests/calibration/calibrate.py, run inside cell environments
 from compat.harness import config as cfg
 from compat.harness.envs import Envs, first_error_line
 from compat.harness.lock import shared_env
@@ -100,12 +100,12 @@ def measured(tmp_path_factory) -> dict[str, list[dict]]:
             installed, env_dir, _ = envs.ensure(cell, lock)
             assert installed.ok, f"{cell.id}: uv could not install: {first_error_line(installed.output)}"
             procs[name] = subprocess.Popen(
-                [str(env_dir / "bin" / "python"), "-m", "compat.cell.calibrate", json.dumps(SPEC)],
+                [str(env_dir / "bin" / "python"), str(Path(__file__).with_name("calibrate.py")), json.dumps(SPEC)],
                 cwd=ROOT, env=_cell_env() | {"HF_HOME": str(home / name)},
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for name, proc in procs.items():
             out, err = proc.communicate(timeout=900)
-            assert proc.returncode == 0, f"{name}: compat.cell.calibrate failed:\n{err[-4000:]}"
+            assert proc.returncode == 0, f"{name}: calibrate.py failed:\n{err[-4000:]}"
             line = next(ln for ln in reversed(out.splitlines()) if ln.startswith(MARKER))
             results[name] = json.loads(line[len(MARKER):])["results"]
     return results

@@ -40,7 +40,8 @@ from compat import probes  # noqa: E402  (after the environment is set)
 from compat.cell.trace import describe  # noqa: E402
 from compat.trainers import TrainerSpec, get  # noqa: E402
 
-DISTS = ("trl", "transformers", "torch", "accelerate", "datasets", "tokenizers", "pyarrow", "numpy", "peft", "jinja2")
+DISTS = ("trl", "transformers", "torch", "accelerate", "datasets", "tokenizers", "pyarrow", "numpy", "peft", "jinja2",
+         "tyro", "rich")
 
 
 class Observations:

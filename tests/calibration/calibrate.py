@@ -1,7 +1,7 @@
 """Measure the peak memory of real BF16 KTO steps on tiny Llamas; print JSON.
 
-Cell code: runs inside one TRL/transformers environment (``python -m
-compat.cell.calibrate SPEC_JSON``) and is how ``compat.memory``'s estimates are
+Runs inside one TRL/transformers environment (``python
+tests/calibration/calibrate.py SPEC_JSON``, the checkout on PYTHONPATH) and is how ``compat.memory``'s estimates are
 checked against reality (tests/calibration). Every number here is measured:
 
 - ``peak_bytes``: on CUDA, ``torch.cuda.max_memory_allocated`` above what was
