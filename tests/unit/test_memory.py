@@ -167,13 +167,13 @@ def test_fitting_setup_has_positive_headroom_and_no_combination():
 
 
 def test_invalid_inputs_raise_clear_errors(tmp_path):
-    with pytest.raises(memory.MemoryError_, match="precision"):
+    with pytest.raises(memory.MemoryInputError, match="precision"):
         replace(STORY, precision="int8")
-    with pytest.raises(memory.MemoryError_, match="batch_size"):
+    with pytest.raises(memory.MemoryInputError, match="batch_size"):
         replace(STORY, batch_size=0)
     bad = tmp_path / "config.json"
     bad.write_text(json.dumps({"hidden_size": 8}))
-    with pytest.raises(memory.MemoryError_, match="missing"):
+    with pytest.raises(memory.MemoryInputError, match="missing"):
         memory.load_config(bad)
 
 

@@ -1,0 +1,26 @@
+"""How much memory KTO training needs, and what to change when it does not fit.
+
+Host side: pure Python, no ML imports. ``python -m compat memory`` answers
+the question users ask about the KTO example (a 1.8B model, batch 16, BF16,
+a 24 GB card) with a breakdown, a verdict and ranked fixes.
+
+One module per job: ``shape`` (the model's shape, from a config.json or
+guessed from a parameter count), ``estimate`` (the peak of one training
+step, line by line), ``fixes`` (single changes and combinations that fit),
+``render`` (the report as text or JSON) and ``cli`` (the ``memory`` command).
+"""
+
+from __future__ import annotations
+
+from .estimate import (DEVICES, LOGITS, OPTIMS, PRECISIONS, WEIGHTS, GiB, MiB, Estimate, Line, Setup,
+                       estimate)
+from .fixes import LORA_TARGETS, Combination, Fix, all_fixes, combination, fixes
+from .render import CALIBRATION_NOTE, Report, gib, render, report
+from .shape import QWEN15_18B, MemoryInputError, Shape, load_config, shape_for_params, shape_from_config
+
+__all__ = [
+    "CALIBRATION_NOTE", "DEVICES", "GiB", "LOGITS", "LORA_TARGETS", "MiB", "OPTIMS", "PRECISIONS", "QWEN15_18B",
+    "WEIGHTS", "Combination", "Estimate", "Fix", "Line", "MemoryInputError", "Report", "Setup", "Shape",
+    "all_fixes", "combination", "estimate", "fixes", "gib", "load_config", "render", "report", "shape_for_params",
+    "shape_from_config",
+]
