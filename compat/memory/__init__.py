@@ -16,11 +16,12 @@ from .estimate import (DEVICES, LOGITS, OPTIMS, PRECISIONS, WEIGHTS, GiB, MiB, E
                        estimate)
 from .fixes import LORA_TARGETS, Combination, Fix, all_fixes, combination, fixes
 from .render import CALIBRATION_NOTE, Report, gib, render, report
-from .shape import QWEN15_18B, MemoryInputError, Shape, load_config, shape_for_params, shape_from_config
+from .shape import (QWEN15_18B, MemoryInputError, Shape, load_config, parse_count, shape_for_params,
+                    shape_from_config)
 
 __all__ = [
     "CALIBRATION_NOTE", "DEVICES", "GiB", "LOGITS", "LORA_TARGETS", "MiB", "OPTIMS", "PRECISIONS", "QWEN15_18B",
     "WEIGHTS", "Combination", "Estimate", "Fix", "Line", "MemoryInputError", "Report", "Setup", "Shape",
-    "all_fixes", "combination", "estimate", "fixes", "gib", "load_config", "render", "report", "shape_for_params",
+    "all_fixes", "combination", "estimate", "fixes", "gib", "load_config", "parse_count", "render", "report", "shape_for_params",
     "shape_from_config",
 ]

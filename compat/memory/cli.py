@@ -1,37 +1,92 @@
-"""``python -m compat memory``: the subparser and its handler; compat/cli.py calls ``register``."""
+"""``python -m compat memory``: the subparser and its handler; compat/cli.py calls ``register``.
+
+Numbers are taken as text and checked here, not by argparse, so every bad value
+(0, -1, nan, inf, banana) ends the same way: one ``compat: error:`` line naming
+the flag and the value, exit 2 (``MemoryInputError`` is a ``ConfigError``, which
+``compat.cli.main`` reports).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .estimate import Setup
+from .estimate import DEVICES, LOGITS, OPTIMS, PRECISIONS, WEIGHTS, Setup
 from .render import render, report
-from .shape import QWEN15_18B, load_config, shape_for_params
+from .shape import QWEN15_18B, MemoryInputError, load_config, parse_count, shape_for_params
+
+
+def whole(args: argparse.Namespace, name: str, minimum: int = 1) -> int | None:
+    """The flag's value as a whole number >= ``minimum`` (None when not given)."""
+    text = getattr(args, name)
+    if text is None:
+        return None
+    flag = "--" + name.replace("_", "-")
+    try:
+        value = int(text.strip().replace("_", ""), 10)
+    except ValueError:
+        raise MemoryInputError(f"{flag} {text!r}: not a whole number") from None
+    if value < minimum:
+        raise MemoryInputError(f"{flag} {text!r}: must be at least {minimum}")
+    return value
+
+
+def positive(args: argparse.Namespace, name: str) -> float:
+    """The flag's value as a finite number above 0."""
+    text, flag = getattr(args, name), "--" + name.replace("_", "-")
+    try:
+        value = float(text)
+    except ValueError:
+        raise MemoryInputError(f"{flag} {text!r}: not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise MemoryInputError(f"{flag} {text!r}: must be a finite number above 0")
+    return value
+
+
+def build_setup(args: argparse.Namespace) -> Setup:
+    params = parse_count(args.params) if args.params is not None else None
+    if args.model_config:
+        shape = load_config(args.model_config)
+    elif params is not None:
+        shape = shape_for_params(params)
+    else:
+        shape = QWEN15_18B
+    overrides = {field: value for field, value in (
+        ("hidden", whole(args, "hidden_size")), ("intermediate", whole(args, "intermediate_size")),
+        ("layers", whole(args, "layers")), ("vocab", whole(args, "vocab_size"))) if value is not None}
+    if overrides:
+        shape = replace(shape, **overrides, source=f"{shape.source}, overridden by flags")
+    return Setup(
+        shape=shape, params=params, batch_size=whole(args, "batch_size"), seq_len=whole(args, "seq_len"),
+        precision=args.precision, weights=args.weights, gpu_gib=positive(args, "gpu_gib"),
+        lora_rank=whole(args, "lora_rank", minimum=0), gradient_checkpointing=args.gradient_checkpointing,
+        grad_accum=whole(args, "grad_accum"), precompute_ref=args.precompute_ref, optim=args.optim,
+        logits=args.logits, device=args.device)
+
+
+def emit(text: str) -> None:
+    """Print the report; a reader that stops early (``| head -1``) is not an error."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's flush at exit does not raise again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # no real file descriptor (e.g. captured by a test)
+            pass
 
 
 def cmd_memory(args: argparse.Namespace) -> int:
     """Estimate KTO training memory; verdict for the GPU and ranked fixes."""
-    if args.config_json:
-        shape = load_config(args.config_json)
-    elif args.params:
-        shape = shape_for_params(args.params)
-    else:
-        shape = QWEN15_18B
-    overrides = {k: v for k, v in (("hidden", args.hidden_size), ("intermediate", args.intermediate_size),
-                                   ("layers", args.layers), ("vocab", args.vocab_size)) if v}
-    if overrides:
-        shape = replace(shape, **overrides, source=f"{shape.source}, overridden by flags")
-    setup = Setup(
-        shape=shape, params=int(args.params) if args.params and not args.config_json else None,
-        batch_size=args.batch_size, seq_len=args.seq_len, precision=args.precision, weights=args.weights,
-        gpu_gib=args.gpu_gib, lora_rank=args.lora_rank, gradient_checkpointing=args.gradient_checkpointing,
-        grad_accum=args.grad_accum, precompute_ref=args.precompute_ref, optim=args.optim, logits=args.logits,
-        device=args.device)
-    result = report(setup)  # MemoryInputError is a ConfigError: compat.cli.main prints it and exits 2
-    print(json.dumps(result.to_dict(), indent=2) if args.json else render(result))
+    result = report(build_setup(args))
+    emit(json.dumps(result.to_dict(), indent=2) if args.json else render(result))
     return 0
 
 
@@ -39,23 +94,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``memory`` subcommand to compat's subparsers."""
     mem = sub.add_parser("memory", help="estimate KTO training memory, say if it fits the GPU and what to change")
     src = mem.add_mutually_exclusive_group()
-    src.add_argument("--params", type=float, default=None, help="parameter count, e.g. 1.8e9 (shape: Qwen1.5-1.8B's, scaled)")
-    src.add_argument("--config-json", type=Path, default=None, help="the model's Hugging Face config.json")
+    src.add_argument("--params", default=None, metavar="COUNT",
+                     help="parameter count: 1.8B, 7b, 500M, 1.8e9 or 1_800_000_000 (K/M/B/T, any case); "
+                          "the shape is then guessed from Qwen1.5-1.8B's proportions")
+    src.add_argument("--model-config", "--config-json", dest="model_config", type=Path, default=None,
+                     metavar="CONFIG_JSON", help="the model's Hugging Face config.json: the real shape")
     for flag in ("--hidden-size", "--intermediate-size", "--layers", "--vocab-size"):
-        mem.add_argument(flag, type=int, default=None, help="override the shape")
-    mem.add_argument("--batch-size", type=int, default=16, help="per_device_train_batch_size (default: 16)")
-    mem.add_argument("--seq-len", type=int, default=1024, help="padded prompt+completion length: max_length (default: 1024, TRL 1.16's KTOConfig; TRL 0.12 used 512)")
-    mem.add_argument("--precision", choices=("bf16", "fp16", "fp32"), default="bf16", help="TrainingArguments bf16/fp16 (autocast)")
-    mem.add_argument("--weights", choices=("fp32", "bf16", "fp16"), default="fp32",
+        mem.add_argument(flag, default=None, metavar="N", help="override the shape")
+    mem.add_argument("--batch-size", default="16", metavar="N", help="per_device_train_batch_size (default: 16)")
+    mem.add_argument("--seq-len", default="1024", metavar="N",
+                     help="padded prompt+completion length: KTOConfig.max_length (default: 1024; older TRL defaulted to 512)")
+    mem.add_argument("--precision", choices=PRECISIONS, default="bf16", help="TrainingArguments bf16/fp16 (autocast)")
+    mem.add_argument("--weights", choices=WEIGHTS, default="fp32",
                      help="dtype the model is loaded in (default fp32: the KTO example's from_pretrained without a dtype)")
-    mem.add_argument("--gpu-gib", type=float, default=24.0, help="GPU memory in GiB (default: 24)")
-    mem.add_argument("--lora-rank", type=int, default=0, help="LoRA rank on all linear layers; 0 = full fine-tune")
+    mem.add_argument("--gpu-gib", default="24", metavar="GIB", help="GPU memory in GiB (default: 24)")
+    mem.add_argument("--lora-rank", default="0", metavar="R", help="LoRA rank on all linear layers; 0 = full fine-tune")
     mem.add_argument("--gradient-checkpointing", action="store_true")
-    mem.add_argument("--grad-accum", type=int, default=1, help="gradient_accumulation_steps")
+    mem.add_argument("--grad-accum", default="1", metavar="N", help="gradient_accumulation_steps (default: 1)")
     mem.add_argument("--precompute-ref", action="store_true", help="precompute_ref_log_probs=True with ref_model=None")
-    mem.add_argument("--optim", choices=("adamw_torch", "adamw_torch_fused", "adamw_8bit"), default="adamw_torch")
-    mem.add_argument("--logits", choices=("full", "chunked"), default="full",
-                     help="full: B x S x vocab logits materialised (TRL 0.12-era KTOTrainer); chunked: fused LM head (TRL 1.16)")
-    mem.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    mem.add_argument("--optim", choices=OPTIMS, default="adamw_torch")
+    mem.add_argument("--logits", choices=LOGITS, default="full",
+                     help="full: B x S x vocab logits materialised (older KTOTrainers); "
+                          "chunked: per-token log-probs through a fused, tiled LM head (newer KTOTrainers)")
+    mem.add_argument("--device", choices=DEVICES, default="cuda")
     mem.add_argument("--json", action="store_true", help="machine-readable output")
     mem.set_defaults(func=cmd_memory)

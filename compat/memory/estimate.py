@@ -41,6 +41,7 @@ allocator fragmentation) is a rule of thumb and was not measured at all.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .shape import MemoryInputError, Shape
@@ -117,9 +118,11 @@ class Setup:
                 raise MemoryInputError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
         for name in ("batch_size", "seq_len", "grad_accum"):
             if getattr(self, name) < 1:
-                raise MemoryInputError(f"{name} must be at least 1")
-        if self.lora_rank < 0 or self.gpu_gib <= 0:
-            raise MemoryInputError("lora_rank must be >= 0 and gpu_gib > 0")
+                raise MemoryInputError(f"{name} must be at least 1, not {getattr(self, name)!r}")
+        if self.lora_rank < 0:
+            raise MemoryInputError(f"lora_rank must be >= 0 (0 = full fine-tune), not {self.lora_rank!r}")
+        if not (math.isfinite(self.gpu_gib) and self.gpu_gib > 0):  # NaN compares False with everything
+            raise MemoryInputError(f"gpu_gib must be a finite number above 0, not {self.gpu_gib!r}")
 
     @property
     def total_params(self) -> int:

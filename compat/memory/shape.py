@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,27 @@ class Shape:
                 f"{self.heads} heads{gqa}, vocab {self.vocab}{tie}")
 
 
+_SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
+_SUFFIXED = re.compile(r"([+-]?(?:\d[\d_]*(?:\.\d+)?|\.\d+))\s*([kmbt])", re.IGNORECASE)
+
+
+def parse_count(text: str, flag: str = "--params") -> int:
+    """``1.8B``, ``7b``, ``500M``, ``1.8e9``, ``1_800_000_000`` -> a whole, finite, positive count.
+
+    Suffixes are case-insensitive K/M/B/T (thousand, million, billion, trillion). NaN,
+    infinities, zero and negatives are refused: none of them is a model.
+    """
+    raw = text.strip()
+    m = _SUFFIXED.fullmatch(raw)
+    try:
+        value = float(m[1]) * _SUFFIXES[m[2].lower()] if m else float(raw)
+    except ValueError:
+        raise MemoryInputError(f"{flag} {text!r}: not a number; use e.g. 1.8B, 7b, 500M, 1.8e9 or 1_800_000_000") from None
+    if not math.isfinite(value) or value < 1:
+        raise MemoryInputError(f"{flag} {text!r}: must be a finite, positive parameter count (e.g. 1.8B)")
+    return int(round(value))
+
+
 # The KTO example's model, trl-lib/qwen1.5-1.8b-sft: Qwen1.5-1.8B's shape.
 QWEN15_18B = Shape(hidden=2048, intermediate=5504, layers=24, vocab=151936, heads=16, kv_heads=16,
                    tied=False, qkv_bias=True, source="Qwen1.5-1.8B (the KTO example's model)")
@@ -101,39 +123,50 @@ def shape_for_params(params: float) -> Shape:
                    kv_heads=heads, source=f"Qwen1.5-1.8B proportions scaled to {params:.3g} parameters (assumed)")
 
 
+_REQUIRED = ("hidden_size", "intermediate_size", "num_hidden_layers", "vocab_size", "num_attention_heads")
+
+
+def _size(cfg: dict[str, Any], key: str, source: str) -> int:
+    """A positive whole number from the config; anything else is a wrong-shaped config."""
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MemoryInputError(f"{source}: {key} is {value!r}; expected a positive whole number")
+    return value
+
+
 def shape_from_config(config: dict[str, Any], source: str = "config") -> Shape:
     """The shape from a Hugging Face ``config.json`` (text config of multimodal models included)."""
     cfg = config.get("text_config") or config
-    try:
-        hidden = int(cfg["hidden_size"])
-        heads = int(cfg["num_attention_heads"])
-        shape = Shape(
-            hidden=hidden,
-            intermediate=int(cfg["intermediate_size"]),
-            layers=int(cfg["num_hidden_layers"]),
-            vocab=int(cfg["vocab_size"]),
-            heads=heads,
-            kv_heads=int(cfg.get("num_key_value_heads") or heads),
-            tied=bool(cfg.get("tie_word_embeddings", config.get("tie_word_embeddings", True))),
-            qkv_bias=bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
-            head_dim=int(cfg["head_dim"]) if cfg.get("head_dim") else None,
-            source=source,
-        )
-    except KeyError as exc:
-        raise MemoryInputError(f"{source}: missing {exc.args[0]!r}; need hidden_size, intermediate_size, "
-                               "num_hidden_layers, vocab_size, num_attention_heads") from None
-    except (TypeError, ValueError) as exc:
-        raise MemoryInputError(f"{source}: {exc}") from None
-    return shape
+    if not isinstance(cfg, dict):
+        raise MemoryInputError(f"{source}: text_config is {type(cfg).__name__}; expected a JSON object")
+    missing = [key for key in _REQUIRED if key not in cfg]
+    if missing:
+        raise MemoryInputError(f"{source}: missing {missing[0]!r}; need {', '.join(_REQUIRED)}")
+    heads = _size(cfg, "num_attention_heads", source)
+    optional = {key: _size(cfg, key, source) for key in ("num_key_value_heads", "head_dim") if cfg.get(key) is not None}
+    return Shape(
+        hidden=_size(cfg, "hidden_size", source),
+        intermediate=_size(cfg, "intermediate_size", source),
+        layers=_size(cfg, "num_hidden_layers", source),
+        vocab=_size(cfg, "vocab_size", source),
+        heads=heads,
+        kv_heads=optional.get("num_key_value_heads", heads),
+        tied=bool(cfg.get("tie_word_embeddings", config.get("tie_word_embeddings", True))),
+        qkv_bias=bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
+        head_dim=optional.get("head_dim"),
+        source=source,
+    )
 
 
-def load_config(path: Path) -> Shape:
+def load_config(path: Path, flag: str = "--model-config") -> Shape:
+    """The shape from a config.json file; every failure names the flag and the path."""
+    source = f"{flag} {path}"
     try:
         data = json.loads(Path(path).read_text())
     except OSError as exc:
-        raise MemoryInputError(f"{path}: cannot read: {exc.strerror}") from None
+        raise MemoryInputError(f"{source}: cannot read: {exc.strerror}") from None
     except ValueError as exc:
-        raise MemoryInputError(f"{path}: not JSON: {exc}") from None
+        raise MemoryInputError(f"{source}: not JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise MemoryInputError(f"{path}: expected a JSON object")
-    return shape_from_config(data, str(path))
+        raise MemoryInputError(f"{source}: expected a JSON object (a Hugging Face config.json), got {type(data).__name__}")
+    return shape_from_config(data, source)

@@ -9,12 +9,18 @@ clear "does not fit" with fixes that do.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from compat import cli, memory
 from compat.memory import GiB, QWEN15_18B, Setup, Shape
+
+ROOT = Path(__file__).parents[2]
 
 # The story's case: the KTO example's Qwen1.5-1.8B, batch 16, max_length 1024, --bf16, a 24 GB card.
 STORY = Setup(shape=memory.shape_for_params(1.8e9), params=int(1.8e9), batch_size=16, seq_len=1024,
@@ -191,3 +197,75 @@ def test_cli_text_and_json(capsys, tmp_path):
     missing = tmp_path / "nope.json"
     assert cli.main(["memory", "--config-json", str(missing)]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- bad input: one line, exit 2
+
+
+def _write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+BAD_INPUT = {
+    "params-zero": ["--params", "0"],
+    "params-negative": ["--params", "-5"],
+    "params-nan": ["--params", "nan"],
+    "params-inf": ["--params", "inf"],
+    "params-word": ["--params", "banana"],
+    "batch-zero": ["--batch-size", "0"],
+    "seq-negative": ["--seq-len", "-1"],
+    "gpu-zero": ["--gpu-gib", "0"],
+    "gpu-nan": ["--gpu-gib", "nan"],
+    "layers-negative": ["--layers", "-2"],
+    "vocab-negative": ["--vocab-size", "-1"],
+    "hidden-negative": ["--hidden-size", "-8"],
+    "lora-negative": ["--lora-rank", "-1"],
+    "accum-zero": ["--grad-accum", "0"],
+    "config-missing": ["--model-config", "{tmp}/missing.json"],
+    "config-not-json": ["--model-config", "{not_json}"],
+    "config-list": ["--model-config", "{a_list}"],
+    "config-wrong-shape": ["--model-config", "{wrong_shape}"],
+    "config-json-alias": ["--config-json", "{not_json}"],
+}
+
+
+@pytest.mark.parametrize("argv", list(BAD_INPUT.values()), ids=list(BAD_INPUT))
+def test_bad_input_is_one_error_line_and_exit_2(capsys, tmp_path, argv):
+    files = {"tmp": str(tmp_path), "not_json": _write(tmp_path / "not.json", "{hidden_size: 8"),
+             "a_list": _write(tmp_path / "list.json", "[1, 2]"),
+             "wrong_shape": _write(tmp_path / "shape.json", json.dumps({**MEASURED[0][0], "hidden_size": "big"}))}
+    argv = [a.format(**files) for a in argv]
+    assert cli.main(["memory", *argv]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("compat: error: ") and "Traceback" not in captured.err
+    flag = argv[0] if argv[0] != "--config-json" else "--model-config"
+    assert flag in lines[0] and argv[1].rsplit("/", 1)[-1] in lines[0]  # names the flag and the value
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(("text", "count"), [
+    ("1.8B", 1_800_000_000), ("7b", 7_000_000_000), ("1.8e9", 1_800_000_000), ("500M", 500_000_000),
+    ("1_800_000_000", 1_800_000_000), ("2k", 2_000), ("1T", 10**12), ("0.5B", 500_000_000), ("350m", 350_000_000),
+])
+def test_parameter_counts_take_suffixes(text, count):
+    assert memory.parse_count(text) == count
+
+
+def test_parameter_count_suffix_gives_the_same_report_as_the_plain_number(capsys):
+    assert cli.main(["memory", "--params", "1.8B", "--json"]) == 0
+    suffixed = json.loads(capsys.readouterr().out)
+    assert cli.main(["memory", "--params", "1800000000", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == suffixed
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    # The read end is closed before the child writes: its first write gets EPIPE, deterministically.
+    proc = subprocess.Popen([sys.executable, "-m", "compat", "memory", "--params", "1.8B"], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
