@@ -18,21 +18,21 @@ breakdown lists what is live at that moment, so its lines add up to the total.
 
 Logits matter most for a large vocabulary. ``logits="full"`` is a trainer that
 materialises batch x seq x vocab logits (accelerate returns them in FP32,
-then log_softmax and the chosen/rejected slices copy them): the KTOTrainer of
-the TRL 0.12 era. ``logits="chunked"`` is a trainer that computes per-token
-log-probs through a fused, tiled LM head and never holds the full logits:
-TRL 1.16.0's KTOTrainer. tests/calibration reads which one an installed
-trainer is from its source.
+then log_softmax and the chosen/rejected slices copy them): older KTOTrainers.
+``logits="chunked"`` is a trainer that computes per-token log-probs through a
+fused, tiled LM head and never holds the full logits: newer KTOTrainers.
+tests/calibration reads which one an installed trainer is from its source
+(no TRL version is typed here: which TRL does what is measured, not assumed).
 
 Where the numbers come from. Weights, gradients and optimizer states are
 byte counts. The per-token activation coefficients were measured with
-autograd saved-tensor hooks on transformers 4.46.3 and 5.23.0 Llama layers
-(CPU, SDPA attention): at hidden sizes 1024-2048 a decoder layer saves
+autograd saved-tensor hooks on the Llama layers of both calibration cells'
+transformers (tests/calibration names the pairs; CPU, SDPA attention): at hidden sizes 1024-2048 a decoder layer saves
 34*hidden + 8*intermediate bytes per token under BF16 autocast over FP32
 weights (the residual stream stays FP32), 24*hidden + 8*intermediate with
 BF16 weights, 40*hidden + 16*intermediate in FP32, and about 12*hidden
-more with grouped-query attention under autocast. The logits and transient coefficients are counts of the tensors
-TRL's code keeps alive. tests/calibration trains real KTO steps on tiny
+more with grouped-query attention under autocast. The logits and transient
+coefficients are counts of the tensors TRL's code keeps alive. tests/calibration trains real KTO steps on tiny
 Llamas (1M-35M parameters, CPU) and checks the whole estimate against the
 measured peak; nothing at 1.8B scale was measured here, so lines other than
 the byte counts are marked ``estimate``. The CUDA overhead term (context,
@@ -70,7 +70,7 @@ _FULL_REF = 12  # reference forward: its KL logits, completion logits and log_so
 _FULL_KL = 4  # the policy's no-grad KL logits, alive until its forward returns
 _FULL_BACKWARD = 10  # gather/log_softmax/slice gradients + the reference logits TRL leaves referenced
 
-# The fused LM head (TRL 1.16.0): tiles of TOKENS x COLUMNS logits.
+# The fused LM head (newer KTOTrainers): tiles of TOKENS x COLUMNS logits.
 _CHUNK_TOKENS = 4096
 _CHUNK_COLUMNS = 32768
 # Bytes per tile element. CUDA runs a Triton kernel over one BF16 buffer; CPU falls
@@ -88,7 +88,7 @@ class Setup:
     ``precision`` is ``TrainingArguments(bf16=True)`` & co: autocast compute.
     ``weights`` is the dtype the model was *loaded* in. The KTO example script
     loads with ``from_pretrained`` and no dtype (TRL's ``ModelConfig.dtype``
-    defaults to float32 in 1.16), so the default is FP32 weights under BF16
+    defaults to float32 in recent TRL), so the default is FP32 weights under BF16
     autocast: the FP32 weights are the master copy, and autocast's BF16 copies
     of them are saved for backward. Loading in BF16 (``--dtype bfloat16``) makes
     weights, gradients and AdamW states BF16 with no FP32 master copy.
@@ -197,7 +197,11 @@ def estimate(setup: Setup) -> Estimate:
     state_bytes = 2 if s.optim == "adamw_8bit" else 2 * tbytes
     states = trainable * state_bytes
     grads_all = trainable * tbytes
-    carry = grads_all if s.grad_accum > 1 else 0  # accumulated gradients live through the next micro-batch
+    # Under accumulation, .grad is one full-size buffer that every micro-batch's backward adds into;
+    # it is created in the first micro-batch and lives until the optimizer step, so later micro-batches
+    # run their forwards and backwards with all of it allocated.
+    accumulating = s.grad_accum > 1
+    carry = grads_all if accumulating else 0
 
     # Activations saved by the policy forward.
     act_i = _ACT_I
@@ -258,11 +262,19 @@ def estimate(setup: Setup) -> Estimate:
               states, "count", f"{trainable:,} trainable parameters"),
     ]
 
-    def moment(grads: float, saved: float, transient: float, logits: float, copies_: float, extra: float = 0) -> list[Line]:
+    held = f"one full-size buffer, summed into by each of the {s.grad_accum} micro-batches' backward"
+    grad_name = f"gradients (accumulated over {s.grad_accum} micro-batches)" if accumulating else "gradients"
+    grad_notes = {
+        "forward": held if accumulating else "none live: zero_grad(set_to_none=True) after each step",
+        "backward": (held + (" + the LM head's new gradient" if lm_grad else "")) if accumulating else
+                    "the LM head's, at the start of backward" if lm_grad else "none live yet",
+        "step": held if accumulating else "every trainable parameter's",
+    }
+
+    def moment(when: str, grads: float, saved: float, transient: float, logits: float, copies_: float,
+               extra: float = 0) -> list[Line]:
         lines = base + [
-            _line("gradients", grads, "count",
-                  "all" if grads == grads_all else "LM head's, at the start of backward" if grads else
-                  "none live: zero_grad(set_to_none=True) after each step"),
+            _line(grad_name, grads, "count", grad_notes[when]),
             _line("activations: policy forward (saved for backward)", saved, "estimate",
                   act_note if saved else "freed"),
             _line("activations: autocast bf16 weight copies", copies_, "estimate",
@@ -279,12 +291,14 @@ def estimate(setup: Setup) -> Estimate:
                               else "cpu: no CUDA context")]
 
     moments: dict[str, list[Line]] = {
-        "end of policy forward": moment(carry, activations, 0, logits_saved + logits_kl, copies),
-        "backward start": moment(carry + lm_grad, activations_bwd, 0, logits_saved + logits_bwd + head_grad, copies_bwd),
-        "optimizer step": moment(grads_all, 0, 0, 0, 0, step_temp),
+        "end of policy forward": moment("forward", carry, activations, 0, logits_saved + logits_kl, copies),
+        "backward start": moment("backward", carry + lm_grad, activations_bwd, 0,
+                                 logits_saved + logits_bwd + head_grad, copies_bwd),
+        "optimizer step": moment("step", grads_all, 0, 0, 0, 0, step_temp),
     }
     if not s.precompute_ref:
-        moments["reference forward"] = moment(carry, activations, ref_copies + working_set, logits_saved + logits_ref, copies)
+        moments["reference forward"] = moment("forward", carry, activations, ref_copies + working_set,
+                                              logits_saved + logits_ref, copies)
     totals = {name: sum(line.bytes for line in lines) for name, lines in moments.items()}
     peak = max(totals, key=lambda name: totals[name])
     return Estimate(setup, peak, tuple(moments[peak]), tuple(sorted(totals.items(), key=lambda kv: -kv[1])))

@@ -48,7 +48,7 @@ def _candidates(setup: Setup) -> list[tuple[str, str, Setup, str]]:
         out.append(("bf16_weights", 'load the model in bf16 (torch_dtype=torch.bfloat16 / --dtype bfloat16)',
                     replace(setup, weights="bf16" if setup.precision != "fp16" else "fp16"), caveat))
     if setup.logits == "full":
-        out.append(("chunked_logits", "a TRL whose KTOTrainer uses the fused, chunked LM head (measured: 1.16.0)",
+        out.append(("chunked_logits", "a TRL whose KTOTrainer computes log-probs through the fused, chunked LM head (newer TRL)",
                     replace(setup, logits="chunked"), "upgrade TRL"))
     return out
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -269,3 +270,25 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+@pytest.mark.parametrize("setup", [
+    replace(STORY, batch_size=4, grad_accum=4),
+    replace(STORY, batch_size=4, grad_accum=4, precompute_ref=True, gradient_checkpointing=True, logits="chunked"),
+    replace(STORY, batch_size=2, grad_accum=8, lora_rank=16, gradient_checkpointing=True),
+], ids=["full", "precompute+gc+chunked", "lora+gc"])
+def test_accumulated_gradients_are_labelled_as_the_full_buffer(setup):
+    e = memory.estimate(setup)
+    grads = _line(e, "gradients")
+    assert "accumulated" in grads.name and "full-size buffer" in grads.note
+    assert not grads.note.startswith("the LM head's")  # the old label for the backward-start moment
+    trainable = QWEN15_18B.lora_params(16) if setup.lora_rank else int(1.8e9)
+    assert grads.bytes >= trainable * 4  # fp32 master weights / fp32 adapters: the whole buffer is live
+
+
+def test_memory_package_types_no_trl_version():
+    # Which TRL refuses or supports what comes from measured findings, never from typed versions.
+    for path in (ROOT / "compat" / "memory").glob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"\b\d+\.\d+\.\d+\b", text), path.name
+        assert not re.search(r"TRL \d|trl[ =<>]+\d", text, re.IGNORECASE), path.name
