@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .estimate import (DEVICES, LOGITS, OPTIMS, PRECISIONS, WEIGHTS, GiB, MiB, Estimate, Line, Setup,
                        estimate)
+from .facts import UNMEASURED, BatchOne, batch_one, load_findings, parse_pair
 from .fixes import LORA_TARGETS, Combination, Fix, all_fixes, combination, fixes
 from .render import CALIBRATION_NOTE, Report, gib, render, report
 from .shape import (QWEN15_18B, MemoryInputError, Shape, load_config, parse_count, shape_for_params,
@@ -21,7 +22,7 @@ from .shape import (QWEN15_18B, MemoryInputError, Shape, load_config, parse_coun
 
 __all__ = [
     "CALIBRATION_NOTE", "DEVICES", "GiB", "LOGITS", "LORA_TARGETS", "MiB", "OPTIMS", "PRECISIONS", "QWEN15_18B",
-    "WEIGHTS", "Combination", "Estimate", "Fix", "Line", "MemoryInputError", "Report", "Setup", "Shape",
-    "all_fixes", "combination", "estimate", "fixes", "gib", "load_config", "parse_count", "render", "report", "shape_for_params",
-    "shape_from_config",
+    "UNMEASURED", "WEIGHTS", "BatchOne", "Combination", "Estimate", "Fix", "Line", "MemoryInputError", "Report",
+    "Setup", "Shape", "all_fixes", "batch_one", "combination", "estimate", "fixes", "gib", "load_config",
+    "load_findings", "parse_count", "parse_pair", "render", "report", "shape_for_params", "shape_from_config",
 ]

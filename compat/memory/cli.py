@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .estimate import DEVICES, LOGITS, OPTIMS, PRECISIONS, WEIGHTS, Setup
+from .facts import DEFAULT_FINDINGS, BatchOne, batch_one, load_findings, parse_pair
 from .render import render, report
 from .shape import QWEN15_18B, MemoryInputError, load_config, parse_count, shape_for_params
 
@@ -69,6 +70,14 @@ def build_setup(args: argparse.Namespace) -> Setup:
         logits=args.logits, device=args.device)
 
 
+def measured_batch_one(args: argparse.Namespace) -> BatchOne:
+    """What findings.json measured about batch 1, for --pair or across every measured pair."""
+    path = args.findings or DEFAULT_FINDINGS
+    pair = parse_pair(args.pair) if args.pair is not None else None
+    source = str(args.findings) if args.findings else "compat/findings.json"
+    return batch_one(load_findings(path), pair, source)
+
+
 def emit(text: str) -> None:
     """Print the report; a reader that stops early (``| head -1``) is not an error."""
     try:
@@ -85,7 +94,7 @@ def emit(text: str) -> None:
 
 def cmd_memory(args: argparse.Namespace) -> int:
     """Estimate KTO training memory; verdict for the GPU and ranked fixes."""
-    result = report(build_setup(args))
+    result = report(build_setup(args), measured_batch_one(args))
     emit(json.dumps(result.to_dict(), indent=2) if args.json else render(result))
     return 0
 
@@ -117,5 +126,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="full: B x S x vocab logits materialised (older KTOTrainers); "
                           "chunked: per-token log-probs through a fused, tiled LM head (newer KTOTrainers)")
     mem.add_argument("--device", choices=DEVICES, default="cuda")
+    mem.add_argument("--findings", type=Path, default=None, metavar="PATH",
+                     help="findings.json whose measured batch_size_one fact decides whether batch 1 may be "
+                          "recommended (default: the package's compat/findings.json; a missing file = unmeasured)")
+    mem.add_argument("--pair", default=None, metavar="trl==A,transformers==B",
+                     help="use this pair's measurements (default: batch 1 only if every measured pair accepts it)")
     mem.add_argument("--json", action="store_true", help="machine-readable output")
     mem.set_defaults(func=cmd_memory)

@@ -23,8 +23,10 @@ class Fix:
     caveat: str = ""
 
 
-def _divisors_below(n: int) -> list[int]:
-    return [d for d in range(n - 1, 0, -1) if n % d == 0]
+def _smaller_batches(setup: Setup, min_batch: int) -> list[int]:
+    """Per-device batches below the current one that keep the effective batch exact, largest first."""
+    n = setup.effective_batch
+    return [d for d in range(setup.batch_size - 1, min_batch - 1, -1) if n % d == 0]
 
 
 def _candidates(setup: Setup) -> list[tuple[str, str, Setup, str]]:
@@ -53,9 +55,12 @@ def _candidates(setup: Setup) -> list[tuple[str, str, Setup, str]]:
     return out
 
 
-def _batch_fix(setup: Setup) -> tuple[str, str, Setup, str] | None:
-    """Smaller per-device batch, same effective batch: the largest that fits, else 1."""
-    options = _divisors_below(setup.batch_size)
+def _batch_fix(setup: Setup, min_batch: int) -> tuple[str, str, Setup, str] | None:
+    """Smaller per-device batch, same effective batch: the largest that fits, else the smallest allowed.
+
+    ``min_batch`` is 2 unless the findings measured KTOTrainer accepting batch 1 (compat/memory/facts.py).
+    """
+    options = _smaller_batches(setup, min_batch)
     if not options:
         return None
     chosen = next((b for b in options if _fits(_with_batch(setup, b))), options[-1])
@@ -72,11 +77,11 @@ def _fits(setup: Setup) -> bool:
     return estimate(setup).fits
 
 
-def fixes(setup: Setup) -> list[Fix]:
+def fixes(setup: Setup, min_batch: int = 2) -> list[Fix]:
     """Each single change that lowers the peak, largest saving first."""
     before = estimate(setup).total
     found = []
-    batch = _batch_fix(setup)
+    batch = _batch_fix(setup, min_batch)
     for key, change, new, caveat in _candidates(setup) + ([batch] if batch else []):
         after = estimate(new)
         if after.total < before:
@@ -98,7 +103,7 @@ class Combination:
     fits: bool
 
 
-def combination(setup: Setup, exclude: frozenset[str] = frozenset()) -> Combination | None:
+def combination(setup: Setup, exclude: frozenset[str] = frozenset(), min_batch: int = 2) -> Combination | None:
     """The fewest (then cheapest) changes that make the run fit, or None if even all of them do not.
 
     Tries every subset of the single fixes; the batch fix is applied last so
@@ -118,7 +123,7 @@ def combination(setup: Setup, exclude: frozenset[str] = frozenset()) -> Combinat
             keys = [k for k, _, _, _ in subset]
             changes = [c for _, c, _, _ in subset]
             if not _fits(new):
-                batch = None if "batch" in exclude else _batch_fix(new)
+                batch = None if "batch" in exclude else _batch_fix(new, min_batch)
                 if batch is None or not _fits(batch[2]):
                     continue
                 keys.append("batch")
@@ -138,9 +143,10 @@ def _merge(current: Setup, changed: Setup, original: Setup) -> Setup:
     return replace(current, **updates)
 
 
-def all_fixes(setup: Setup) -> Setup:
-    """Every single fix at once, batch 1 (the floor of what these knobs reach)."""
+def all_fixes(setup: Setup, min_batch: int = 2) -> Setup:
+    """Every single fix at once, at the smallest allowed batch (the floor of what these knobs reach)."""
     new = setup
     for _, _, changed, _ in _candidates(setup):
         new = _merge(new, changed, setup)
-    return _with_batch(new, 1)
+    smaller = _smaller_batches(new, min_batch)
+    return _with_batch(new, smaller[-1]) if smaller else new

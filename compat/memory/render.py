@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .estimate import GiB, MiB, Estimate, Setup, estimate
+from .facts import UNMEASURED, BatchOne
 from .fixes import Combination, Fix, all_fixes, combination, fixes
 
 
@@ -18,6 +19,7 @@ class Report:
     keeping_full: Combination | None  # ... without LoRA
     floor: Estimate  # every fix at once
     notes: tuple[str, ...] = field(default=())
+    batch_one: BatchOne = UNMEASURED  # the measured floor on per-device batch for every recommendation
 
     def to_dict(self) -> dict[str, Any]:
         e = self.estimate
@@ -49,6 +51,8 @@ class Report:
             "combination_keeping_batch": combo(self.keeping_batch),
             "combination_keeping_full_fine_tune": combo(self.keeping_full),
             "floor_bytes": self.floor.total,
+            "batch_size_one": {"status": self.batch_one.status, "citation": self.batch_one.citation,
+                               "min_per_device_batch": self.batch_one.min_batch},
             "calibration": CALIBRATION_NOTE,
             "notes": list(self.notes),
         }
@@ -61,14 +65,21 @@ CALIBRATION_NOTE = ("estimate: not calibrated at this scale. Lines marked 'estim
                     "the CUDA overhead line was not measured at all.")
 
 
-def report(setup: Setup) -> Report:
+def report(setup: Setup, batch_one: BatchOne = UNMEASURED) -> Report:
+    """Everything the command says; ``batch_one`` (from findings.json) bounds the per-device batch."""
     notes = []
     if setup.params is not None and setup.params != setup.shape.params:
         notes.append(f"weights use the {setup.params:,} parameters given; activations and logits use the "
                      f"shape ({setup.shape.params:,} parameters)")
-    return Report(estimate(setup), tuple(fixes(setup)), combination(setup), combination(setup, frozenset({"batch"})),
-                  combination(setup, frozenset({"lora"})) if setup.lora_rank == 0 else None,
-                  estimate(all_fixes(setup)), tuple(notes))
+    low = batch_one.min_batch
+    if setup.batch_size < low:
+        notes.append(f"per_device_train_batch_size={setup.batch_size} as given, but KTOTrainer's default loss "
+                     f"needs at least {low} rows for its KL term where batch 1 is refused or unmeasured "
+                     f"({batch_one.citation})")
+    return Report(estimate(setup), tuple(fixes(setup, low)), combination(setup, min_batch=low),
+                  combination(setup, frozenset({"batch"}), low),
+                  combination(setup, frozenset({"lora"}), low) if setup.lora_rank == 0 else None,
+                  estimate(all_fixes(setup, low)), tuple(notes), batch_one)
 
 
 def gib(n: float) -> str:
@@ -108,6 +119,10 @@ def render(r: Report) -> str:
     else:
         out.append(f"VERDICT: does NOT fit on a {s.gpu_gib:g} GiB GPU: needs {gib(e.total)}, short by {gib(-e.headroom)}.")
     if r.fixes and s.device != "cpu" and not e.fits:
+        out.append("")
+        floor = "may go down to 1" if r.batch_one.min_batch == 1 else f"kept >= {r.batch_one.min_batch}"
+        out.append(f"Per-device batch {floor}; gradient accumulation keeps the effective batch.")
+        out.append(f"  why: {r.batch_one.citation}")
         out.append("")
         out.append("Single changes, largest saving first:")
         for i, f in enumerate(r.fixes, 1):

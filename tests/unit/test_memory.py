@@ -228,6 +228,10 @@ BAD_INPUT = {
     "config-list": ["--model-config", "{a_list}"],
     "config-wrong-shape": ["--model-config", "{wrong_shape}"],
     "config-json-alias": ["--config-json", "{not_json}"],
+    "findings-not-json": ["--findings", "{not_json}"],
+    "findings-not-object": ["--findings", "{a_list}"],
+    "findings-bad-rule": ["--findings", "{bad_rule}"],
+    "pair-garbled": ["--pair", "trl=1,transformers"],
 }
 
 
@@ -235,7 +239,8 @@ BAD_INPUT = {
 def test_bad_input_is_one_error_line_and_exit_2(capsys, tmp_path, argv):
     files = {"tmp": str(tmp_path), "not_json": _write(tmp_path / "not.json", "{hidden_size: 8"),
              "a_list": _write(tmp_path / "list.json", "[1, 2]"),
-             "wrong_shape": _write(tmp_path / "shape.json", json.dumps({**MEASURED[0][0], "hidden_size": "big"}))}
+             "wrong_shape": _write(tmp_path / "shape.json", json.dumps({**MEASURED[0][0], "hidden_size": "big"})),
+             "bad_rule": _write(tmp_path / "rule.json", json.dumps({"facts": {"batch_size_one": [{"value": "maybe"}]}}))}
     argv = [a.format(**files) for a in argv]
     assert cli.main(["memory", *argv]) == 2
     captured = capsys.readouterr()
@@ -292,3 +297,98 @@ def test_memory_package_types_no_trl_version():
         text = path.read_text()
         assert not re.search(r"\b\d+\.\d+\.\d+\b", text), path.name
         assert not re.search(r"TRL \d|trl[ =<>]+\d", text, re.IGNORECASE), path.name
+
+
+# --------------------------------------------------------------------------- batch 1: measured, never typed
+
+STORY_ARGV = ["memory", "--params", "1.8B", "--batch-size", "16", "--precision", "bf16", "--gpu-gib", "24"]
+
+
+def _rule(trl, tf, value, *measured):
+    return {"trl": trl, "transformers": tf, "value": value, "measured": [list(p) for p in measured]}
+
+
+FINDINGS = {
+    "rejected": [_rule("==0.12.2", "==4.46.3", "rejected", ("0.12.2", "4.46.3")),
+                 _rule(">=1.0.0,<=1.16.0", ">=4.57.6,<=5.23.0", "rejected", ("1.0.0", "4.57.6"), ("1.16.0", "5.23.0"))],
+    "accepted": [_rule("==0.12.2", "==4.46.3", "accepted", ("0.12.2", "4.46.3"))],
+    "silent": None,  # a findings file without the fact
+}
+
+
+@pytest.fixture
+def findings_file(tmp_path):
+    def write(kind: str) -> str:
+        facts = {"keyword": [_rule("==0.12.2", "==4.46.3", "processing_class")]}
+        if FINDINGS[kind] is not None:
+            facts["batch_size_one"] = FINDINGS[kind]
+        return _write(tmp_path / f"{kind}.json", json.dumps({"facts": facts, "working": []}))
+    return write
+
+
+def _recommended_batches(data: dict) -> list[int]:
+    setups = [data[k]["setup"] for k in ("combination", "combination_keeping_batch",
+                                          "combination_keeping_full_fine_tune") if data[k]]
+    setups += [r["setup"] for r in data.get("recipes", [])]
+    return [s["batch_size"] for s in setups]
+
+
+@pytest.mark.parametrize("kind", ["rejected", "silent", "missing"])
+def test_story_recommends_no_per_device_batch_below_two_unless_measured_accepted(capsys, findings_file, tmp_path, kind):
+    path = findings_file(kind) if kind != "missing" else str(tmp_path / "absent.json")
+    assert cli.main([*STORY_ARGV, "--findings", path]) == 0
+    text = capsys.readouterr().out
+    assert "per_device_train_batch_size=1," not in text
+    assert "Per-device batch kept >= 2" in text
+    if kind == "rejected":
+        assert "measured: KTOTrainer refuses per_device_train_batch_size=1 on 3 of 3 measured pairs" in text
+    else:
+        assert "not measured" in text
+    assert cli.main([*STORY_ARGV, "--findings", path, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["batch_size_one"]["min_per_device_batch"] == 2
+    assert _recommended_batches(data) and min(_recommended_batches(data)) >= 2
+    assert all("per_device_train_batch_size=1," not in f["change"] for f in data["fixes"])
+
+
+def test_every_fix_and_combination_respects_the_floor():
+    r = memory.report(STORY)  # no findings consulted: unmeasured
+    assert r.batch_one.min_batch == 2
+    assert all(f.setup.batch_size >= 2 for f in r.fixes)
+    assert all(c.setup.batch_size >= 2 for c in (r.combination, r.keeping_batch, r.keeping_full) if c)
+    assert r.floor.setup.batch_size >= 2
+
+
+def test_batch_one_is_offered_only_where_measured_accepted(capsys, findings_file):
+    assert cli.main([*STORY_ARGV, "--findings", findings_file("accepted"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["batch_size_one"]["status"] == "accepted" and data["batch_size_one"]["min_per_device_batch"] == 1
+    batch = next(f for f in data["fixes"] if f["key"] == "batch")
+    assert batch["change"].startswith("per_device_train_batch_size=1,")  # nothing fits at 16 rows: the floor is 1
+
+
+def test_pair_picks_its_own_measurement(tmp_path):
+    rules = FINDINGS["rejected"] + [_rule("==0.11.4", "==4.45.2", "accepted", ("0.11.4", "4.45.2"))]
+    findings = {"facts": {"batch_size_one": rules}}
+    mixed = memory.batch_one(findings, None, "f.json")
+    assert mixed.status == "mixed" and mixed.min_batch == 2 and "3 of 4 measured pairs" in mixed.citation
+    accepted = memory.batch_one(findings, ("0.11.4", "4.45.2"), "f.json")
+    assert accepted.min_batch == 1 and "accepts" in accepted.citation and "0.11.4" in accepted.citation
+    refused = memory.batch_one(findings, ("1.16.0", "5.23.0"), "f.json")
+    assert refused.status == "rejected" and refused.min_batch == 2
+    unknown = memory.batch_one(findings, ("2.0.0", "6.0.0"), "f.json")
+    assert unknown.status == "unmeasured" and unknown.min_batch == 2 and unknown.citation.startswith("not measured")
+
+
+def test_pair_flag_reaches_the_report(capsys, tmp_path):
+    rules = FINDINGS["rejected"] + [_rule("==0.11.4", "==4.45.2", "accepted", ("0.11.4", "4.45.2"))]
+    path = _write(tmp_path / "f.json", json.dumps({"facts": {"batch_size_one": rules}}))
+    assert cli.main([*STORY_ARGV, "--findings", path, "--pair", "trl==0.11.4,transformers==4.45.2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["batch_size_one"]["min_per_device_batch"] == 1
+    assert cli.main([*STORY_ARGV, "--findings", path, "--pair", "trl==1.16.0,transformers==5.23.0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["batch_size_one"]["min_per_device_batch"] == 2
+
+
+def test_a_batch_of_one_as_given_is_flagged():
+    r = memory.report(replace(STORY, batch_size=1, grad_accum=16))
+    assert any("per_device_train_batch_size=1 as given" in note for note in r.notes)
