@@ -15,7 +15,7 @@ from __future__ import annotations
 from .estimate import (DEVICES, LOGITS, OPTIMS, PRECISIONS, WEIGHTS, GiB, MiB, Estimate, Line, Setup,
                        estimate)
 from .facts import UNMEASURED, BatchOne, batch_one, load_findings, parse_pair
-from .fixes import LORA_TARGETS, Combination, Fix, all_fixes, combination, fixes
+from .fixes import LORA_TARGETS, Combination, Fix, all_fixes, combination, fixes, recipes
 from .render import CALIBRATION_NOTE, Report, gib, render, report
 from .shape import (QWEN15_18B, MemoryInputError, Shape, load_config, parse_count, shape_for_params,
                     shape_from_config)
@@ -24,5 +24,5 @@ __all__ = [
     "CALIBRATION_NOTE", "DEVICES", "GiB", "LOGITS", "LORA_TARGETS", "MiB", "OPTIMS", "PRECISIONS", "QWEN15_18B",
     "UNMEASURED", "WEIGHTS", "BatchOne", "Combination", "Estimate", "Fix", "Line", "MemoryInputError", "Report",
     "Setup", "Shape", "all_fixes", "batch_one", "combination", "estimate", "fixes", "gib", "load_config",
-    "load_findings", "parse_count", "parse_pair", "render", "report", "shape_for_params", "shape_from_config",
+    "load_findings", "parse_count", "parse_pair", "recipes", "render", "report", "shape_for_params", "shape_from_config",
 ]

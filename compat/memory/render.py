@@ -1,4 +1,4 @@
-"""The report: estimate, fixes and combinations together, as text or as JSON."""
+"""The report: estimate, fixes and recipes together, as text or as JSON."""
 
 from __future__ import annotations
 
@@ -7,19 +7,22 @@ from typing import Any
 
 from .estimate import GiB, MiB, Estimate, Setup, estimate
 from .facts import UNMEASURED, BatchOne
-from .fixes import Combination, Fix, all_fixes, combination, fixes
+from .fixes import SEVERITY_NAMES, Combination, Fix, all_fixes, disqualified_note, fixes, recipes
+
+SHOWN_RECIPES = 3  # the best few; the ones keeping the batch or full fine-tuning are added if not among them
 
 
 @dataclass(frozen=True)
 class Report:
     estimate: Estimate
     fixes: tuple[Fix, ...]
-    combination: Combination | None
-    keeping_batch: Combination | None  # the fewest changes that fit without touching the per-device batch
-    keeping_full: Combination | None  # ... without LoRA
+    combination: Combination | None  # the best recipe
+    keeping_batch: Combination | None  # the best recipe that does not touch the per-device batch
+    keeping_full: Combination | None  # ... that keeps full fine-tuning (no LoRA)
     floor: Estimate  # every fix at once
     notes: tuple[str, ...] = field(default=())
     batch_one: BatchOne = UNMEASURED  # the measured floor on per-device batch for every recommendation
+    recipes: tuple[Combination, ...] = ()  # every minimal recipe that fits, best first
 
     def to_dict(self) -> dict[str, Any]:
         e = self.estimate
@@ -32,8 +35,10 @@ class Report:
             return d
 
         def combo(c: Combination | None) -> dict[str, Any] | None:
-            return None if c is None else {"keys": list(c.keys), "changes": list(c.changes), "total_bytes": c.total,
-                                           "setup": setup_dict(c.setup)}
+            return None if c is None else {
+                "keys": list(c.keys), "changes": list(c.changes), "caveats": list(c.caveats),
+                "severity": c.severity, "severities": list(c.severities), "full_fine_tune": c.full_fine_tune,
+                "total_bytes": c.total, "setup": setup_dict(c.setup)}
 
         return {
             "setup": setup_dict(s),
@@ -46,10 +51,12 @@ class Report:
             "headroom_bytes": e.headroom,
             "phases": {name: total for name, total in e.phases},
             "fixes": [{"key": f.key, "change": f.change, "saving_bytes": f.saving, "total_bytes": f.total,
-                       "fits": f.fits, "caveat": f.caveat} for f in self.fixes],
+                       "fits": f.fits, "caveat": f.caveat, "severity": f.severity} for f in self.fixes],
             "combination": combo(self.combination),
             "combination_keeping_batch": combo(self.keeping_batch),
             "combination_keeping_full_fine_tune": combo(self.keeping_full),
+            "recipes": [combo(r) for r in self.recipes],
+            "severity_scale": {str(k): v for k, v in SEVERITY_NAMES.items()},
             "floor_bytes": self.floor.total,
             "batch_size_one": {"status": self.batch_one.status, "citation": self.batch_one.citation,
                                "min_per_device_batch": self.batch_one.min_batch},
@@ -76,14 +83,44 @@ def report(setup: Setup, batch_one: BatchOne = UNMEASURED) -> Report:
         notes.append(f"per_device_train_batch_size={setup.batch_size} as given, but KTOTrainer's default loss "
                      f"needs at least {low} rows for its KL term where batch 1 is refused or unmeasured "
                      f"({batch_one.citation})")
-    return Report(estimate(setup), tuple(fixes(setup, low)), combination(setup, min_batch=low),
-                  combination(setup, frozenset({"batch"}), low),
-                  combination(setup, frozenset({"lora"}), low) if setup.lora_rank == 0 else None,
-                  estimate(all_fixes(setup, low)), tuple(notes), batch_one)
+    peak = estimate(setup)
+    notes += disqualified_note(setup, peak.fits)
+    found = recipes(setup, low)
+    best = found[0] if found else None
+    keeping_batch = next((r for r in found if "batch" not in r.keys), None)
+    keeping_full = next((r for r in found if r.full_fine_tune), None) if setup.lora_rank == 0 else None
+    return Report(peak, tuple(fixes(setup, low)), best, keeping_batch, keeping_full,
+                  estimate(all_fixes(setup, low)), tuple(notes), batch_one, tuple(found))
 
 
 def gib(n: float) -> str:
     return f"{n / GiB:.1f} GiB" if abs(n) >= GiB else f"{n / MiB:.0f} MiB"
+
+
+def _describe(c: Combination) -> str:
+    s = c.setup
+    train = "full fine-tune" if c.full_fine_tune else f"LoRA r={s.lora_rank}"
+    return (f"{train}, batch {s.batch_size} x accum {s.grad_accum}: {gib(c.total)} "
+            f"({gib(s.gpu_gib * GiB - c.total)} headroom); worst caveat: {SEVERITY_NAMES[c.severity]}")
+
+
+def _render_recipes(r: Report) -> list[str]:
+    if r.combination is None:
+        return [f"No combination of these changes fits: all of them together still need {gib(r.floor.total)}."]
+    shown = list(r.recipes[:SHOWN_RECIPES])
+    shown += [k for k in (r.keeping_batch, r.keeping_full) if k is not None and k not in shown]
+    out = ["Recipes that fit, best first (ranked by their worst caveat, then all caveats, then how many changes):"]
+    for i, c in enumerate(shown, 1):
+        out.append(f"  {i}. {_describe(c)}")
+        out += [f"     + {change} - {caveat}" for change, caveat in zip(c.changes, c.caveats, strict=True)]
+    s = r.estimate.setup
+    for k, label in ((r.keeping_batch, f"per_device_train_batch_size={s.batch_size}"),
+                     (r.keeping_full, "full fine-tuning (no LoRA)")):
+        if k is not None:
+            out.append(f"Keeping {label}: recipe {shown.index(k) + 1}.")
+        elif label.startswith("per_device") or s.lora_rank == 0:
+            out.append(f"Keeping {label}: no combination of these changes fits.")
+    return out
 
 
 def render(r: Report) -> str:
@@ -118,33 +155,17 @@ def render(r: Report) -> str:
         out.append(f"VERDICT: fits on a {s.gpu_gib:g} GiB GPU with {gib(e.headroom)} headroom ({e.headroom / e.capacity:.0%}).")
     else:
         out.append(f"VERDICT: does NOT fit on a {s.gpu_gib:g} GiB GPU: needs {gib(e.total)}, short by {gib(-e.headroom)}.")
-    if r.fixes and s.device != "cpu" and not e.fits:
-        out.append("")
+    if s.device != "cpu" and not e.fits:
         floor = "may go down to 1" if r.batch_one.min_batch == 1 else f"kept >= {r.batch_one.min_batch}"
-        out.append(f"Per-device batch {floor}; gradient accumulation keeps the effective batch.")
-        out.append(f"  why: {r.batch_one.citation}")
-        out.append("")
-        out.append("Single changes, largest saving first:")
-        for i, f in enumerate(r.fixes, 1):
-            verdict = "fits" if f.fits else "still too big"
-            out.append(f"  {i}. {f.change}")
-            out.append(f"     saves {gib(f.saving)} -> {gib(f.total)} ({verdict}); {f.caveat}")
-    if not e.fits and s.device != "cpu":
-        out.append("")
-        c = r.combination
-        if c is None:
-            out.append(f"No combination of these changes fits: all of them together still need {gib(r.floor.total)}.")
-        else:
-            lead = "The single change that fits" if len(c.keys) == 1 else "No single change fits; the fewest that do"
-            out.append(f"{lead} ({gib(c.total)}, {gib(c.setup.gpu_gib * GiB - c.total)} headroom):")
-            out += [f"  + {change}" for change in c.changes]
-            for k, label in ((r.keeping_batch, f"per_device_train_batch_size={s.batch_size}"),
-                             (r.keeping_full, "full fine-tuning (no LoRA)")):
-                if k is not None and k.keys != c.keys:
-                    out.append(f"Keeping {label} ({gib(k.total)}, {gib(k.setup.gpu_gib * GiB - k.total)} headroom):")
-                    out += [f"  + {change}" for change in k.changes]
-                elif k is None:
-                    out.append(f"Keeping {label}: no combination of these changes fits.")
+        out += ["", f"Per-device batch {floor}; gradient accumulation keeps the effective batch.",
+                f"  why: {r.batch_one.citation}"]
+        if r.fixes:
+            out += ["", "Single changes, largest saving first:"]
+            for i, f in enumerate(r.fixes, 1):
+                verdict = "fits" if f.fits else "still too big"
+                out.append(f"  {i}. {f.change}")
+                out.append(f"     saves {gib(f.saving)} -> {gib(f.total)} ({verdict}); {f.caveat}")
+        out += ["", *_render_recipes(r)]
     for note in r.notes:
         out.append(f"note: {note}")
     out.append("")

@@ -392,3 +392,56 @@ def test_pair_flag_reaches_the_report(capsys, tmp_path):
 def test_a_batch_of_one_as_given_is_flagged():
     r = memory.report(replace(STORY, batch_size=1, grad_accum=16))
     assert any("per_device_train_batch_size=1 as given" in note for note in r.notes)
+
+
+# --------------------------------------------------------------------------- recipes: ranked by what they cost
+
+
+def test_story_offers_a_full_fine_tune_recipe_that_fits_and_ranks_it_first(capsys):
+    r = memory.report(STORY)
+    full = [c for c in r.recipes if c.full_fine_tune]
+    assert full, "no full fine-tune recipe offered"
+    best_full = full[0]
+    assert best_full.fits and best_full.total <= 24 * GiB and best_full.setup.batch_size >= 2
+    assert memory.estimate(best_full.setup).total == best_full.total  # computed, not typed
+    # The mildest recipe keeps full fine-tuning: LoRA changes what is trained, the full recipe's changes do not.
+    assert r.combination == best_full and r.keeping_full == best_full
+    assert cli.main([*STORY_ARGV]) == 0
+    text = capsys.readouterr().out
+    assert "Recipes that fit" in text and "1. full fine-tune" in text
+
+
+def test_recipes_are_ranked_by_worst_caveat_then_all_caveats_then_count():
+    found = memory.report(STORY).recipes
+    assert len(found) >= 2
+    keys = [(c.severity, sum(c.severities), len(c.keys)) for c in found]
+    assert keys == sorted(keys)
+    assert all(c.severity == max(c.severities) and len(c.severities) == len(c.keys) for c in found)
+    lora = [c for c in found if not c.full_fine_tune]
+    assert lora and all(c.severity > found[0].severity for c in lora)
+
+
+@pytest.mark.parametrize("setup", [
+    STORY,
+    replace(STORY, gpu_gib=16),
+    replace(STORY, gpu_gib=40, batch_size=8),
+    replace(STORY, precision="fp16", gpu_gib=20),
+    Setup(shape=memory.shape_for_params(7e9), params=int(7e9), gpu_gib=80),
+], ids=["story", "16GiB", "40GiB-batch8", "fp16", "7b-80GiB"])
+def test_no_full_fine_tune_recipe_or_fix_uses_half_precision_master_weights(setup):
+    r = memory.report(setup)
+    for c in r.recipes:
+        if c.full_fine_tune:
+            assert c.setup.weights == "fp32" and "bf16_weights" not in c.keys, c.keys
+    assert all(f.setup.weights == "fp32" for f in r.fixes if f.setup.lora_rank == 0)
+    assert r.floor.setup.lora_rank > 0 or r.floor.setup.weights == "fp32"
+
+
+def test_lora_may_still_load_its_frozen_base_in_bf16():
+    found = memory.recipes(replace(STORY, gpu_gib=16))
+    assert any("bf16_weights" in c.keys and not c.full_fine_tune for c in found)
+
+
+def test_full_fine_tune_in_bf16_as_given_is_warned_about():
+    r = memory.report(replace(STORY, weights="bf16"))
+    assert any(n.startswith("as given: bf16 master weights for a full fine-tune") for n in r.notes)
