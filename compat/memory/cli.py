@@ -16,7 +16,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .estimate import DEVICES, LOGITS, OPTIMS, PRECISIONS, WEIGHTS, Setup
+from .estimate import DEVICES, LOGITS, OPTIMS, PRECISIONS, SHARDS, WEIGHTS, Setup
 from .facts import DEFAULT_FINDINGS, BatchOne, batch_one, load_findings, parse_pair
 from .render import render, report
 from .shape import QWEN15_18B, MemoryInputError, load_config, parse_count, shape_for_params
@@ -62,12 +62,18 @@ def build_setup(args: argparse.Namespace) -> Setup:
         ("layers", whole(args, "layers")), ("vocab", whole(args, "vocab_size"))) if value is not None}
     if overrides:
         shape = replace(shape, **overrides, source=f"{shape.source}, overridden by flags")
+    lora_rank = whole(args, "lora_rank", minimum=0)
+    weights = "nf4" if args.qlora else args.weights
+    if args.qlora:
+        lora_rank = lora_rank or 16
+    elif weights == "nf4" and lora_rank == 0:
+        raise MemoryInputError("--weights nf4 is QLoRA's 4-bit base: give --lora-rank R too (or use --qlora)")
     return Setup(
         shape=shape, params=params, batch_size=whole(args, "batch_size"), seq_len=whole(args, "seq_len"),
-        precision=args.precision, weights=args.weights, gpu_gib=positive(args, "gpu_gib"),
-        lora_rank=whole(args, "lora_rank", minimum=0), gradient_checkpointing=args.gradient_checkpointing,
+        precision=args.precision, weights=weights, gpu_gib=positive(args, "gpu_gib"),
+        lora_rank=lora_rank, gradient_checkpointing=args.gradient_checkpointing,
         grad_accum=whole(args, "grad_accum"), precompute_ref=args.precompute_ref, optim=args.optim,
-        logits=args.logits, device=args.device)
+        logits=args.logits, device=args.device, gpus=whole(args, "gpus"), shard=args.shard)
 
 
 def measured_batch_one(args: argparse.Namespace) -> BatchOne:
@@ -115,7 +121,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="padded prompt+completion length: KTOConfig.max_length (default: 1024; older TRL defaulted to 512)")
     mem.add_argument("--precision", choices=PRECISIONS, default="bf16", help="TrainingArguments bf16/fp16 (autocast)")
     mem.add_argument("--weights", choices=WEIGHTS, default="fp32",
-                     help="dtype the model is loaded in (default fp32: the KTO example's from_pretrained without a dtype)")
+                     help="dtype the model is loaded in (default fp32: the KTO example's from_pretrained without a "
+                          "dtype); nf4 = QLoRA's 4-bit base, needs --lora-rank")
+    mem.add_argument("--qlora", action="store_true",
+                     help="QLoRA: 4-bit (nf4) base weights + LoRA adapters (rank --lora-rank, default 16); "
+                          "an estimate, not calibrated on real runs")
     mem.add_argument("--gpu-gib", default="24", metavar="GIB", help="GPU memory in GiB (default: 24)")
     mem.add_argument("--lora-rank", default="0", metavar="R", help="LoRA rank on all linear layers; 0 = full fine-tune")
     mem.add_argument("--gradient-checkpointing", action="store_true")
@@ -126,6 +136,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="full: B x S x vocab logits materialised (older KTOTrainers); "
                           "chunked: per-token log-probs through a fused, tiled LM head (newer KTOTrainers)")
     mem.add_argument("--device", choices=DEVICES, default="cuda")
+    mem.add_argument("--gpus", default="1", metavar="N",
+                     help="GPUs running the job (default: 1); the estimate is per GPU, batch sizes are per device")
+    mem.add_argument("--shard", choices=SHARDS, default="none",
+                     help="split states over --gpus: zero2 = optimizer states + gradients, zero3/fsdp = also the "
+                          "weights (FSDP full shard); an estimate, not calibrated on real runs")
     mem.add_argument("--findings", type=Path, default=None, metavar="PATH",
                      help="findings.json whose measured batch_size_one fact decides whether batch 1 may be "
                           "recommended (default: the package's compat/findings.json; a missing file = unmeasured)")

@@ -45,16 +45,15 @@ import math
 from dataclasses import dataclass
 
 from .shape import MemoryInputError, Shape
+from .states import SHARDS, WEIGHTS, model_states
 
 GiB = 2**30
 MiB = 2**20
 
 PRECISIONS = ("bf16", "fp16", "fp32")
-WEIGHTS = ("fp32", "bf16", "fp16")
 OPTIMS = ("adamw_torch", "adamw_torch_fused", "adamw_8bit")
 LOGITS = ("full", "chunked")
 DEVICES = ("cuda", "cpu")
-_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 
 # Per token, per decoder layer, bytes saved for backward: a*hidden + 8*intermediate (+ GQA surcharge).
 _ACT_AUTOCAST_H = 34  # BF16 autocast over FP32 weights: FP32 residual stream and norms
@@ -81,6 +80,7 @@ _TILE_BACKWARD = {"cuda": 2, "cpu": 30}
 _CUDA_CONTEXT = 0.75 * GiB  # CUDA context + cuBLAS workspace: outside torch's allocator, inside the card
 _CUDA_FRAGMENTATION = 0.10  # caching-allocator slack over the peak of live tensors
 
+
 @dataclass(frozen=True)
 class Setup:
     """One KTO training configuration on one device.
@@ -91,7 +91,10 @@ class Setup:
     defaults to float32 in recent TRL), so the default is FP32 weights under BF16
     autocast: the FP32 weights are the master copy, and autocast's BF16 copies
     of them are saved for backward. Loading in BF16 (``--dtype bfloat16``) makes
-    weights, gradients and AdamW states BF16 with no FP32 master copy.
+    weights, gradients and AdamW states BF16 with no FP32 master copy. ``nf4`` is
+    QLoRA's 4-bit base (LoRA only). ``gpus``/``shard``: the same run on each of
+    ``gpus`` GPUs, its states split by ZeRO-2/ZeRO-3/FSDP (compat/memory/states.py);
+    the estimate is per GPU.
     """
 
     shape: Shape
@@ -109,18 +112,22 @@ class Setup:
     logits: str = "full"
     device: str = "cuda"
     kl_seq_len: int | None = None  # width of the KL batch; the batch's own by default
+    gpus: int = 1
+    shard: str = "none"
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("precision", self.precision, PRECISIONS), ("weights", self.weights, WEIGHTS),
                                      ("optim", self.optim, OPTIMS), ("logits", self.logits, LOGITS),
-                                     ("device", self.device, DEVICES)):
+                                     ("device", self.device, DEVICES), ("shard", self.shard, SHARDS)):
             if value not in allowed:
                 raise MemoryInputError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
-        for name in ("batch_size", "seq_len", "grad_accum"):
+        for name in ("batch_size", "seq_len", "grad_accum", "gpus"):
             if getattr(self, name) < 1:
                 raise MemoryInputError(f"{name} must be at least 1, not {getattr(self, name)!r}")
         if self.lora_rank < 0:
             raise MemoryInputError(f"lora_rank must be >= 0 (0 = full fine-tune), not {self.lora_rank!r}")
+        if self.weights == "nf4" and self.lora_rank == 0:
+            raise MemoryInputError("weights nf4 is QLoRA: it trains LoRA adapters, so lora_rank must be > 0")
         if not (math.isfinite(self.gpu_gib) and self.gpu_gib > 0):  # NaN compares False with everything
             raise MemoryInputError(f"gpu_gib must be a finite number above 0, not {self.gpu_gib!r}")
 
@@ -182,21 +189,14 @@ def estimate(setup: Setup) -> Estimate:
     s, shape = setup, setup.shape
     params = s.total_params
     scale = params / shape.params  # a bare --params count spreads over the assumed shape
-    wbytes = _BYTES[s.weights]
     lora = s.lora_rank > 0
-    trainable = shape.lora_params(s.lora_rank) if lora else params
-    tbytes = 4 if lora else wbytes  # PEFT keeps adapters in FP32
+    st = model_states(s)
     tokens = s.batch_size * s.seq_len
     kl_tokens = s.batch_size * (s.kl_seq_len or s.seq_len)
     linear = (shape.layers * shape.layer_linear) * scale  # autocast copies: every Linear weight
     head = (shape.embedding if shape.tied else shape.lm_head) * scale  # the LM head's weight (tied: the embedding)
 
-    policy = params * wbytes + (trainable * 4 if lora else 0)
-    ref_held = not lora and not s.precompute_ref
-    reference = params * wbytes if ref_held else 0
-    state_bytes = 2 if s.optim == "adamw_8bit" else 2 * tbytes
-    states = trainable * state_bytes
-    grads_all = trainable * tbytes
+    grads_all = st.gradients
     # Under accumulation, .grad is one full-size buffer that every micro-batch's backward adds into;
     # it is created in the first micro-batch and lives until the optimizer step, so later micro-batches
     # run their forwards and backwards with all of it allocated.
@@ -238,7 +238,7 @@ def estimate(setup: Setup) -> Estimate:
         logits_bwd = tile(tokens) * _TILE_BACKWARD[s.device] + tokens * shape.hidden * 4
         # The fused head accumulates the LM head's gradient in FP32: for FP32 weights that is the gradient
         # itself (counted with the gradients), for half-precision weights an extra buffer; LoRA trains no head.
-        head_grad = head * 4 if not lora and wbytes != 4 else 0
+        head_grad = head * 4 if not lora and s.weights in ("bf16", "fp16") else 0
     else:
         logits_saved = tokens * shape.vocab * _FULL_SAVED
         logits_kl = kl_tokens * shape.vocab * _FULL_KL
@@ -246,29 +246,35 @@ def estimate(setup: Setup) -> Estimate:
         logits_bwd = tokens * shape.vocab * _FULL_BACKWARD
         head_grad = 0
     ref_copies = half * (linear + head) if s.autocast else 0  # the reference's autocast copies, transient
-    lm_grad = 0 if lora else head * tbytes  # the first gradient backward produces
-    step_temp = trainable * tbytes if (s.optim == "adamw_torch" and s.device == "cuda") else 0  # foreach sqrt
+    lm_grad = 0 if lora else head * st.grad_bytes  # the first gradient backward produces, full-size before any split
+    foreach = s.optim == "adamw_torch" and s.device == "cuda"
+    step_temp = st.trainable * st.grad_bytes / st.optimizer_split if foreach else 0  # foreach AdamW's sqrt buffer
 
     act_note = f"{shape.layers} layers x {tokens} tokens" + (", checkpointed" if s.gradient_checkpointing else "")
     kl_note = "no-grad forwards: KL batch (policy) and both batches (reference)"
     logits_note = f"{'chunked LM head' if chunked else 'batch x seq x vocab'}, {tokens} tokens x vocab {shape.vocab}"
+    wsplit, osplit = st.share(st.weights_split), st.share(st.optimizer_split)
     base = [
         _line(f"policy weights ({s.weights})" + (f" + LoRA r={s.lora_rank} adapters (fp32)" if lora else ""),
-              policy, "count"),
-        _line(f"reference model ({s.weights})", reference, "count",
+              st.policy, "count", f"sharded: {s.shard} over {s.gpus} GPUs{wsplit}" if wsplit else ""),
+        _line(f"reference model ({s.weights})", st.reference, "count",
               "none: LoRA disables adapters for the reference" if lora else
-              "none: reference log-probs precomputed" if s.precompute_ref else "a second full copy"),
+              "none: reference log-probs precomputed" if s.precompute_ref else "a second full copy" + wsplit),
         _line(f"optimizer states ({'AdamW 8-bit' if s.optim == 'adamw_8bit' else 'AdamW'}, 2 per trainable param)",
-              states, "count", f"{trainable:,} trainable parameters"),
+              st.optimizer, "count", f"{st.trainable:,} trainable parameters{osplit}"),
     ]
+    if st.gathered:
+        base.append(_line("sharded weights gathered for compute", st.gathered, "estimate",
+                          f"{s.shard}: about two layers + the LM head full-size at once; not calibrated"))
 
-    held = f"one full-size buffer, summed into by each of the {s.grad_accum} micro-batches' backward"
+    held = (f"one full-size buffer{st.share(st.grads_split)}, summed into by each of the {s.grad_accum} "
+            "micro-batches' backward")
     grad_name = f"gradients (accumulated over {s.grad_accum} micro-batches)" if accumulating else "gradients"
     grad_notes = {
         "forward": held if accumulating else "none live: zero_grad(set_to_none=True) after each step",
         "backward": (held + (" + the LM head's new gradient" if lm_grad else "")) if accumulating else
                     "the LM head's, at the start of backward" if lm_grad else "none live yet",
-        "step": held if accumulating else "every trainable parameter's",
+        "step": held if accumulating else "every trainable parameter's" + st.share(st.grads_split),
     }
 
     def moment(when: str, grads: float, saved: float, transient: float, logits: float, copies_: float,

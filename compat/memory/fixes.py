@@ -21,11 +21,14 @@ LORA_TARGETS = "all-linear"
 SAME = 0  # same training, more time or setup: checkpointing, precomputed reference log-probs
 SMALL = 1  # small numeric change: 8-bit optimizer states, fewer rows per KL estimate, another TRL release
 METHOD = 2  # trains something else: LoRA adapters instead of the model
-SEVERITY_NAMES = {SAME: "same training", SMALL: "small numeric change", METHOD: "trains adapters, not the model"}
+QUANTISED = 3  # trains adapters over a 4-bit copy of the model (QLoRA): policy and reference both change
+SEVERITY_NAMES = {SAME: "same training", SMALL: "small numeric change", METHOD: "trains adapters, not the model",
+                  QUANTISED: "adapters over a 4-bit base"}
 
 # Last tie-break between recipes with equal caveats: cheaper in compute first.
-_COST = {"precompute_ref": 1, "chunked_logits": 1, "gradient_checkpointing": 2, "batch": 2, "adamw_8bit": 3,
-         "lora": 4, "bf16_weights": 4}
+_COST = {"precompute_ref": 1, "chunked_logits": 1, "gradient_checkpointing": 2, "batch": 2, "zero2": 2,
+         "adamw_8bit": 3, "zero3": 3, "fsdp": 3, "lora": 4, "bf16_weights": 4, "qlora": 5}
+_UNCALIBRATED = "an estimate, not calibrated on real runs"
 
 _BF16_MASTER = ("bf16 master weights for a full fine-tune: at KTO's learning rates (~5e-7..1e-6) most updates "
                 "round to nothing in bf16 weights")
@@ -80,6 +83,12 @@ def _candidates(setup: Setup) -> list[Change]:
     if not s.gradient_checkpointing:
         out.append(Change("gradient_checkpointing", "gradient_checkpointing=True",
                           replace(s, gradient_checkpointing=True), "about 30% more compute per step", SAME))
+    if s.weights != "nf4":
+        out.append(Change("qlora", f"QLoRA: load_in_4bit=True, bnb_4bit_quant_type='nf4', LoRA r={s.lora_rank or 16} "
+                          f"on {LORA_TARGETS}, ref_model=None (--load_in_4bit --use_peft --lora_r {s.lora_rank or 16})",
+                          replace(s, weights="nf4", lora_rank=s.lora_rank or 16),
+                          f"trains adapters over a 4-bit quantised base (policy and reference); {_UNCALIBRATED}",
+                          QUANTISED))
     if s.lora_rank == 0:
         out.append(Change("lora", f"LoRA r=16 on {LORA_TARGETS}, ref_model=None (peft_config / --use_peft --lora_r 16)",
                           replace(s, lora_rank=16), "trains adapters, not the full model", METHOD))
@@ -99,6 +108,12 @@ def _candidates(setup: Setup) -> list[Change]:
         out.append(Change("chunked_logits",
                           "a TRL whose KTOTrainer computes log-probs through the fused, chunked LM head (newer TRL)",
                           replace(s, logits="chunked"), "means upgrading TRL", SMALL))
+    if s.gpus > 1 and s.shard == "none":
+        launch = {"zero3": "DeepSpeed ZeRO-3 (accelerate launch --use_deepspeed --zero_stage 3)",
+                  "fsdp": "FSDP full shard (accelerate launch --use_fsdp --fsdp_sharding_strategy FULL_SHARD)",
+                  "zero2": "DeepSpeed ZeRO-2 (accelerate launch --use_deepspeed --zero_stage 2)"}
+        out += [Change(key, f"{how} over the {s.gpus} GPUs", replace(s, shard=key),
+                       f"more communication per step; {_UNCALIBRATED}", SAME) for key, how in launch.items()]
     return out
 
 
@@ -119,7 +134,8 @@ def disqualified_note(setup: Setup, fits: bool) -> list[str]:
 
 
 # Changes that cannot go together.
-_CONFLICTS: tuple[frozenset[str], ...] = ()
+_CONFLICTS = (frozenset({"lora", "qlora"}), frozenset({"qlora", "bf16_weights"}),
+              frozenset({"zero2", "zero3", "fsdp"}))
 
 
 def _compatible(keys: set[str]) -> bool:

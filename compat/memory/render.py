@@ -72,6 +72,10 @@ CALIBRATION_NOTE = ("estimate: not calibrated at this scale. Lines marked 'estim
                     "the CUDA overhead line was not measured at all.")
 
 
+UNCALIBRATED_SETUP = ("QLoRA and ZeRO/FSDP sharding are estimates, not calibrated on real runs: 4-bit storage, "
+                      "the split of states over GPUs and the gathered weights are byte counts and rules of thumb")
+
+
 def report(setup: Setup, batch_one: BatchOne = UNMEASURED) -> Report:
     """Everything the command says; ``batch_one`` (from findings.json) bounds the per-device batch."""
     notes = []
@@ -85,6 +89,10 @@ def report(setup: Setup, batch_one: BatchOne = UNMEASURED) -> Report:
                      f"({batch_one.citation})")
     peak = estimate(setup)
     notes += disqualified_note(setup, peak.fits)
+    if setup.weights == "nf4" or setup.shard != "none":
+        notes.append(UNCALIBRATED_SETUP)
+    if setup.shard != "none" and setup.gpus == 1:
+        notes.append(f"{setup.shard} over 1 GPU splits nothing; give --gpus N")
     found = recipes(setup, low)
     best = found[0] if found else None
     keeping_batch = next((r for r in found if "batch" not in r.keys), None)
@@ -99,7 +107,8 @@ def gib(n: float) -> str:
 
 def _describe(c: Combination) -> str:
     s = c.setup
-    train = "full fine-tune" if c.full_fine_tune else f"LoRA r={s.lora_rank}"
+    train = "full fine-tune" if c.full_fine_tune else f"{'QLoRA' if s.weights == 'nf4' else 'LoRA'} r={s.lora_rank}"
+    train += f", {s.shard} over {s.gpus} GPUs" if s.shard != "none" else ""
     return (f"{train}, batch {s.batch_size} x accum {s.grad_accum}: {gib(c.total)} "
             f"({gib(s.gpu_gib * GiB - c.total)} headroom); worst caveat: {SEVERITY_NAMES[c.severity]}")
 
@@ -132,7 +141,9 @@ def render(r: Report) -> str:
     out.append(f"  model: {params} parameters; shape: {shape.describe()} [{shape.source}]")
     mode = (f"{s.precision} autocast over {s.weights} weights" if s.autocast else
             f"{s.precision} compute, {s.weights} weights")
-    train = f"LoRA r={s.lora_rank}" if s.lora_rank else "full fine-tune"
+    train = (f"{'QLoRA' if s.weights == 'nf4' else 'LoRA'} r={s.lora_rank}" if s.lora_rank else "full fine-tune")
+    if s.gpus > 1 or s.shard != "none":
+        train += f", {s.gpus} GPUs ({'no sharding: each holds everything' if s.shard == 'none' else s.shard})"
     out.append(f"  run: batch {s.batch_size} x seq {s.seq_len} (+ KL batch {s.batch_size} x {s.kl_seq_len or s.seq_len}), "
                f"grad accum {s.grad_accum}, {mode}, {train}, {s.optim}")
     out.append(f"       gradient checkpointing {'on' if s.gradient_checkpointing else 'off'}, reference "

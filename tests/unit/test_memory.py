@@ -223,6 +223,8 @@ BAD_INPUT = {
     "hidden-negative": ["--hidden-size", "-8"],
     "lora-negative": ["--lora-rank", "-1"],
     "accum-zero": ["--grad-accum", "0"],
+    "gpus-zero": ["--gpus", "0"],
+    "nf4-without-lora": ["--weights", "nf4"],
     "config-missing": ["--model-config", "{tmp}/missing.json"],
     "config-not-json": ["--model-config", "{not_json}"],
     "config-list": ["--model-config", "{a_list}"],
@@ -445,3 +447,58 @@ def test_lora_may_still_load_its_frozen_base_in_bf16():
 def test_full_fine_tune_in_bf16_as_given_is_warned_about():
     r = memory.report(replace(STORY, weights="bf16"))
     assert any(n.startswith("as given: bf16 master weights for a full fine-tune") for n in r.notes)
+
+
+# --------------------------------------------------------------------------- QLoRA and sharding (estimates)
+
+
+def test_qlora_stores_the_base_in_four_bits_and_lowers_the_estimate():
+    lora = memory.estimate(replace(STORY, lora_rank=16))
+    qlora = memory.estimate(replace(STORY, lora_rank=16, weights="nf4"))
+    assert qlora.total < lora.total < memory.estimate(STORY).total
+    linear = QWEN15_18B.layers * QWEN15_18B.layer_linear * int(1.8e9) / QWEN15_18B.params
+    adapters = QWEN15_18B.lora_params(16) * 4
+    expected = linear * (0.5 + 4 / 64) + (int(1.8e9) - linear) * 2 + adapters
+    assert _line(qlora, "policy weights").bytes == pytest.approx(expected, rel=1e-6)
+    assert _line(qlora, "policy weights").bytes < _line(lora, "policy weights").bytes / 3
+    with pytest.raises(memory.MemoryInputError, match="nf4"):
+        replace(STORY, weights="nf4")  # QLoRA without adapters is not a thing
+
+
+def test_qlora_flag(capsys):
+    assert cli.main([*STORY_ARGV, "--qlora", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["setup"]["weights"] == "nf4" and data["setup"]["lora_rank"] == 16
+    assert any("not calibrated on real runs" in n for n in data["notes"])
+
+
+SEVEN_B = Setup(shape=memory.shape_for_params(7e9), params=int(7e9), gpu_gib=80, gpus=4, grad_accum=2)
+
+
+def test_sharding_divides_what_each_stage_shards():
+    none = memory.estimate(SEVEN_B)
+    zero2 = memory.estimate(replace(SEVEN_B, shard="zero2"))
+    zero3 = memory.estimate(replace(SEVEN_B, shard="zero3"))
+    fsdp = memory.estimate(replace(SEVEN_B, shard="fsdp"))
+    assert zero3.total < zero2.total < none.total and fsdp.total == zero3.total
+    for sharded in (zero2, zero3):
+        assert _line(sharded, "optimizer states").bytes == pytest.approx(_line(none, "optimizer states").bytes / 4, abs=1)
+        assert _line(sharded, "gradients").bytes < _line(none, "gradients").bytes
+    assert _line(zero2, "policy weights").bytes == _line(none, "policy weights").bytes  # ZeRO-2 keeps whole weights
+    assert _line(zero2, "reference model").bytes == _line(none, "reference model").bytes  # ... and TRL's reference
+    assert _line(zero3, "policy weights").bytes == pytest.approx(_line(none, "policy weights").bytes / 4, abs=1)
+    assert _line(zero3, "reference model").bytes == pytest.approx(_line(none, "reference model").bytes / 4, abs=1)
+    assert _line(zero3, "sharded weights gathered").bytes > 0
+
+
+def test_sharding_flags_and_recipes_over_several_gpus(capsys):
+    argv = ["memory", "--params", "7b", "--gpu-gib", "80", "--gpus", "4"]
+    assert cli.main([*argv, "--shard", "zero3", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["setup"]["shard"] == "zero3" and any("not calibrated on real runs" in n for n in data["notes"])
+    assert cli.main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert any(key in r["keys"] for r in data["recipes"] for key in ("zero2", "zero3", "fsdp"))
+    assert all(len({"zero2", "zero3", "fsdp"} & set(r["keys"])) <= 1 for r in data["recipes"])
+    assert cli.main(["memory", "--params", "1.8B", "--json"]) == 0  # one GPU: nothing to shard over
+    assert not any(f["key"] in ("zero2", "zero3", "fsdp") for f in json.loads(capsys.readouterr().out)["fixes"])
