@@ -56,7 +56,8 @@ def build_setup(args: argparse.Namespace) -> Setup:
     elif params is not None:
         shape = shape_for_params(params)
     else:
-        shape = QWEN15_18B
+        shape = replace(QWEN15_18B, source=f"{QWEN15_18B.source}, assumed: no --params or --model-config given",
+                        guessed=True)
     overrides = {field: value for field, value in (
         ("hidden", whole(args, "hidden_size")), ("intermediate", whole(args, "intermediate_size")),
         ("layers", whole(args, "layers")), ("vocab", whole(args, "vocab_size"))) if value is not None}

@@ -23,6 +23,7 @@ class Report:
     notes: tuple[str, ...] = field(default=())
     batch_one: BatchOne = UNMEASURED  # the measured floor on per-device batch for every recommendation
     recipes: tuple[Combination, ...] = ()  # every minimal recipe that fits, best first
+    warnings: tuple[str, ...] = ()  # what makes the estimate itself less trustworthy
 
     def to_dict(self) -> dict[str, Any]:
         e = self.estimate
@@ -62,6 +63,8 @@ class Report:
                                "min_per_device_batch": self.batch_one.min_batch},
             "calibration": CALIBRATION_NOTE,
             "notes": list(self.notes),
+            "shape_guessed": s.shape.guessed,
+            "warnings": list(self.warnings),
         }
 
 
@@ -93,12 +96,17 @@ def report(setup: Setup, batch_one: BatchOne = UNMEASURED) -> Report:
         notes.append(UNCALIBRATED_SETUP)
     if setup.shard != "none" and setup.gpus == 1:
         notes.append(f"{setup.shard} over 1 GPU splits nothing; give --gpus N")
+    warnings = []
+    if setup.shape.guessed:
+        how = "from the parameter count" if setup.params is not None else "as the KTO example's model"
+        warnings.append(f"shape guessed {how}, not read from the model; activations and logits depend on it: "
+                        "pass --model-config config.json (the model's Hugging Face config) for the real shape")
     found = recipes(setup, low)
     best = found[0] if found else None
     keeping_batch = next((r for r in found if "batch" not in r.keys), None)
     keeping_full = next((r for r in found if r.full_fine_tune), None) if setup.lora_rank == 0 else None
     return Report(peak, tuple(fixes(setup, low)), best, keeping_batch, keeping_full,
-                  estimate(all_fixes(setup, low)), tuple(notes), batch_one, tuple(found))
+                  estimate(all_fixes(setup, low)), tuple(notes), batch_one, tuple(found), tuple(warnings))
 
 
 def gib(n: float) -> str:
@@ -139,6 +147,7 @@ def render(r: Report) -> str:
     out.append(f"KTO training memory ({s.device}), peak at: {e.phase}")
     params = f"{s.total_params / 1e9:.2f}B" if s.total_params >= 1e8 else f"{s.total_params / 1e6:.2f}M"
     out.append(f"  model: {params} parameters; shape: {shape.describe()} [{shape.source}]")
+    out += [f"  WARNING: {w}" for w in r.warnings]
     mode = (f"{s.precision} autocast over {s.weights} weights" if s.autocast else
             f"{s.precision} compute, {s.weights} weights")
     train = (f"{'QLoRA' if s.weights == 'nf4' else 'LoRA'} r={s.lora_rank}" if s.lora_rank else "full fine-tune")

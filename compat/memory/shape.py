@@ -37,6 +37,7 @@ class Shape:
     qkv_bias: bool = False
     head_dim: int | None = None
     source: str = ""
+    guessed: bool = False  # not read from the model's config.json: activations and logits may be far off
 
     @property
     def dim(self) -> int:
@@ -117,10 +118,11 @@ def shape_for_params(params: float) -> Shape:
     hidden = (-b + math.sqrt(b * b + 4 * a * params)) / (2 * a)
     hidden = max(128, int(round(hidden / 128)) * 128)
     if hidden == ref.hidden:
-        return replace(ref, source=f"{ref.source}, assumed from the parameter count")
+        return replace(ref, source=f"{ref.source}, assumed from the parameter count", guessed=True)
     heads = max(1, hidden // 128)
     return replace(ref, hidden=hidden, intermediate=int(round(hidden * ratio / 64)) * 64, heads=heads,
-                   kv_heads=heads, source=f"Qwen1.5-1.8B proportions scaled to {params:.3g} parameters (assumed)")
+                   kv_heads=heads, source=f"Qwen1.5-1.8B proportions scaled to {params:.3g} parameters (assumed)",
+                   guessed=True)
 
 
 _REQUIRED = ("hidden_size", "intermediate_size", "num_hidden_layers", "vocab_size", "num_attention_heads")

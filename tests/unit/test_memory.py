@@ -502,3 +502,25 @@ def test_sharding_flags_and_recipes_over_several_gpus(capsys):
     assert all(len({"zero2", "zero3", "fsdp"} & set(r["keys"])) <= 1 for r in data["recipes"])
     assert cli.main(["memory", "--params", "1.8B", "--json"]) == 0  # one GPU: nothing to shard over
     assert not any(f["key"] in ("zero2", "zero3", "fsdp") for f in json.loads(capsys.readouterr().out)["fixes"])
+
+
+# --------------------------------------------------------------------------- the shape: read, or say it is guessed
+
+
+def test_a_shape_guessed_from_the_parameter_count_is_warned_about(capsys, tmp_path):
+    assert cli.main(STORY_ARGV) == 0
+    text = capsys.readouterr().out
+    assert "WARNING: shape guessed from the parameter count" in text and "--model-config" in text
+    assert cli.main([*STORY_ARGV, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["shape_guessed"] is True and any("guessed" in w for w in data["warnings"])
+    assert cli.main(["memory", "--json"]) == 0  # nothing given: the example's model, assumed
+    assert json.loads(capsys.readouterr().out)["shape_guessed"] is True
+    config = _write(tmp_path / "config.json", json.dumps(MEASURED[0][0]))
+    for flag in ("--model-config", "--config-json"):
+        assert cli.main(["memory", flag, config, "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["shape_guessed"] is False and data["warnings"] == []
+        assert data["setup"]["shape"]["params"] == MEASURED[0][1]
+    assert cli.main(["memory", "--model-config", config]) == 0
+    assert "WARNING" not in capsys.readouterr().out
