@@ -24,5 +24,6 @@ __all__ = [
     "CALIBRATION_NOTE", "DEVICES", "GiB", "LOGITS", "LORA_TARGETS", "MiB", "OPTIMS", "PRECISIONS", "QWEN15_18B",
     "UNMEASURED", "WEIGHTS", "BatchOne", "Combination", "Estimate", "Fix", "Line", "MemoryInputError", "Report",
     "Setup", "Shape", "all_fixes", "batch_one", "combination", "estimate", "fixes", "gib", "load_config",
-    "load_findings", "parse_count", "parse_pair", "recipes", "render", "report", "shape_for_params", "shape_from_config",
+    "load_findings", "parse_count", "parse_pair", "recipes", "render", "report", "shape_for_params",
+    "shape_from_config",
 ]

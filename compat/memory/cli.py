@@ -16,10 +16,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .estimate import DEVICES, LOGITS, OPTIMS, PRECISIONS, SHARDS, WEIGHTS, Setup
+from .estimate import DEVICES, LOGITS, OPTIMS, PRECISIONS, Setup
 from .facts import DEFAULT_FINDINGS, BatchOne, batch_one, load_findings, parse_pair
 from .render import render, report
 from .shape import QWEN15_18B, MemoryInputError, load_config, parse_count, shape_for_params
+from .states import SHARDS, WEIGHTS
 
 
 def whole(args: argparse.Namespace, name: str, minimum: int = 1) -> int | None:
@@ -119,7 +120,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         mem.add_argument(flag, default=None, metavar="N", help="override the shape")
     mem.add_argument("--batch-size", default="16", metavar="N", help="per_device_train_batch_size (default: 16)")
     mem.add_argument("--seq-len", default="1024", metavar="N",
-                     help="padded prompt+completion length: KTOConfig.max_length (default: 1024; older TRL defaulted to 512)")
+                     help="padded prompt+completion length: KTOConfig.max_length "
+                          "(default: 1024; older TRL defaulted to 512)")
     mem.add_argument("--precision", choices=PRECISIONS, default="bf16", help="TrainingArguments bf16/fp16 (autocast)")
     mem.add_argument("--weights", choices=WEIGHTS, default="fp32",
                      help="dtype the model is loaded in (default fp32: the KTO example's from_pretrained without a "

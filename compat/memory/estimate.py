@@ -263,9 +263,6 @@ def estimate(setup: Setup) -> Estimate:
         _line(f"optimizer states ({'AdamW 8-bit' if s.optim == 'adamw_8bit' else 'AdamW'}, 2 per trainable param)",
               st.optimizer, "count", f"{st.trainable:,} trainable parameters{osplit}"),
     ]
-    if st.gathered:
-        base.append(_line("sharded weights gathered for compute", st.gathered, "estimate",
-                          f"{s.shard}: about two layers + the LM head full-size at once; not calibrated"))
 
     held = (f"one full-size buffer{st.share(st.grads_split)}, summed into by each of the {s.grad_accum} "
             "micro-batches' backward")
@@ -279,7 +276,11 @@ def estimate(setup: Setup) -> Estimate:
 
     def moment(when: str, grads: float, saved: float, transient: float, logits: float, copies_: float,
                extra: float = 0) -> list[Line]:
-        lines = base + [
+        lines = list(base)
+        if st.gathered:  # ZeRO-3/FSDP gather sharded weights for the forwards and backward, not for the step
+            lines.append(_line("sharded weights gathered for compute", 0 if when == "step" else st.gathered,
+                               "estimate", f"{s.shard}: about two layers + the LM head full-size at once"))
+        lines += [
             _line(grad_name, grads, "count", grad_notes[when]),
             _line("activations: policy forward (saved for backward)", saved, "estimate",
                   act_note if saved else "freed"),

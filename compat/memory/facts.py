@@ -53,7 +53,8 @@ def load_findings(path: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise MemoryInputError(f"--findings {path}: not JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise MemoryInputError(f"--findings {path}: expected a JSON object (compat findings), got {type(data).__name__}")
+        raise MemoryInputError(f"--findings {path}: expected a JSON object (compat findings), "
+                               f"got {type(data).__name__}")
     return data
 
 

@@ -185,7 +185,8 @@ def fixes(setup: Setup, min_batch: int = 2) -> list[Fix]:
 
 def _merge(current: Setup, changed: Setup, original: Setup) -> Setup:
     """Apply the fields ``changed`` altered relative to ``original`` onto ``current``."""
-    updates = {f: getattr(changed, f) for f in Setup.__dataclass_fields__ if getattr(changed, f) != getattr(original, f)}
+    updates = {f: getattr(changed, f) for f in Setup.__dataclass_fields__
+               if getattr(changed, f) != getattr(original, f)}
     return replace(current, **updates)
 
 

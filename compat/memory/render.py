@@ -131,12 +131,12 @@ def _render_recipes(r: Report) -> list[str]:
         out.append(f"  {i}. {_describe(c)}")
         out += [f"     + {change} - {caveat}" for change, caveat in zip(c.changes, c.caveats, strict=True)]
     s = r.estimate.setup
-    for k, label in ((r.keeping_batch, f"per_device_train_batch_size={s.batch_size}"),
-                     (r.keeping_full, "full fine-tuning (no LoRA)")):
-        if k is not None:
-            out.append(f"Keeping {label}: recipe {shown.index(k) + 1}.")
-        elif label.startswith("per_device") or s.lora_rank == 0:
-            out.append(f"Keeping {label}: no combination of these changes fits.")
+    keeping = [(r.keeping_batch, f"per_device_train_batch_size={s.batch_size}")]
+    if s.lora_rank == 0:  # a LoRA run has no full fine-tune to keep
+        keeping.append((r.keeping_full, "full fine-tuning (no LoRA)"))
+    for k, label in keeping:
+        where = f"recipe {shown.index(k) + 1}" if k is not None else "no combination of these changes fits"
+        out.append(f"Keeping {label}: {where}.")
     return out
 
 

@@ -94,7 +94,8 @@ def parse_count(text: str, flag: str = "--params") -> int:
     try:
         value = float(m[1]) * _SUFFIXES[m[2].lower()] if m else float(raw)
     except ValueError:
-        raise MemoryInputError(f"{flag} {text!r}: not a number; use e.g. 1.8B, 7b, 500M, 1.8e9 or 1_800_000_000") from None
+        raise MemoryInputError(f"{flag} {text!r}: not a number; use e.g. 1.8B, 7b, 500M, 1.8e9 "
+                               "or 1_800_000_000") from None
     if not math.isfinite(value) or value < 1:
         raise MemoryInputError(f"{flag} {text!r}: must be a finite, positive parameter count (e.g. 1.8B)")
     return int(round(value))
@@ -170,5 +171,6 @@ def load_config(path: Path, flag: str = "--model-config") -> Shape:
     except ValueError as exc:
         raise MemoryInputError(f"{source}: not JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise MemoryInputError(f"{source}: expected a JSON object (a Hugging Face config.json), got {type(data).__name__}")
+        raise MemoryInputError(f"{source}: expected a JSON object (a Hugging Face config.json), "
+                               f"got {type(data).__name__}")
     return shape_from_config(data, source)

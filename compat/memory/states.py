@@ -82,4 +82,5 @@ def model_states(setup: Setup) -> States:
         head = shape.lm_head or shape.embedding
         gathered = dense * scale * (_GATHERED_LAYERS * shape.layer_linear + head)
     return States(trainable=trainable, grad_bytes=tbytes, policy=policy, reference=reference,
-                  optimizer=trainable * per_state / n, gradients=trainable * tbytes / n, gathered=gathered, weights_split=w_split, grads_split=n, optimizer_split=n)
+                  optimizer=trainable * per_state / n, gradients=trainable * tbytes / n, gathered=gathered,
+                  weights_split=w_split, grads_split=n, optimizer_split=n)

@@ -351,6 +351,8 @@ def test_story_recommends_no_per_device_batch_below_two_unless_measured_accepted
     assert data["batch_size_one"]["min_per_device_batch"] == 2
     assert _recommended_batches(data) and min(_recommended_batches(data)) >= 2
     assert all("per_device_train_batch_size=1," not in f["change"] for f in data["fixes"])
+    full = [r for r in data["recipes"] if r["full_fine_tune"]]
+    assert full and full[0]["total_bytes"] <= 24 * GiB and full[0]["setup"]["weights"] == "fp32"
 
 
 def test_every_fix_and_combination_respects_the_floor():
