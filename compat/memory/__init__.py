@@ -5,9 +5,15 @@ the question users ask about the KTO example (a 1.8B model, batch 16, BF16,
 a 24 GB card) with a breakdown, a verdict and ranked fixes.
 
 One module per job: ``shape`` (the model's shape, from a config.json or
-guessed from a parameter count), ``estimate`` (the peak of one training
-step, line by line), ``fixes`` (single changes and combinations that fit),
+guessed from a parameter count), ``states`` (weights, optimizer states and
+gradients per GPU, QLoRA and ZeRO/FSDP included), ``estimate`` (the peak of
+one training step, line by line), ``facts`` (what findings.json measured
+KTOTrainer to refuse), ``fixes`` (single changes and ranked recipes that fit),
 ``render`` (the report as text or JSON) and ``cli`` (the ``memory`` command).
+
+The package re-exports ``estimate`` and ``fixes`` as functions, so
+``compat.memory.estimate`` is the function; import the modules by their full
+name (``importlib.import_module("compat.memory.fixes")``) when you need them.
 """
 
 from __future__ import annotations
