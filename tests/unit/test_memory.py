@@ -9,12 +9,19 @@ clear "does not fit" with fixes that do.
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from compat import cli, memory
 from compat.memory import GiB, QWEN15_18B, Setup, Shape
+
+ROOT = Path(__file__).parents[2]
 
 # The story's case: the KTO example's Qwen1.5-1.8B, batch 16, max_length 1024, --bf16, a 24 GB card.
 STORY = Setup(shape=memory.shape_for_params(1.8e9), params=int(1.8e9), batch_size=16, seq_len=1024,
@@ -167,13 +174,13 @@ def test_fitting_setup_has_positive_headroom_and_no_combination():
 
 
 def test_invalid_inputs_raise_clear_errors(tmp_path):
-    with pytest.raises(memory.MemoryError_, match="precision"):
+    with pytest.raises(memory.MemoryInputError, match="precision"):
         replace(STORY, precision="int8")
-    with pytest.raises(memory.MemoryError_, match="batch_size"):
+    with pytest.raises(memory.MemoryInputError, match="batch_size"):
         replace(STORY, batch_size=0)
     bad = tmp_path / "config.json"
     bad.write_text(json.dumps({"hidden_size": 8}))
-    with pytest.raises(memory.MemoryError_, match="missing"):
+    with pytest.raises(memory.MemoryInputError, match="missing"):
         memory.load_config(bad)
 
 
@@ -191,3 +198,331 @@ def test_cli_text_and_json(capsys, tmp_path):
     missing = tmp_path / "nope.json"
     assert cli.main(["memory", "--config-json", str(missing)]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- bad input: one line, exit 2
+
+
+def _write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+BAD_INPUT = {
+    "params-zero": ["--params", "0"],
+    "params-negative": ["--params", "-5"],
+    "params-nan": ["--params", "nan"],
+    "params-inf": ["--params", "inf"],
+    "params-word": ["--params", "banana"],
+    "batch-zero": ["--batch-size", "0"],
+    "seq-negative": ["--seq-len", "-1"],
+    "gpu-zero": ["--gpu-gib", "0"],
+    "gpu-nan": ["--gpu-gib", "nan"],
+    "layers-negative": ["--layers", "-2"],
+    "vocab-negative": ["--vocab-size", "-1"],
+    "hidden-negative": ["--hidden-size", "-8"],
+    "lora-negative": ["--lora-rank", "-1"],
+    "accum-zero": ["--grad-accum", "0"],
+    "gpus-zero": ["--gpus", "0"],
+    "nf4-without-lora": ["--weights", "nf4"],
+    "config-missing": ["--model-config", "{tmp}/missing.json"],
+    "config-not-json": ["--model-config", "{not_json}"],
+    "config-list": ["--model-config", "{a_list}"],
+    "config-wrong-shape": ["--model-config", "{wrong_shape}"],
+    "config-json-alias": ["--config-json", "{not_json}"],
+    "findings-not-json": ["--findings", "{not_json}"],
+    "findings-not-object": ["--findings", "{a_list}"],
+    "findings-bad-rule": ["--findings", "{bad_rule}"],
+    "pair-garbled": ["--pair", "trl=1,transformers"],
+}
+
+
+@pytest.mark.parametrize("argv", list(BAD_INPUT.values()), ids=list(BAD_INPUT))
+def test_bad_input_is_one_error_line_and_exit_2(capsys, tmp_path, argv):
+    files = {"tmp": str(tmp_path), "not_json": _write(tmp_path / "not.json", "{hidden_size: 8"),
+             "a_list": _write(tmp_path / "list.json", "[1, 2]"),
+             "wrong_shape": _write(tmp_path / "shape.json", json.dumps({**MEASURED[0][0], "hidden_size": "big"})),
+             "bad_rule": _write(tmp_path / "rule.json", json.dumps({"facts": {"batch_size_one": [{"value": "maybe"}]}}))}
+    argv = [a.format(**files) for a in argv]
+    assert cli.main(["memory", *argv]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("compat: error: ") and "Traceback" not in captured.err
+    flag = argv[0] if argv[0] != "--config-json" else "--model-config"
+    assert flag in lines[0] and argv[1].rsplit("/", 1)[-1] in lines[0]  # names the flag and the value
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(("text", "count"), [
+    ("1.8B", 1_800_000_000), ("7b", 7_000_000_000), ("1.8e9", 1_800_000_000), ("500M", 500_000_000),
+    ("1_800_000_000", 1_800_000_000), ("2k", 2_000), ("1T", 10**12), ("0.5B", 500_000_000), ("350m", 350_000_000),
+])
+def test_parameter_counts_take_suffixes(text, count):
+    assert memory.parse_count(text) == count
+
+
+def test_parameter_count_suffix_gives_the_same_report_as_the_plain_number(capsys):
+    assert cli.main(["memory", "--params", "1.8B", "--json"]) == 0
+    suffixed = json.loads(capsys.readouterr().out)
+    assert cli.main(["memory", "--params", "1800000000", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == suffixed
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    # The read end is closed before the child writes: its first write gets EPIPE, deterministically.
+    proc = subprocess.Popen([sys.executable, "-m", "compat", "memory", "--params", "1.8B"], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+@pytest.mark.parametrize("setup", [
+    replace(STORY, batch_size=4, grad_accum=4),
+    replace(STORY, batch_size=4, grad_accum=4, precompute_ref=True, gradient_checkpointing=True, logits="chunked"),
+    replace(STORY, batch_size=2, grad_accum=8, lora_rank=16, gradient_checkpointing=True),
+], ids=["full", "precompute+gc+chunked", "lora+gc"])
+def test_accumulated_gradients_are_labelled_as_the_full_buffer(setup):
+    e = memory.estimate(setup)
+    grads = _line(e, "gradients")
+    assert "accumulated" in grads.name and "full-size buffer" in grads.note
+    assert not grads.note.startswith("the LM head's")  # the old label for the backward-start moment
+    trainable = QWEN15_18B.lora_params(16) if setup.lora_rank else int(1.8e9)
+    assert grads.bytes >= trainable * 4  # fp32 master weights / fp32 adapters: the whole buffer is live
+
+
+def test_memory_package_types_no_trl_version():
+    # Which TRL refuses or supports what comes from measured findings, never from typed versions.
+    for path in (ROOT / "compat" / "memory").glob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"\b\d+\.\d+\.\d+\b", text), path.name
+        assert not re.search(r"TRL \d|trl[ =<>]+\d", text, re.IGNORECASE), path.name
+
+
+# --------------------------------------------------------------------------- batch 1: measured, never typed
+
+STORY_ARGV = ["memory", "--params", "1.8B", "--batch-size", "16", "--precision", "bf16", "--gpu-gib", "24"]
+
+
+def _rule(trl, tf, value, *measured):
+    return {"trl": trl, "transformers": tf, "value": value, "measured": [list(p) for p in measured]}
+
+
+FINDINGS = {
+    "rejected": [_rule("==0.12.2", "==4.46.3", "rejected", ("0.12.2", "4.46.3")),
+                 _rule(">=1.0.0,<=1.16.0", ">=4.57.6,<=5.23.0", "rejected", ("1.0.0", "4.57.6"), ("1.16.0", "5.23.0"))],
+    "accepted": [_rule("==0.12.2", "==4.46.3", "accepted", ("0.12.2", "4.46.3"))],
+    "silent": None,  # a findings file without the fact
+}
+
+
+@pytest.fixture
+def findings_file(tmp_path):
+    def write(kind: str) -> str:
+        facts = {"keyword": [_rule("==0.12.2", "==4.46.3", "processing_class")]}
+        if FINDINGS[kind] is not None:
+            facts["batch_size_one"] = FINDINGS[kind]
+        return _write(tmp_path / f"{kind}.json", json.dumps({"facts": facts, "working": []}))
+    return write
+
+
+def _recommended_batches(data: dict) -> list[int]:
+    setups = [data[k]["setup"] for k in ("combination", "combination_keeping_batch",
+                                          "combination_keeping_full_fine_tune") if data[k]]
+    setups += [r["setup"] for r in data.get("recipes", [])]
+    return [s["batch_size"] for s in setups]
+
+
+@pytest.mark.parametrize("kind", ["rejected", "silent", "missing"])
+def test_story_recommends_no_per_device_batch_below_two_unless_measured_accepted(capsys, findings_file, tmp_path, kind):
+    path = findings_file(kind) if kind != "missing" else str(tmp_path / "absent.json")
+    assert cli.main([*STORY_ARGV, "--findings", path]) == 0
+    text = capsys.readouterr().out
+    assert "per_device_train_batch_size=1," not in text
+    assert "Per-device batch kept >= 2" in text
+    if kind == "rejected":
+        assert "measured: KTOTrainer refuses per_device_train_batch_size=1 on 3 of 3 measured pairs" in text
+    else:
+        assert "not measured" in text
+    assert cli.main([*STORY_ARGV, "--findings", path, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["batch_size_one"]["min_per_device_batch"] == 2
+    assert _recommended_batches(data) and min(_recommended_batches(data)) >= 2
+    assert all("per_device_train_batch_size=1," not in f["change"] for f in data["fixes"])
+    full = [r for r in data["recipes"] if r["full_fine_tune"]]
+    assert full and full[0]["total_bytes"] <= 24 * GiB and full[0]["setup"]["weights"] == "fp32"
+
+
+def test_every_fix_and_combination_respects_the_floor():
+    r = memory.report(STORY)  # no findings consulted: unmeasured
+    assert r.batch_one.min_batch == 2
+    assert all(f.setup.batch_size >= 2 for f in r.fixes)
+    assert all(c.setup.batch_size >= 2 for c in (r.combination, r.keeping_batch, r.keeping_full) if c)
+    assert r.floor.setup.batch_size >= 2
+
+
+def test_batch_one_is_offered_only_where_measured_accepted(capsys, findings_file):
+    assert cli.main([*STORY_ARGV, "--findings", findings_file("accepted"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["batch_size_one"]["status"] == "accepted" and data["batch_size_one"]["min_per_device_batch"] == 1
+    batch = next(f for f in data["fixes"] if f["key"] == "batch")
+    assert batch["change"].startswith("per_device_train_batch_size=1,")  # nothing fits at 16 rows: the floor is 1
+
+
+def test_pair_picks_its_own_measurement(tmp_path):
+    rules = FINDINGS["rejected"] + [_rule("==0.11.4", "==4.45.2", "accepted", ("0.11.4", "4.45.2"))]
+    findings = {"facts": {"batch_size_one": rules}}
+    mixed = memory.batch_one(findings, None, "f.json")
+    assert mixed.status == "mixed" and mixed.min_batch == 2 and "3 of 4 measured pairs" in mixed.citation
+    accepted = memory.batch_one(findings, ("0.11.4", "4.45.2"), "f.json")
+    assert accepted.min_batch == 1 and "accepts" in accepted.citation and "0.11.4" in accepted.citation
+    refused = memory.batch_one(findings, ("1.16.0", "5.23.0"), "f.json")
+    assert refused.status == "rejected" and refused.min_batch == 2
+    unknown = memory.batch_one(findings, ("2.0.0", "6.0.0"), "f.json")
+    assert unknown.status == "unmeasured" and unknown.min_batch == 2 and unknown.citation.startswith("not measured")
+
+
+def test_pair_flag_reaches_the_report(capsys, tmp_path):
+    rules = FINDINGS["rejected"] + [_rule("==0.11.4", "==4.45.2", "accepted", ("0.11.4", "4.45.2"))]
+    path = _write(tmp_path / "f.json", json.dumps({"facts": {"batch_size_one": rules}}))
+    assert cli.main([*STORY_ARGV, "--findings", path, "--pair", "trl==0.11.4,transformers==4.45.2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["batch_size_one"]["min_per_device_batch"] == 1
+    assert cli.main([*STORY_ARGV, "--findings", path, "--pair", "trl==1.16.0,transformers==5.23.0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["batch_size_one"]["min_per_device_batch"] == 2
+
+
+def test_a_batch_of_one_as_given_is_flagged():
+    r = memory.report(replace(STORY, batch_size=1, grad_accum=16))
+    assert any("per_device_train_batch_size=1 as given" in note for note in r.notes)
+
+
+# --------------------------------------------------------------------------- recipes: ranked by what they cost
+
+
+def test_story_offers_a_full_fine_tune_recipe_that_fits_and_ranks_it_first(capsys):
+    r = memory.report(STORY)
+    full = [c for c in r.recipes if c.full_fine_tune]
+    assert full, "no full fine-tune recipe offered"
+    best_full = full[0]
+    assert best_full.fits and best_full.total <= 24 * GiB and best_full.setup.batch_size >= 2
+    assert memory.estimate(best_full.setup).total == best_full.total  # computed, not typed
+    # The mildest recipe keeps full fine-tuning: LoRA changes what is trained, the full recipe's changes do not.
+    assert r.combination == best_full and r.keeping_full == best_full
+    assert cli.main([*STORY_ARGV]) == 0
+    text = capsys.readouterr().out
+    assert "Recipes that fit" in text and "1. full fine-tune" in text
+
+
+def test_recipes_are_ranked_by_worst_caveat_then_all_caveats_then_count():
+    found = memory.report(STORY).recipes
+    assert len(found) >= 2
+    keys = [(c.severity, sum(c.severities), len(c.keys)) for c in found]
+    assert keys == sorted(keys)
+    assert all(c.severity == max(c.severities) and len(c.severities) == len(c.keys) for c in found)
+    lora = [c for c in found if not c.full_fine_tune]
+    assert lora and all(c.severity > found[0].severity for c in lora)
+
+
+@pytest.mark.parametrize("setup", [
+    STORY,
+    replace(STORY, gpu_gib=16),
+    replace(STORY, gpu_gib=40, batch_size=8),
+    replace(STORY, precision="fp16", gpu_gib=20),
+    Setup(shape=memory.shape_for_params(7e9), params=int(7e9), gpu_gib=80),
+], ids=["story", "16GiB", "40GiB-batch8", "fp16", "7b-80GiB"])
+def test_no_full_fine_tune_recipe_or_fix_uses_half_precision_master_weights(setup):
+    r = memory.report(setup)
+    for c in r.recipes:
+        if c.full_fine_tune:
+            assert c.setup.weights == "fp32" and "bf16_weights" not in c.keys, c.keys
+    assert all(f.setup.weights == "fp32" for f in r.fixes if f.setup.lora_rank == 0)
+    assert r.floor.setup.lora_rank > 0 or r.floor.setup.weights == "fp32"
+
+
+def test_lora_may_still_load_its_frozen_base_in_bf16():
+    found = memory.recipes(replace(STORY, gpu_gib=16))
+    assert any("bf16_weights" in c.keys and not c.full_fine_tune for c in found)
+
+
+def test_full_fine_tune_in_bf16_as_given_is_warned_about():
+    r = memory.report(replace(STORY, weights="bf16"))
+    assert any(n.startswith("as given: bf16 master weights for a full fine-tune") for n in r.notes)
+
+
+# --------------------------------------------------------------------------- QLoRA and sharding (estimates)
+
+
+def test_qlora_stores_the_base_in_four_bits_and_lowers_the_estimate():
+    lora = memory.estimate(replace(STORY, lora_rank=16))
+    qlora = memory.estimate(replace(STORY, lora_rank=16, weights="nf4"))
+    assert qlora.total < lora.total < memory.estimate(STORY).total
+    linear = QWEN15_18B.layers * QWEN15_18B.layer_linear * int(1.8e9) / QWEN15_18B.params
+    adapters = QWEN15_18B.lora_params(16) * 4
+    expected = linear * (0.5 + 4 / 64) + (int(1.8e9) - linear) * 2 + adapters
+    assert _line(qlora, "policy weights").bytes == pytest.approx(expected, rel=1e-6)
+    assert _line(qlora, "policy weights").bytes < _line(lora, "policy weights").bytes / 3
+    with pytest.raises(memory.MemoryInputError, match="nf4"):
+        replace(STORY, weights="nf4")  # QLoRA without adapters is not a thing
+
+
+def test_qlora_flag(capsys):
+    assert cli.main([*STORY_ARGV, "--qlora", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["setup"]["weights"] == "nf4" and data["setup"]["lora_rank"] == 16
+    assert any("not calibrated on real runs" in n for n in data["notes"])
+
+
+SEVEN_B = Setup(shape=memory.shape_for_params(7e9), params=int(7e9), gpu_gib=80, gpus=4, grad_accum=2)
+
+
+def test_sharding_divides_what_each_stage_shards():
+    none = memory.estimate(SEVEN_B)
+    zero2 = memory.estimate(replace(SEVEN_B, shard="zero2"))
+    zero3 = memory.estimate(replace(SEVEN_B, shard="zero3"))
+    fsdp = memory.estimate(replace(SEVEN_B, shard="fsdp"))
+    assert zero3.total < zero2.total < none.total and fsdp.total == zero3.total
+    for sharded in (zero2, zero3):
+        assert _line(sharded, "optimizer states").bytes == pytest.approx(_line(none, "optimizer states").bytes / 4, abs=1)
+        assert _line(sharded, "gradients").bytes < _line(none, "gradients").bytes
+    assert _line(zero2, "policy weights").bytes == _line(none, "policy weights").bytes  # ZeRO-2 keeps whole weights
+    assert _line(zero2, "reference model").bytes == _line(none, "reference model").bytes  # ... and TRL's reference
+    assert _line(zero3, "policy weights").bytes == pytest.approx(_line(none, "policy weights").bytes / 4, abs=1)
+    assert _line(zero3, "reference model").bytes == pytest.approx(_line(none, "reference model").bytes / 4, abs=1)
+    assert _line(zero3, "sharded weights gathered").bytes > 0
+
+
+def test_sharding_flags_and_recipes_over_several_gpus(capsys):
+    argv = ["memory", "--params", "7b", "--gpu-gib", "80", "--gpus", "4"]
+    assert cli.main([*argv, "--shard", "zero3", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["setup"]["shard"] == "zero3" and any("not calibrated on real runs" in n for n in data["notes"])
+    assert cli.main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert any(key in r["keys"] for r in data["recipes"] for key in ("zero2", "zero3", "fsdp"))
+    assert all(len({"zero2", "zero3", "fsdp"} & set(r["keys"])) <= 1 for r in data["recipes"])
+    assert cli.main(["memory", "--params", "1.8B", "--json"]) == 0  # one GPU: nothing to shard over
+    assert not any(f["key"] in ("zero2", "zero3", "fsdp") for f in json.loads(capsys.readouterr().out)["fixes"])
+
+
+# --------------------------------------------------------------------------- the shape: read, or say it is guessed
+
+
+def test_a_shape_guessed_from_the_parameter_count_is_warned_about(capsys, tmp_path):
+    assert cli.main(STORY_ARGV) == 0
+    text = capsys.readouterr().out
+    assert "WARNING: shape guessed from the parameter count" in text and "--model-config" in text
+    assert cli.main([*STORY_ARGV, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["shape_guessed"] is True and any("guessed" in w for w in data["warnings"])
+    assert cli.main(["memory", "--json"]) == 0  # nothing given: the example's model, assumed
+    assert json.loads(capsys.readouterr().out)["shape_guessed"] is True
+    config = _write(tmp_path / "config.json", json.dumps(MEASURED[0][0]))
+    for flag in ("--model-config", "--config-json"):
+        assert cli.main(["memory", flag, config, "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["shape_guessed"] is False and data["warnings"] == []
+        assert data["setup"]["shape"]["params"] == MEASURED[0][1]
+    assert cli.main(["memory", "--model-config", config]) == 0
+    assert "WARNING" not in capsys.readouterr().out

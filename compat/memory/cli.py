@@ -1,0 +1,153 @@
+"""``python -m compat memory``: the subparser and its handler; compat/cli.py calls ``register``.
+
+Numbers are taken as text and checked here, not by argparse, so every bad value
+(0, -1, nan, inf, banana) ends the same way: one ``compat: error:`` line naming
+the flag and the value, exit 2 (``MemoryInputError`` is a ``ConfigError``, which
+``compat.cli.main`` reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .estimate import DEVICES, LOGITS, OPTIMS, PRECISIONS, Setup
+from .facts import DEFAULT_FINDINGS, BatchOne, batch_one, load_findings, parse_pair
+from .render import render, report
+from .shape import QWEN15_18B, MemoryInputError, load_config, parse_count, shape_for_params
+from .states import SHARDS, WEIGHTS
+
+
+def whole(args: argparse.Namespace, name: str, minimum: int = 1) -> int | None:
+    """The flag's value as a whole number >= ``minimum`` (None when not given)."""
+    text = getattr(args, name)
+    if text is None:
+        return None
+    flag = "--" + name.replace("_", "-")
+    try:
+        value = int(text.strip().replace("_", ""), 10)
+    except ValueError:
+        raise MemoryInputError(f"{flag} {text!r}: not a whole number") from None
+    if value < minimum:
+        raise MemoryInputError(f"{flag} {text!r}: must be at least {minimum}")
+    return value
+
+
+def positive(args: argparse.Namespace, name: str) -> float:
+    """The flag's value as a finite number above 0."""
+    text, flag = getattr(args, name), "--" + name.replace("_", "-")
+    try:
+        value = float(text)
+    except ValueError:
+        raise MemoryInputError(f"{flag} {text!r}: not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise MemoryInputError(f"{flag} {text!r}: must be a finite number above 0")
+    return value
+
+
+def build_setup(args: argparse.Namespace) -> Setup:
+    params = parse_count(args.params) if args.params is not None else None
+    if args.model_config:
+        shape = load_config(args.model_config)
+    elif params is not None:
+        shape = shape_for_params(params)
+    else:
+        shape = replace(QWEN15_18B, source=f"{QWEN15_18B.source}, assumed: no --params or --model-config given",
+                        guessed=True)
+    overrides = {field: value for field, value in (
+        ("hidden", whole(args, "hidden_size")), ("intermediate", whole(args, "intermediate_size")),
+        ("layers", whole(args, "layers")), ("vocab", whole(args, "vocab_size"))) if value is not None}
+    if overrides:
+        shape = replace(shape, **overrides, source=f"{shape.source}, overridden by flags")
+    lora_rank = whole(args, "lora_rank", minimum=0)
+    weights = "nf4" if args.qlora else args.weights
+    if args.qlora:
+        lora_rank = lora_rank or 16
+    elif weights == "nf4" and lora_rank == 0:
+        raise MemoryInputError("--weights nf4 is QLoRA's 4-bit base: give --lora-rank R too (or use --qlora)")
+    return Setup(
+        shape=shape, params=params, batch_size=whole(args, "batch_size"), seq_len=whole(args, "seq_len"),
+        precision=args.precision, weights=weights, gpu_gib=positive(args, "gpu_gib"),
+        lora_rank=lora_rank, gradient_checkpointing=args.gradient_checkpointing,
+        grad_accum=whole(args, "grad_accum"), precompute_ref=args.precompute_ref, optim=args.optim,
+        logits=args.logits, device=args.device, gpus=whole(args, "gpus"), shard=args.shard)
+
+
+def measured_batch_one(args: argparse.Namespace) -> BatchOne:
+    """What findings.json measured about batch 1, for --pair or across every measured pair."""
+    path = args.findings or DEFAULT_FINDINGS
+    pair = parse_pair(args.pair) if args.pair is not None else None
+    source = str(args.findings) if args.findings else "compat/findings.json"
+    return batch_one(load_findings(path), pair, source)
+
+
+def emit(text: str) -> None:
+    """Print the report; a reader that stops early (``| head -1``) is not an error."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's flush at exit does not raise again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # no real file descriptor (e.g. captured by a test)
+            pass
+
+
+def cmd_memory(args: argparse.Namespace) -> int:
+    """Estimate KTO training memory; verdict for the GPU and ranked fixes."""
+    result = report(build_setup(args), measured_batch_one(args))
+    emit(json.dumps(result.to_dict(), indent=2) if args.json else render(result))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``memory`` subcommand to compat's subparsers."""
+    mem = sub.add_parser("memory", help="estimate KTO training memory, say if it fits the GPU and what to change")
+    src = mem.add_mutually_exclusive_group()
+    src.add_argument("--params", default=None, metavar="COUNT",
+                     help="parameter count: 1.8B, 7b, 500M, 1.8e9 or 1_800_000_000 (K/M/B/T, any case); "
+                          "the shape is then guessed from Qwen1.5-1.8B's proportions")
+    src.add_argument("--model-config", "--config-json", dest="model_config", type=Path, default=None,
+                     metavar="CONFIG_JSON", help="the model's Hugging Face config.json: the real shape")
+    for flag in ("--hidden-size", "--intermediate-size", "--layers", "--vocab-size"):
+        mem.add_argument(flag, default=None, metavar="N", help="override the shape")
+    mem.add_argument("--batch-size", default="16", metavar="N", help="per_device_train_batch_size (default: 16)")
+    mem.add_argument("--seq-len", default="1024", metavar="N",
+                     help="padded prompt+completion length: KTOConfig.max_length "
+                          "(default: 1024; older TRL defaulted to 512)")
+    mem.add_argument("--precision", choices=PRECISIONS, default="bf16", help="TrainingArguments bf16/fp16 (autocast)")
+    mem.add_argument("--weights", choices=WEIGHTS, default="fp32",
+                     help="dtype the model is loaded in (default fp32: the KTO example's from_pretrained without a "
+                          "dtype); nf4 = QLoRA's 4-bit base, needs --lora-rank")
+    mem.add_argument("--qlora", action="store_true",
+                     help="QLoRA: 4-bit (nf4) base weights + LoRA adapters (rank --lora-rank, default 16); "
+                          "an estimate, not calibrated on real runs")
+    mem.add_argument("--gpu-gib", default="24", metavar="GIB", help="GPU memory in GiB (default: 24)")
+    mem.add_argument("--lora-rank", default="0", metavar="R", help="LoRA rank on all linear layers; 0 = full fine-tune")
+    mem.add_argument("--gradient-checkpointing", action="store_true")
+    mem.add_argument("--grad-accum", default="1", metavar="N", help="gradient_accumulation_steps (default: 1)")
+    mem.add_argument("--precompute-ref", action="store_true", help="precompute_ref_log_probs=True with ref_model=None")
+    mem.add_argument("--optim", choices=OPTIMS, default="adamw_torch")
+    mem.add_argument("--logits", choices=LOGITS, default="full",
+                     help="full: B x S x vocab logits materialised (older KTOTrainers); "
+                          "chunked: per-token log-probs through a fused, tiled LM head (newer KTOTrainers)")
+    mem.add_argument("--device", choices=DEVICES, default="cuda")
+    mem.add_argument("--gpus", default="1", metavar="N",
+                     help="GPUs running the job (default: 1); the estimate is per GPU, batch sizes are per device")
+    mem.add_argument("--shard", choices=SHARDS, default="none",
+                     help="split states over --gpus: zero2 = optimizer states + gradients, zero3/fsdp = also the "
+                          "weights (FSDP full shard); an estimate, not calibrated on real runs")
+    mem.add_argument("--findings", type=Path, default=None, metavar="PATH",
+                     help="findings.json whose measured batch_size_one fact decides whether batch 1 may be "
+                          "recommended (default: the package's compat/findings.json; a missing file = unmeasured)")
+    mem.add_argument("--pair", default=None, metavar="trl==A,transformers==B",
+                     help="use this pair's measurements (default: batch 1 only if every measured pair accepts it)")
+    mem.add_argument("--json", action="store_true", help="machine-readable output")
+    mem.set_defaults(func=cmd_memory)

@@ -1,0 +1,122 @@
+"""What KTOTrainer refuses, as measured by the matrix: read from findings.json, never typed here.
+
+KTOTrainer with its default loss computes a KL term from the batch's other
+rows, and refuses ``per_device_train_batch_size=1`` for it in some releases
+(``ValueError: Actual (not effective) batch size must be > 1``). Which
+releases is a measured fact, ``facts["batch_size_one"]`` in findings.json:
+rules ``{"trl": SPEC, "transformers": SPEC, "value": "accepted"|"rejected",
+"measured": [[trl, transformers], ...]}``. Until a pair is measured accepted,
+no recommendation goes below 2 rows per device.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from .shape import MemoryInputError
+
+FACT = "batch_size_one"
+DEFAULT_FINDINGS = Path(__file__).parents[1] / "findings.json"
+_PAIR = re.compile(r"\s*trl\s*==\s*([^,\s]+)\s*,\s*transformers\s*==\s*([^,\s]+)\s*")
+
+
+@dataclass(frozen=True)
+class BatchOne:
+    """Whether batch 1 may be recommended, and the measurement (or its absence) that says so."""
+
+    status: str  # "accepted" | "rejected" | "mixed" | "unmeasured"
+    citation: str
+
+    @property
+    def min_batch(self) -> int:
+        return 1 if self.status == "accepted" else 2
+
+
+UNMEASURED = BatchOne("unmeasured", "not measured: no findings consulted")
+
+
+def load_findings(path: Path) -> dict[str, Any]:
+    """The findings object; a missing file is no facts (unmeasured), anything unreadable is an error."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise MemoryInputError(f"--findings {path}: cannot read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise MemoryInputError(f"--findings {path}: not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MemoryInputError(f"--findings {path}: expected a JSON object (compat findings), "
+                               f"got {type(data).__name__}")
+    return data
+
+
+def parse_pair(text: str) -> tuple[str, str]:
+    m = _PAIR.fullmatch(text)
+    if not m:
+        raise MemoryInputError(f"--pair {text!r}: expected 'trl==A,transformers==B'")
+    try:
+        return str(Version(m[1])), str(Version(m[2]))
+    except InvalidVersion as exc:
+        raise MemoryInputError(f"--pair {text!r}: {exc}") from None
+
+
+def _rules(findings: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    """The fact's rules, checked: a malformed rule must not silently permit batch 1."""
+    facts = findings.get("facts", {})
+    rules = facts.get(FACT, []) if isinstance(facts, dict) else None
+    if not isinstance(rules, list):
+        raise MemoryInputError(f"--findings {source}: facts.{FACT} is not a list of rules")
+    for i, rule in enumerate(rules):
+        try:
+            ok = rule["value"] in ("accepted", "rejected") and all(
+                SpecifierSet(rule[k]) is not None for k in ("trl", "transformers"))
+            ok = ok and all(len(p) == 2 for p in rule.get("measured", []))
+        except (KeyError, TypeError, InvalidSpecifier):
+            ok = False
+        if not ok:
+            raise MemoryInputError(f"--findings {source}: facts.{FACT}[{i}] is not a "
+                                   "{trl, transformers, value: accepted|rejected, measured} rule")
+    return rules
+
+
+def _count(rule: dict[str, Any]) -> int:
+    """Measured pairs behind a rule (a rule without its list stands for one measurement)."""
+    return len(rule.get("measured") or [None])
+
+
+def _contains(spec: str, version: str) -> bool:
+    return SpecifierSet(spec).contains(Version(version), prereleases=True)
+
+
+def batch_one(findings: dict[str, Any], pair: tuple[str, str] | None, source: str) -> BatchOne:
+    """What the findings measured about per_device_train_batch_size=1, for ``pair`` or for all pairs."""
+    rules = _rules(findings, source)
+    refuses = sum(_count(r) for r in rules if r["value"] == "rejected")
+    total = sum(_count(r) for r in rules)
+    tally = f"KTOTrainer refuses per_device_train_batch_size=1 on {refuses} of {total} measured pairs"
+    if pair is not None:
+        name = f"trl {pair[0]} + transformers {pair[1]}"
+        rule = next((r for r in rules if _contains(r["trl"], pair[0]) and _contains(r["transformers"], pair[1])), None)
+        if rule is None:
+            return BatchOne("unmeasured", f"not measured for {name} in {source}"
+                                          + (f" ({refuses} of {total} measured pairs refuse it)" if total else ""))
+        verb = "accepts" if rule["value"] == "accepted" else "refuses"
+        return BatchOne(rule["value"], f"measured: KTOTrainer {verb} per_device_train_batch_size=1 on {name} "
+                                       f"(findings rule trl{rule['trl']} + transformers{rule['transformers']}; "
+                                       f"{refuses} of {total} measured pairs refuse it)")
+    if not rules:
+        return BatchOne("unmeasured", f"not measured: {source} has no {FACT} fact")
+    if refuses == 0:
+        return BatchOne("accepted", f"measured: KTOTrainer accepts per_device_train_batch_size=1 on {total} of "
+                                    f"{total} measured pairs")
+    status = "rejected" if refuses == total else "mixed"
+    hint = "" if status == "rejected" else "; --pair picks one pair's measurement"
+    return BatchOne(status, f"measured: {tally}{hint}")
