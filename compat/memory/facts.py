@@ -11,20 +11,17 @@ no recommendation goes below 2 rows per device.
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from .shape import MemoryInputError
 
 FACT = "batch_size_one"
 DEFAULT_FINDINGS = Path(__file__).parents[1] / "findings.json"
-_PAIR = re.compile(r"\s*trl\s*==\s*([^,\s]+)\s*,\s*transformers\s*==\s*([^,\s]+)\s*")
 
 
 @dataclass(frozen=True)
@@ -43,29 +40,31 @@ UNMEASURED = BatchOne("unmeasured", "not measured: no findings consulted")
 
 
 def load_findings(path: Path) -> dict[str, Any]:
-    """The findings object; a missing file is no facts (unmeasured), anything unreadable is an error."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
+    """The findings object, validated against compat/schema/findings.schema.json; a missing file
+    is no facts (unmeasured), anything unreadable or malformed is an error naming it."""
+    from compat.contract import ContractError
+    from compat.harness.findings import load
+
+    if not Path(path).exists():
         return {}
-    except OSError as exc:
-        raise MemoryInputError(f"--findings {path}: cannot read: {exc.strerror}") from None
-    except ValueError as exc:
-        raise MemoryInputError(f"--findings {path}: not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise MemoryInputError(f"--findings {path}: expected a JSON object (compat findings), "
-                               f"got {type(data).__name__}")
-    return data
+    try:
+        return load(Path(path))
+    except ContractError as exc:
+        raise MemoryInputError(f"--findings {exc}") from None
 
 
 def parse_pair(text: str) -> tuple[str, str]:
-    m = _PAIR.fullmatch(text)
-    if not m:
-        raise MemoryInputError(f"--pair {text!r}: expected 'trl==A,transformers==B'")
+    """The one pair syntax every command takes (compat.harness.plan.parse_only), both axes required."""
+    from compat.harness.config import ConfigError
+    from compat.harness.plan import parse_only
+
     try:
-        return str(Version(m[1])), str(Version(m[2]))
-    except InvalidVersion as exc:
-        raise MemoryInputError(f"--pair {text!r}: {exc}") from None
+        sel = parse_only(text)
+    except ConfigError as exc:
+        raise MemoryInputError(str(exc).replace("--only", "--pair", 1)) from None
+    if sel.trl is None or sel.transformers is None:
+        raise MemoryInputError(f"--pair {text!r}: expected 'trl==A,transformers==B'")
+    return str(sel.trl), str(sel.transformers)
 
 
 def _rules(findings: dict[str, Any], source: str) -> list[dict[str, Any]]:

@@ -324,7 +324,7 @@ def findings_file(tmp_path):
         facts = {"keyword": [_rule("==0.12.2", "==4.46.3", "processing_class")]}
         if FINDINGS[kind] is not None:
             facts["batch_size_one"] = FINDINGS[kind]
-        return _write(tmp_path / f"{kind}.json", json.dumps({"facts": facts, "working": []}))
+        return _write(tmp_path / f"{kind}.json", json.dumps({"schema_version": 2, "facts": facts, "working": []}))
     return write
 
 
@@ -386,7 +386,7 @@ def test_pair_picks_its_own_measurement(tmp_path):
 
 def test_pair_flag_reaches_the_report(capsys, tmp_path):
     rules = FINDINGS["rejected"] + [_rule("==0.11.4", "==4.45.2", "accepted", ("0.11.4", "4.45.2"))]
-    path = _write(tmp_path / "f.json", json.dumps({"facts": {"batch_size_one": rules}}))
+    path = _write(tmp_path / "f.json", json.dumps({"schema_version": 2, "facts": {"batch_size_one": rules}, "working": []}))
     assert cli.main([*STORY_ARGV, "--findings", path, "--pair", "trl==0.11.4,transformers==4.45.2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["batch_size_one"]["min_per_device_batch"] == 1
     assert cli.main([*STORY_ARGV, "--findings", path, "--pair", "trl==1.16.0,transformers==5.23.0", "--json"]) == 0
