@@ -583,12 +583,14 @@ def document_data(meta: Mapping[str, Any], cells: Iterable[CellResult]) -> dict[
     return data
 
 
+# JSON is written ASCII-escaped: a lone surrogate in an error message (seen in the wild) would
+# otherwise stop the UTF-8 encoder halfway through a report.
 def dumps_document(meta: Mapping[str, Any], cells: Iterable[CellResult]) -> str:
-    return json.dumps(document_data(meta, cells), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(document_data(meta, cells), indent=1, sort_keys=True, ensure_ascii=True) + "\n"
 
 
 def dumps_cell(result: CellResult) -> str:
-    return json.dumps(result.serialize(), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(result.serialize(), indent=1, sort_keys=True, ensure_ascii=True) + "\n"
 
 
 def loads_cell(text: str, source: str) -> CellResult:

@@ -87,6 +87,7 @@ class Settings:
     resolutions: tuple[str, ...] = ("latest",)
     trainers: tuple[str, ...] = ("kto",)
     cell_timeout: float = 900.0
+    keep_environments: int = 64  # least recently used cell environments beyond this are deleted
     cell_requirements: tuple[str, ...] = ("pytest==8.4.2",)
     # as-of-release resolves everything as of the pair's release date except
     # these: the one torch every cell shares, its own requirements, and the
@@ -113,7 +114,8 @@ class MatrixConfig:
 
 
 _TOP = {"settings", "torch", "profiles"}
-_SETTINGS = {"python", "resolution", "trainers", "cell_timeout", "cell_requirements", "as_of_release_exempt"}
+_SETTINGS = {"python", "resolution", "trainers", "cell_timeout", "keep_environments", "cell_requirements",
+             "as_of_release_exempt"}
 _TORCH = {"version", "index_url"}
 _PROFILE = {"description", "grid", "pick", "from", "trainers"}
 _GRID = {"trl", "transformers", "pick", "resolution", "trainers"}
@@ -208,6 +210,7 @@ def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
         resolutions=res,
         trainers=_trainers(s.get("trainers", ["kto"]), f"{path}: settings.trainers"),
         cell_timeout=_number(s.get("cell_timeout"), f"{path}: settings.cell_timeout", 900.0, 1.0),
+        keep_environments=int(_number(s.get("keep_environments"), f"{path}: settings.keep_environments", 64, 1)),
         cell_requirements=_strings(s.get("cell_requirements"), f"{path}: settings.cell_requirements",
                                    Settings.cell_requirements),
         as_of_release_exempt=_strings(s.get("as_of_release_exempt"), f"{path}: settings.as_of_release_exempt",

@@ -207,16 +207,19 @@ class Envs:
         workdir.mkdir(parents=True, exist_ok=True)
         req, lock = workdir / "requirements.in", workdir / "requirements.txt"
         req.write_text(requirements(cell, self.settings))
-        cmd = self._uv("pip", "compile", "--quiet", "--no-header", *self._python(), *index_args(self.settings), str(req), "-o", str(lock))
+        cmd = self._uv("pip", "compile", "--quiet", "--no-header", "--no-annotate", *self._python(),
+                       *index_args(self.settings), str(req), "-o", str(lock))
         return _run(cmd + resolution_args(cell, self.settings, workdir), 300), lock
 
     def ensure(self, cell: Cell, lock: Path) -> tuple[Step, Path, bool]:
         """A venv matching the lock; reused untouched while the lock is unchanged (cells of several
         trainers on one pair share it)."""
         env = self.root / cell.env_id
-        digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+        pins = [ln for ln in lock.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        digest = hashlib.sha256("\n".join(pins).encode()).hexdigest()
         marker = env / ".compat-lock"
         if marker.exists() and marker.read_text() == digest and (env / "bin" / "python").exists():
+            os.utime(marker)  # least recently used environments are the first collected
             return Step(True, 0.0, "reused"), env, True
         start = time.perf_counter()
         made = _run(self._uv("venv", "--quiet", "--clear", *self._python(), str(env)), 120)
@@ -225,4 +228,27 @@ class Envs:
         synced = _run(self._uv("pip", "sync", "--quiet", "--python", str(env / "bin" / "python"), *index_args(self.settings), str(lock)), 1200)
         if synced.ok:
             marker.write_text(digest)
-        return Step(synced.ok, time.perf_counter() - start, synced.output), env, False
+        return Step(synced.ok, time.perf_counter() - start, synced.output, synced.returncode), env, False
+
+    def collect(self, keep: int, busy: Path | None = None) -> list[str]:
+        """Delete the least recently used environments beyond ``keep``, skipping any another run holds
+        (its lock file is taken) and ``busy``. uv's cache keeps every file, so a collected environment
+        costs a second of hard-linking if a later cell needs it again."""
+        import fcntl
+
+        envs = sorted((p for p in self.root.iterdir() if (p / ".compat-lock").exists() and p != busy),
+                      key=lambda p: (p / ".compat-lock").stat().st_mtime, reverse=True) if self.root.is_dir() else []
+        removed = []
+        for env in envs[max(0, keep - (busy is not None)):]:
+            fd = os.open(env.with_name(env.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                shutil.rmtree(env, ignore_errors=True)
+                removed.append(env.name)
+            finally:
+                os.close(fd)
+        return removed

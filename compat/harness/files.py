@@ -28,7 +28,7 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=True) + "\n")
 
 
 def write_set(directory: Path, files: Mapping[str, str]) -> None:

@@ -177,6 +177,7 @@ def _in_env(ctx: Context, cell: Cell, lock: Path, log: Any, work: Path, timings:
         start = time.perf_counter()
         bytecode.harvest(env_dir, ctx.bytecode)
         timings["bytecode"] = round(timings.get("bytecode", 0.0) + time.perf_counter() - start, 2)
+    ctx.envs.collect(ctx.settings.keep_environments, busy=env_dir)
     peak = ran.peak_rss_bytes
     if ran.killed == "stop":  # not the pair's fault: an error, never cached, rerun resumes it
         return _result(ctx, cell, Status.ERROR, Failure(Stage.INTERRUPTED, INTERRUPTED, fault="interrupt"),

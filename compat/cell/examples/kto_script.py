@@ -1,129 +1,99 @@
-"""A KTO training script written the old way, run through the adapter.
+"""A KTO training script on the kto-compat adapter: one script for every TRL x transformers pair.
 
-Modelled on TRL's old ``examples/scripts/kto.py``: load a kto-mix-14k style
-dataset, format it, build ``KTOConfig`` with the field names of its day
-(``evaluation_strategy``, ``no_cuda``), build ``KTOTrainer(..., tokenizer=...)``
-and train in BF16. Every version-sensitive step goes through the adapter
-module passed in, so one unchanged script runs on every measured pair - that
-is the claim the cell suite checks by running this file.
+Copy this file next to the adapter (`kto-compat export-adapter -o kto_compat.py`) and change the
+model, the data and the config values. Everything that differs between TRL and transformers
+releases goes through the adapter: the config (old field names such as ``evaluation_strategy``
+are translated where this TRL renamed them, misspelled ones raise TypeError), the trainer (the
+tokenizer goes under the keyword this pair takes), and the rows (validated, and rendered for
+trainers that do not apply chat templates themselves). A pair kto-compat measured broken stops
+here with BrokenPairError, naming the nearest working pairs and the pip command to reach one.
 
-The adapter is a *module* argument so the same code runs against the
-installed ``compat.adapter`` or a single exported ``kto_compat.py``::
+    python kto_script.py --model trl-lib/qwen1.5-1.8b-sft --data rows.json --output-dir out
+    python kto_script.py --tiny            # a tiny offline model: checks the pipeline in seconds
 
-    python compat/examples/kto_script.py                        # compat.adapter
-    python compat/examples/kto_script.py --adapter kto_compat.py
-
-The tiny offline model stands in for ``trl-lib/qwen1.5-1.8b-sft`` so the
-script runs anywhere in seconds; swap in ``AutoModelForCausalLM`` for real use.
+The kto-compat cell suite runs `train` on every measured pair with the tiny model.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
-import sys
-import tempfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "kto_mix_sample.json"
+try:
+    import kto_compat  # the single file `kto-compat export-adapter` writes
+except ImportError:  # the installed kto-compat package instead
+    from compat.cell import adapter as kto_compat
+
+EXAMPLE_ROWS = Path(__file__).resolve().parents[1] / "data" / "kto_mix_sample.json"  # kto-mix-14k's shape
 
 
-def load_adapter(spec: str | None) -> ModuleType:
-    """``compat.adapter`` by default, else the adapter file at ``spec``.
-
-    A file is registered in ``sys.modules`` before it runs: its dataclasses
-    look their module up there while being created.
-    """
-    if spec is None:
-        return importlib.import_module("compat.adapter")
-    path = Path(spec).resolve()
-    name = f"kto_compat_{abs(hash(str(path)))}"
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise ImportError(f"cannot import an adapter from {path}")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
-
-
-def main(adapter: ModuleType, output_dir: str | Path, data: Path = DATA, rows: list[dict[str, Any]] | None = None,
-         batch_size: int = 4, steps: int = 3, on_invalid: str = "raise") -> list[float]:
-    """Train ``steps`` BF16 KTO steps on ``rows`` (default: the JSON file ``data``) through ``adapter``;
-    return the logged losses."""
-    import torch
+def train(model: Any, ref_model: Any, tokenizer: Any, rows: list[dict[str, Any]], output_dir: str | Path,
+          batch_size: int = 4, steps: int = 3, learning_rate: float = 5e-4, on_invalid: str = "raise") -> Any:
+    """Format ``rows`` (kto-mix-14k style: prompt, completion, label), build the trainer, train; return it."""
     from datasets import Dataset
 
-    from compat.cell.tiny import make_model, make_tokenizer
-
-    cuda = torch.cuda.is_available()
-    tokenizer = make_tokenizer()  # ChatML, like the kto-mix-14k SFT model
-    model = make_model(seed=0, tokenizer=tokenizer)
-    ref_model = make_model(seed=0, tokenizer=tokenizer)
-
-    if rows is None:
-        rows = json.loads(Path(data).read_text(encoding="utf-8"))
-    # Raw rows as a list: real datasets mix shapes (string and message-list prompts) that one Arrow table refuses.
-    train_dataset = Dataset.from_list(adapter.format_dataset(rows, tokenizer, on_invalid=on_invalid))
-
-    args = adapter.make_kto_config(
+    # Rows stay a list until formatted: real datasets mix shapes one Arrow table refuses.
+    train_dataset = Dataset.from_list(kto_compat.format_dataset(rows, tokenizer, on_invalid=on_invalid))
+    args = kto_compat.KTOConfig(
         output_dir=str(output_dir),
         per_device_train_batch_size=batch_size,
         max_steps=steps,
-        learning_rate=5e-4,
+        learning_rate=learning_rate,
         bf16=True,
         logging_steps=1,
         logging_nan_inf_filter=False,  # a NaN step must show as NaN, not as the running mean
         report_to="none",
         save_strategy="no",
-        evaluation_strategy="no",  # the old name; newer transformers call it eval_strategy
-        no_cuda=not cuda,  # the old name; newer transformers call it use_cpu
+        evaluation_strategy="no",  # the old name: this TRL may call it eval_strategy, the adapter knows
         max_length=320,
-        max_prompt_length=192,
+        max_prompt_length=192,  # dropped with a warning where this TRL's KTOConfig no longer has it
         max_completion_length=128,
         remove_unused_columns=False,
         disable_tqdm=True,
         seed=0,
     )
-    trainer = adapter.make_kto_trainer(
+    trainer = kto_compat.KTOTrainer(
         model=model,
         ref_model=ref_model,
         args=args,
         train_dataset=train_dataset,
-        tokenizer=tokenizer,  # the old keyword; the adapter passes what this pair takes
+        tokenizer=tokenizer,  # either keyword works: the adapter passes what this pair takes
     )
     trainer.train()
+    return trainer
+
+
+def losses(trainer: Any) -> list[float]:
     return [float(entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
 
 
-def _cli(argv: list[str] | None = None) -> int:
+def _models(name: str | None) -> tuple[Any, Any, Any]:
+    if name is None:  # offline stand-ins, built in code
+        from compat.cell.tiny import make_model, make_tokenizer
+
+        tokenizer = make_tokenizer()
+        return make_model(seed=0, tokenizer=tokenizer), make_model(seed=0, tokenizer=tokenizer), tokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(name)
+    return AutoModelForCausalLM.from_pretrained(name), AutoModelForCausalLM.from_pretrained(name), tokenizer
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--adapter", help="path to an exported kto_compat.py (default: compat.adapter)")
-    parser.add_argument("--output-dir", help="trainer output directory (default: a temporary one)")
-    parser.add_argument("--data", type=Path, default=DATA, help="kto-mix-14k style JSON rows")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a Hugging Face model id or path (policy and reference)")
+    source.add_argument("--tiny", action="store_true", help="a tiny offline Llama instead")
+    parser.add_argument("--data", type=Path, default=EXAMPLE_ROWS, help="JSON list of kto-mix-14k style rows")
+    parser.add_argument("--output-dir", default="kto-out")
     ns = parser.parse_args(argv)
-    adapter = load_adapter(ns.adapter)
-    if ns.output_dir:
-        losses = main(adapter, ns.output_dir, ns.data)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            losses = main(adapter, tmp, ns.data)
-    print("losses:", " ".join(f"{x:.4f}" for x in losses))
+    model, ref_model, tokenizer = _models(None if ns.tiny else ns.model)
+    trainer = train(model, ref_model, tokenizer, json.loads(ns.data.read_text(encoding="utf-8")), ns.output_dir)
+    print("losses:", " ".join(f"{x:.4f}" for x in losses(trainer)))
     return 0
 
 
 if __name__ == "__main__":
-    # Run as a file, the checkout root is not on sys.path; compat.tiny lives there.
-    try:
-        import compat  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    sys.exit(_cli())
+    raise SystemExit(main())

@@ -4,11 +4,12 @@ The contract's ``adapter`` field is measured here, on this pair's real
 KTOTrainer, through the single-file export holding *this cell's own*
 findings (the path users of ``export-adapter`` take):
 
-- compatible pair: ``compat/cell/examples/kto_script.py`` (legacy-style: old
-  config field names, ``tokenizer=``) formats every conversational boundary
-  case with the adapter, which must refuse exactly the invalid ones up front
-  (ValueError naming the row) and hand every other row to KTOTrainer, which
-  then builds and trains 3 BF16 steps over batches covering all of them;
+- compatible pair: ``compat/cell/examples/kto_script.py`` (the template users
+  copy: old config field names, ``tokenizer=``, ``import kto_compat``) formats
+  every conversational boundary case with the adapter, which must refuse
+  exactly the invalid ones up front (ValueError naming the row) and hand every
+  other row to KTOTrainer, which then builds and trains 3 BF16 steps over
+  batches covering all of them;
 - broken pair: every entry point refuses with ``BrokenPairError`` naming the
   pair and the stage, before touching its arguments.
 
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import math
+import sys
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -34,7 +37,7 @@ from packaging.version import Version
 
 import compat
 from compat.cell.cases import CASES
-from compat.cell.examples.kto_script import DATA, load_adapter, main
+from compat.cell.examples.kto_script import EXAMPLE_ROWS
 from compat.contract import KEYWORDS, CellResult, point_findings, result_from_observations
 from compat.cell.export import render
 
@@ -64,10 +67,29 @@ def this_cell(observe: Any) -> CellResult:
 
 
 def export_adapter(findings: dict[str, Any], directory: Path) -> ModuleType:
-    """``export-adapter``'s output for ``findings``, imported from its file as users would."""
+    """``export-adapter``'s output for ``findings``, imported from its file (a fresh module each time:
+    its warn-once memory starts empty). Registered in sys.modules first: its dataclasses look their
+    module up there while being created."""
     path = directory / "kto_compat.py"
     path.write_text(render(Path(compat.__file__).parent, findings), encoding="utf-8")
-    return load_adapter(str(path))
+    name = f"kto_compat_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def script_on(directory: Path) -> ModuleType:
+    """The example script importing ``kto_compat`` from ``directory``, as a user's copy beside the export would."""
+    for name in ("kto_compat", "compat.cell.examples.kto_script"):
+        sys.modules.pop(name, None)
+    sys.path.insert(0, str(directory))
+    try:
+        return importlib.import_module("compat.cell.examples.kto_script")
+    finally:
+        sys.path.remove(str(directory))
 
 
 def boundary_rows() -> tuple[list[dict[str, Any]], int]:
@@ -93,8 +115,16 @@ def test_script_trains_every_boundary_row(this_cell: CellResult, tmp_path: Path,
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         try:
-            adapter = export_adapter(point_findings(this_cell), tmp_path)
-            losses = main(adapter, tmp_path / "run", rows=rows, batch_size=BATCH, steps=STEPS, on_invalid="drop")
+            export_adapter(point_findings(this_cell), tmp_path)
+            script = script_on(tmp_path)
+            adapter = script.kto_compat
+            assert Path(adapter.__file__).parent == tmp_path, "the script did not pick up the exported adapter"
+            from compat.cell.tiny import make_model, make_tokenizer
+
+            tok = make_tokenizer()
+            trainer = script.train(make_model(seed=0, tokenizer=tok), make_model(seed=0, tokenizer=tok), tok, rows,
+                                   tmp_path / "run", batch_size=BATCH, steps=STEPS, on_invalid="drop")
+            losses = script.losses(trainer)
         except Exception as exc:  # the failure is the finding
             problems.append(f"{'export' if adapter is None else 'the trainer'} failed: {first_line(exc)}")
     if adapter is not None and not problems:
@@ -310,7 +340,7 @@ def test_format_dataset_drops_or_names_invalid_rows(api: ModuleType, tokenizer: 
 
     from datasets import Dataset
 
-    valid = json.loads(DATA.read_text(encoding="utf-8"))[:4]
+    valid = json.loads(EXAMPLE_ROWS.read_text(encoding="utf-8"))[:4]
     no_reply = {"prompt": valid[0]["prompt"], "completion": [{"role": "user", "content": "no reply"}], "label": True}
     empty = {"prompt": valid[1]["prompt"], "completion": [], "label": False}
     rows = valid[:2] + [no_reply] + valid[2:] + [empty]  # invalid at 2 and 5
