@@ -53,7 +53,7 @@ class Probe:
 
 
 PROBES: tuple[Probe, ...] = (
-    Probe("import_path", "import", "the module KTOConfig/KTOTrainer import from without a forwarding shim",
+    Probe("import_path", "import_path", "the module KTOConfig/KTOTrainer import from without a forwarding shim",
           finding="import_path", trainers=("kto", "dpo")),
     Probe("keyword.processing_class", "keyword[processing_class]", "the trainer built with processing_class=tokenizer",
           _KEYWORD_STATES, frozenset({"accepted", "deprecated"}), trainers=("kto", "dpo")),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import compat
 from compat.cell.export import ExportError, export
-from compat.contract import CellResult, ContractError, load_document, loads_cell
+from compat.contract import CellResult, ContractError, dumps_cell, load_document, loads_cell
 from compat.harness import config as cfg
 from compat.harness import findings, index, lock, merge, plan, regressions, releases, reports
 from compat.harness.files import atomic_write
@@ -82,6 +82,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
         meta["profile"] = args.profile
     out = options.writable(args.out)
     with lock.exclusive(out):
+        for cell in cells:  # the file name comes from the parsed cell, never from the input's text
+            atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
         merge.copy_logs(sources + ([base] if base else []), out, cells)
         reports.write(out, cells, meta)
     print(f"compat: merged {len(cells)} cells from {len(sources)} dir(s)"

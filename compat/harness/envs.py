@@ -175,7 +175,7 @@ def declared_in_env(env: Path, dist: str = "trl", wants: str = "transformers") -
     return None
 
 
-_DEPENDS = re.compile(r"trl[^\s]* depends on transformers([<>=!~][^\s]*?)(?:\s|,? and|$)")
+_DEPENDS = re.compile(r"trl[^\s]* depends? on transformers([<>=!~][^\s]*?)(?:\s|,? and|$)")
 
 
 def declared_in_message(message: str) -> str | None:

@@ -4,6 +4,11 @@
 `bin/python` is a shell script that writes canned cell observations after
 sleeping FAKE_CELL_SLEEP seconds; `python find` succeeds only for 3.11.
 
+The observations are written as the cell suite streams them: one JSON record
+per line to $COMPAT_CELL_RESULT (see compat.contract.fold_observations), one
+record per probe, the training and adapter records, one record per test and
+pytest's exit status last.
+
 Version-dependent observations (for bisect tests), applied at `pip sync`
 from the trl pin in the lock: FAKE_BOUNDARY=V makes trl >= V reject
 `tokenizer`; FAKE_UNTESTED_BELOW=V makes trl < V fail at import (as trl
@@ -16,15 +21,39 @@ import stat
 import sys
 from pathlib import Path
 
-OBS = {"import_path": "trl", "keyword": {"processing_class": "accepted", "tokenizer": "rejected"},
+OBS = {"probes": {"import_path": "trl", "keyword.processing_class": "accepted", "keyword.tokenizer": "rejected",
+                  "format_mode": "text"},
        "training": {"device": "cpu", "dtype": "bfloat16", "steps": 3, "losses": [0.5, 0.49, 0.45]},
-       "failures": {}, "warnings": [], "environment": {}, "pytest_exit": 0}
+       "adapter": "pass", "adapter_outcome": "trained",
+       "failures": {}, "warnings": [], "environment": {},
+       "tests": [("tests/cell/kto/test_kto.py::test_import", "passed", "import", ""),
+                 ("tests/cell/kto/test_kto.py::test_keywords", "passed", "construct", ""),
+                 ("tests/cell/kto/test_kto.py::test_training", "passed", "train", ""),
+                 ("tests/cell/kto/test_adapter.py::test_adapter_trains", "passed", "adapter", "")],
+       "exit": 0}
+
+
+def records(obs: dict) -> list[dict]:
+    """The JSON-lines records a cell suite that observed ``obs`` streams."""
+    out: list[dict] = [{"set": "environment", "value": obs["environment"]}]
+    out += [{"probe": key, "value": value} for key, value in obs["probes"].items()]
+    for stage, failure in obs["failures"].items():
+        out.append({"failure": stage, **failure})
+    out += [{"warning": w} for w in obs["warnings"]]
+    for name in ("training", "adapter", "adapter_outcome"):
+        if obs.get(name) is not None:
+            out.append({"set": name, "value": obs[name]})
+    out += [{"test": nodeid, "outcome": outcome, "stage": stage, "message": message}
+            for nodeid, outcome, stage, message in obs["tests"]]
+    out.append({"exit": obs["exit"]})
+    return out
 
 
 def write_python(env: Path, obs: dict) -> None:
     exe = env / "bin" / "python"
     exe.parent.mkdir(parents=True, exist_ok=True)
-    exe.write_text(f"#!/bin/sh\nsleep ${{FAKE_CELL_SLEEP:-0}}\ncat > \"$COMPAT_CELL_RESULT\" <<'EOF'\n{json.dumps(obs)}\nEOF\n")
+    lines = "\n".join(json.dumps(r, sort_keys=True) for r in records(obs))
+    exe.write_text(f"#!/bin/sh\nsleep ${{FAKE_CELL_SLEEP:-0}}\ncat > \"$COMPAT_CELL_RESULT\" <<'EOF'\n{lines}\nEOF\n")
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
 
 
@@ -36,10 +65,12 @@ def observed(lock: Path) -> dict:
     trl = Version(pins["trl"])
     obs = json.loads(json.dumps(OBS))
     if os.environ.get("FAKE_UNTESTED_BELOW") and trl < Version(os.environ["FAKE_UNTESTED_BELOW"]):
-        return {**obs, "import_path": None, "keyword": {}, "training": None,
-                "failures": {"import": {"message": "ModuleNotFoundError: No module named 'rich'"}}}
+        message = "ModuleNotFoundError: No module named 'rich'"
+        return {**obs, "probes": {}, "training": None, "adapter": None, "adapter_outcome": None,
+                "failures": {"import": {"message": message}},
+                "tests": [("tests/cell/kto/test_kto.py::test_import", "failed", "import", message)], "exit": 1}
     if os.environ.get("FAKE_BOUNDARY"):
-        obs["keyword"]["tokenizer"] = "rejected" if trl >= Version(os.environ["FAKE_BOUNDARY"]) else "accepted"
+        obs["probes"]["keyword.tokenizer"] = "rejected" if trl >= Version(os.environ["FAKE_BOUNDARY"]) else "accepted"
     return obs
 
 
@@ -51,11 +82,7 @@ def main(argv: list[str]) -> int:
         out.write_text(src.read_text())
         return 0
     if argv[0] == "venv":
-        env = Path(argv[-1])
-        exe = env / "bin" / "python"
-        exe.parent.mkdir(parents=True, exist_ok=True)
-        exe.write_text(f"#!/bin/sh\nsleep ${{FAKE_CELL_SLEEP:-0}}\ncat > \"$COMPAT_CELL_RESULT\" <<'EOF'\n{json.dumps(OBS)}\nEOF\n")
-        exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+        write_python(Path(argv[-1]), OBS)
         return 0
     if argv[:2] == ["pip", "sync"]:
         if os.environ.get("FAKE_BOUNDARY") or os.environ.get("FAKE_UNTESTED_BELOW"):

@@ -12,7 +12,7 @@ from packaging.version import Version
 
 import fakeproject
 from compat.harness import bisect
-from compat.harness.results import CellResult
+from compat.contract import CellResult
 
 TRL = [f"0.{minor}.{patch}" for minor in range(11, 19) for patch in (0, 1)]  # 16 releases
 MATRIX = """

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from compat.harness import findings
-from compat.harness.results import CellResult, Failure
+from compat.contract import CellResult, Failure
 
 REPO = Path(__file__).parents[2]
 RESULTS = [
@@ -35,6 +35,9 @@ def test_compatible_and_unmeasured_and_json(tmp_path):
     assert ok.returncode == 0 and "processing_class=" in ok.stdout
     unknown = run_check(tmp_path, "trl==0.15.0,transformers==4.50.0", "--json")
     data = json.loads(unknown.stdout)
-    assert unknown.returncode == 0 and data["status"] == "unmeasured" and "bind_partial" in data["adapter_plan"]
+    # The adapter's fallback for unmeasured pairs reads every constructor of KTOTrainer's chain (it used bind_partial).
+    assert unknown.returncode == 0 and data["status"] == "unmeasured" \
+        and "every constructor in KTOTrainer's chain" in data["adapter_plan"]
     broken = json.loads(run_check(tmp_path, "trl==0.12.2,transformers==4.45.2", "--json").stdout)
     assert broken["exit_code"] == 1 and broken["broken"]["stage"] == "construct"
+    assert broken["evidence"] == "measured"  # a cell ran this very pair

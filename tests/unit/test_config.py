@@ -49,6 +49,13 @@ def test_repo_matrix_parses():
         (GOOD.replace('python = "3.11"', 'pyhton = "3.11"'), "unknown key 'pyhton'"),
         (GOOD.replace('"0.11.*"', '{spec = "0.11.*", pick = "newest"}'), "unknown pick 'newest'"),
         (GOOD.replace('transformers = "latest"', ""), "missing axis 'transformers'"),
+        (GOOD.replace('python = "3.11"', "python = 3.10"), "settings.python: expected a quoted string"),
+        (GOOD.replace('python = "3.11"', 'python = "3.11"\ncell_timeout = 0'), "settings.cell_timeout: 0 is below the minimum"),
+        (GOOD.replace('python = "3.11"', 'python = "3.11"\ncell_timeout = "soon"'), "settings.cell_timeout: expected a number"),
+        (GOOD.replace('python = "3.11"', 'python = "3.11"\ncell_requirements = "pytest"'),
+         "settings.cell_requirements: expected a list of non-empty strings"),
+        (GOOD.replace('"0.12.0"', '""'), "empty version"),
+        (GOOD.replace('python = "3.11"', 'python = "3.11"\ntrainers = ["ppo"]'), "unknown trainer 'ppo'"),
     ],
 )
 def test_bad_input_names_file_and_field(tmp_path, text, needle):

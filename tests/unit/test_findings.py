@@ -4,7 +4,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from compat.harness import findings
-from compat.harness.results import CellResult, Failure
+from compat.contract import CellResult, Failure
 
 
 def ok(trl, tf, kw):
@@ -53,7 +53,10 @@ def test_same_results_same_bytes_in_any_order(tmp_path):
 
 def test_compress_merges_equal_rows():
     pts = {(Version(t), Version(f)): "x" for t in ("1.0", "1.1", "1.2") for f in ("4.0", "4.1")}
-    assert [r.serialize() for r in findings.compress(pts)] == [{"trl": ">=1.0,<=1.2", "transformers": ">=4.0,<=4.1", "value": "x"}]
+    # A rule also lists the pairs inside it a cell measured (any other pair inside is inferred).
+    measured = [[t, f] for t in ("1.0", "1.1", "1.2") for f in ("4.0", "4.1")]
+    assert [r.serialize() for r in findings.compress(pts)] == [
+        {"trl": ">=1.0,<=1.2", "transformers": ">=4.0,<=4.1", "value": "x", "measured": measured}]
 
 
 def test_a_working_resolution_wins_and_drift_is_never_broken():
@@ -64,6 +67,6 @@ def test_a_working_resolution_wins_and_drift_is_never_broken():
     only_drift = CellResult("0.11.4", "4.46.3", "latest", "incompatible", failure=Failure("import", "x", "datasets.y", True))
     f = findings.build([drift, aor, only_drift])
     assert lookup(f["facts"]["keyword"], "0.11.4", "4.45.2") == "tokenizer"
-    assert lookup(f["facts"]["broken"], "0.11.4", "4.45.2") is None
-    assert lookup(f["facts"]["broken"], "0.11.4", "4.46.3") is None  # drift: reported, not refused
+    assert lookup(f["facts"].get("broken", []), "0.11.4", "4.45.2") is None  # no broken fact at all here
+    assert lookup(f["facts"].get("broken", []), "0.11.4", "4.46.3") is None  # drift: reported, not refused
     assert lookup(f["facts"]["drift"], "0.11.4", "4.46.3")["stage"] == "import"

@@ -18,8 +18,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from compat.cases import CASES, CASES_BY_ID, Case, classify, content_kept
-from compat.formatting import ROLES, InvalidRowError, format_row, format_rows, legacy_format, normalize_row
+from compat.cell.cases import CASES, CASES_BY_ID, Case, classify, content_kept
+from compat.cell.formatting import ROLES, InvalidRowError, format_row, format_rows, normalize_row
+from compat.cell.legacy import legacy_format
 
 
 class FakeTemplateError(Exception):

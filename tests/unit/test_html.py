@@ -15,8 +15,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from compat.harness import html, junit, plot, report
-from compat.harness.results import CellResult, Failure
+from compat import probes
+from compat.contract import CellResult, Failure
+from compat.harness import reports
+from compat.harness.reports import html, junit, plot
 
 EVIL = "<script>alert(1)</script> | `rm -rf` </script><!-- & <img src=x onerror=alert(2)>\nsecond line\r\n</SCRIPT >"
 CASES = [f"case{i}@{t}" for i in range(29) for t in ("chatml", "gemma", "llama2", "zephyr")]  # 116, like the suite
@@ -34,7 +36,9 @@ def cell(trl: str, tf: str, status: str = "compatible", **kw) -> CellResult:
                     import_path="trl", formatter=formatter(), seconds=15.2, timings={"resolve": 0.9, "install": 0.7},
                     training={"device": "cpu", "dtype": "bfloat16", "steps": 3, "losses": [0.5, 0.5003, 0.453],
                               "seconds": 0.4, "peak_memory_bytes": 43896832})
-    if status != "compatible":
+    if status == "compatible":
+        defaults.update(adapter="pass", adapter_outcome="trained")  # compatible now includes the adapter check
+    else:
         defaults.update(training=None, keyword={"processing_class": "untested", "tokenizer": "untested"}, keyword_raised_by={})
     defaults.update(kw)
     return CellResult(trl, tf, "latest", status, **defaults)
@@ -86,10 +90,17 @@ def test_page_data_survives_nan_losses_and_orders_versions():
     data = html.page_data(sample() + [cell("0.9.6", "4.46.3"), cell("0.12.2", "4.100.0")], {})
     json.dumps(data, allow_nan=False)  # JSON.parse would reject NaN
     (latest,) = data["sections"]
-    assert latest["trls"] == ["0.9.6", "0.11.4", "0.12.0", "0.12.2", "0.14.0", "1.0.0"]
-    assert latest["tfs"][-1] == "4.100.0"
+    # Newest row and newest column first (as the PyTorch and Lightning tables order theirs).
+    assert latest["trls"] == ["1.0.0", "0.14.0", "0.12.2", "0.12.0", "0.11.4", "0.9.6"]
+    assert latest["tfs"][0] == "4.100.0"
     assert len(data["cells"]) == 7 and len(data["cases"]) == len(CASES) and len(data["caseSets"]) == 1
     assert len(data["fmts"]) == 2  # the legacy table and the all-pass one, shared by every cell
+    assert [p["key"] for p in data["probes"]] == [p.key for p in probes.PROBES]
+    ok = next(c for c in data["cells"] if c["id"] == "trl0.12.2-tf4.46.3")
+    assert data["envs"][ok["environment"]]["trl"] == "0.12.2"  # environments are interned too
+    assert ok["pip"] == "pip install 'trl==0.12.2' 'transformers==4.46.3'" and ok["probes"]["keyword.tokenizer"] == "rejected"
+    # Row 0.12.2 trains at 4.46.3 and 4.100.0; 4.57.6 between them was not measured on that row.
+    assert latest["spans"]["0.12.2"] == [{"lo": "4.46.3", "hi": "4.100.0", "measured": ["4.46.3", "4.100.0"], "gaps": ["4.57.6"]}]
 
 
 def big_grid() -> list[CellResult]:
@@ -120,14 +131,15 @@ def parse(xml: str) -> ET.Element:
 
 
 def case_of(root: ET.Element, suite: str, name: str) -> ET.Element:
-    (case,) = root.findall(f"./testsuite[@name='{suite}']/testcase[@name='{name}']")
-    return case
+    cases = root.findall(f"./testsuite[@name='{suite}']/testcase[@name='{name}']")
+    assert len(cases) == 1, f"{suite}: {len(cases)} testcases named {name!r}"
+    return cases[0]
 
 
 def test_junit_keeps_untrusted_text_and_stays_parseable():
     nasty = EVIL + "\x1b[31m\x00 colour codes"
     results = sample() + [cell("0.13.0", "4.46.3", "incompatible", failure=Failure("construct", nasty, "a.B.__init__"))]
-    root = parse(junit.to_xml(results))
+    root = parse(junit.document(results))
     failure = case_of(root, "trl0.11.4-tf4.46.3", "import").find("failure")
     assert failure.get("message") == EVIL.splitlines()[0] and failure.get("type") == "import"
     assert failure.text == EVIL.replace("\r\n", "\n") + "\nraised by: trl.x.<module>"  # every character back
@@ -136,11 +148,13 @@ def test_junit_keeps_untrusted_text_and_stays_parseable():
 
 
 def test_junit_outcomes_follow_what_ci_readers_expect():
-    root = parse(junit.to_xml(sample()))
+    root = parse(junit.document(sample()))
     ok = "trl0.12.2-tf4.46.3"
+    # The pipeline stages, then one testcase per registry probe (compat/probes.py), then the formatters.
     assert [c.get("name") for c in root.find(f"./testsuite[@name='{ok}']").iter("testcase")] == [
-        "resolve", "install", "import", "keyword[processing_class]", "keyword[tokenizer]", "construct", "format",
-        "formatter[adapter]", "formatter[adapter_trl]", "training", "adapter"]  # legacy is characterised, not asserted
+        "resolve", "install", "import", "construct", "format", "training", "adapter",
+        *(p.label for p in probes.for_trainer("kto")),
+        "formatter[adapter]", "formatter[adapter_trl]"]  # legacy is characterised, not asserted
     assert len(case_of(root, ok, "training")) == 0  # passed
     rejected = case_of(root, ok, "keyword[tokenizer]").find("failure")
     assert rejected.get("type") == "rejected" and "KTOTrainer.__init__" in rejected.get("message")
@@ -157,11 +171,11 @@ def test_junit_outcomes_follow_what_ci_readers_expect():
 
 def test_step_summary_appends_only_under_github_actions(tmp_path):
     results = sample()
-    assert junit.append_step_summary(results, {"profile": "default"}, environ={}) is None
+    assert reports.append_step_summary(results, {"profile": "default"}, environ={}) is None
     target = tmp_path / "summary.md"
     target.write_text("earlier step\n")
     for _ in range(2):
-        junit.append_step_summary(results, {"profile": "default"}, environ={"GITHUB_STEP_SUMMARY": str(target)})
+        reports.append_step_summary(results, {"profile": "default"}, environ={"GITHUB_STEP_SUMMARY": str(target)})
     text = target.read_text()
     assert text.startswith("earlier step\n") and text.count("## KTO compatibility") == 2
     assert "| **0.12.2** |" in text and "<script>" not in text
@@ -171,7 +185,7 @@ def test_write_produces_every_report_and_skips_the_svg_without_matplotlib(tmp_pa
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     monkeypatch.setattr(plot, "available", lambda: False)
     (tmp_path / "compat.svg").write_text("stale")
-    report.write(tmp_path, sample(), {"profile": "default"})
+    reports.write(tmp_path, sample(), {"profile": "default"})
     for name in ("compat.json", "COMPAT.md", "compat.html", "junit.xml"):
         assert (tmp_path / name).stat().st_size > 0
     assert not (tmp_path / "compat.svg").exists()
@@ -181,8 +195,11 @@ def test_write_produces_every_report_and_skips_the_svg_without_matplotlib(tmp_pa
 
 def test_svg_draws_every_cell_deterministically():
     pytest.importorskip("matplotlib")
-    results = sample() + [cell("$x$", "4.46.3", failure=None)]  # math markup in untrusted text stays literal
-    svg = plot.render(results, {"profile": "default", "generated": "2026-01-01T00:00:00Z"})
+    # Versions are parsed now (a cell cannot hold "$x$"), so the untrusted text is the run's metadata:
+    # math markup in it stays literal.
+    results = sample() + [cell("0.13.0", "4.46.3", failure=None)]
+    meta = {"profile": "$x$", "generated": "2026-01-01T00:00:00Z"}
+    svg = plot.render(results, meta)
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
-    assert svg == plot.render(results, {"profile": "default", "generated": "2026-01-01T00:00:00Z"})
+    assert svg == plot.render(results, dict(meta))
     assert plot.label(results[0]) == "✓ processing_class" and plot.label(results[1]) == "✗ import"

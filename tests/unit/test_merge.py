@@ -9,7 +9,7 @@ import pytest
 
 from compat.harness import merge
 from compat.harness.config import ConfigError
-from compat.harness.results import CellResult
+from compat.contract import CellResult
 
 import fakeproject
 
@@ -25,11 +25,11 @@ transformers = ["4.46.3", "5.0.0"]
 trl = ["0.13.0"]
 transformers = ["5.0.0"]
 """
-VOLATILE = {"generated", "seconds", "timings"}
+VOLATILE = {"generated", "rendered", "seconds", "timings", "peak_rss_bytes"}
 
 
 def strip(data: object) -> object:
-    """Drop timing fields and the generated timestamp, at any depth."""
+    """Drop timing and memory fields and the generated/rendered timestamps, at any depth."""
     if isinstance(data, dict):
         return {k: strip(v) for k, v in data.items() if k not in VOLATILE}
     if isinstance(data, list):
@@ -55,7 +55,8 @@ def test_two_shards_merged_equal_the_unsharded_run(project):
     merged = json.loads((project / "merged" / "compat.json").read_text())
     assert strip(merged) == strip(whole)
     md = [(project / d / "COMPAT.md").read_text().splitlines() for d in ("merged", "all")]
-    assert [ln for ln in md[0] if not ln.startswith("Generated")] == [ln for ln in md[1] if not ln.startswith("Generated")]
+    # The header line says when the cells were measured ("Measured <generated> from profile ...").
+    assert [ln for ln in md[0] if not ln.startswith("Measured")] == [ln for ln in md[1] if not ln.startswith("Measured")]
     assert sorted(p.name for p in (project / "merged" / "cells").glob("*.json")) == \
         sorted(p.name for p in (project / "all" / "cells").glob("*.json"))
     assert all((project / "merged" / c["log"]).is_file() for c in merged["cells"])
@@ -84,7 +85,8 @@ def test_base_cells_are_replaced_by_shards_and_kept_otherwise(tmp_path):
 def test_meta_agreeing_kept_disagreeing_listed(tmp_path):
     a = merge.Source(tmp_path, (), {"suite": "s1", "torch": "2.13.0", "platform": "p1", "generated": "x"})
     b = merge.Source(tmp_path, (), {"suite": "s2", "torch": "2.13.0", "platform": "p2"})
-    assert merge.merge_meta([a, b]) == {"suite": "s1, s2", "torch": "2.13.0", "platform": "p1; p2"}
+    # `generated` (when the cells were measured) is kept: the newest of the inputs.
+    assert merge.merge_meta([a, b]) == {"suite": "s1, s2", "torch": "2.13.0", "platform": "p1; p2", "generated": "x"}
 
 
 def test_merge_cli_conflict_exits_2_with_one_line(project, tmp_path):

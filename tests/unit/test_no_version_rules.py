@@ -13,7 +13,7 @@ COMPAT = Path(__file__).parents[2] / "compat"
 VERSIONISH = re.compile(r"\d+\.\d+")
 
 
-@pytest.mark.parametrize("name", ["adapter.py", "kto_import.py", "formatting.py"])
+@pytest.mark.parametrize("name", ["cell/adapter.py", "cell/discover.py", "cell/formatting.py"])
 def test_no_version_literals(name):
     tree = ast.parse((COMPAT / name).read_text())
     docstrings = {id(n.body[0].value) for n in ast.walk(tree)

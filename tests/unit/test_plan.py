@@ -54,10 +54,23 @@ def test_only_and_shards(lister, tmp_path):
     assert sorted(sum(shards, [])) == everything
 
 
-@pytest.mark.parametrize("bad", ["trl=0.12,transformers==4", "transformers==4.46.3", "trl==x.y,transformers==4.46.3", ""])
+@pytest.mark.parametrize("bad", ["trl=0.12,transformers==4", "trl==x.y,transformers==4.46.3", "", "resolution=latest",
+                                 "trl==0.12.2,trainer=nope", "trl==0.12.2,resolution=today"])
 def test_malformed_only(bad):
     with pytest.raises(cfg.ConfigError, match="--only"):
         plan.parse_only(bad)
+
+
+def test_only_one_axis_selects_a_row_or_column(lister, tmp_path):
+    # A single axis is accepted now: that column (or row) of the profile.
+    only = plan.parse_only("transformers==4.46.3")
+    assert (only.trl, only.transformers) == (None, Version("4.46.3"))
+    config = cfg.parse({"profiles": {"p": {"grid": [{"trl": ["0.12.*", "0.13.0"], "transformers": ["4.46.3", "5.0.0"]}]}}},
+                       tmp_path / "m.toml")
+    cells = plan.plan(config, "p", lister, only=["transformers==4.46.3"])
+    assert [c.id for c in cells] == ["trl0.12.2-tf4.46.3", "trl0.13.0-tf4.46.3"]
+    with pytest.raises(cfg.ConfigError, match="no cell of profile 'p' matches"):
+        plan.plan(config, "p", lister, only=["trl==1.0.0"])
 
 
 @pytest.mark.parametrize("bad", ["0/2", "3/2", "a/b", "1"])

@@ -8,7 +8,7 @@ from packaging.version import Version
 
 from compat.harness.plan import Cell
 from compat.harness.progress import ProgressReporter, eta_seconds, fmt_duration
-from compat.harness.results import CellResult, Failure
+from compat.contract import CellResult, Failure
 
 CELLS = [Cell(Version(t), Version("4.46.3")) for t in ("0.12.0", "0.12.2", "0.13.0", "1.0.0", "1.1.0")]
 

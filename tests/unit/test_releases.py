@@ -9,7 +9,7 @@ import pytest
 
 import fakeproject
 from compat.harness import regressions
-from compat.harness.results import CellResult, Failure
+from compat.contract import CellResult, Failure
 
 MATRIX = """
 [settings]
@@ -84,11 +84,13 @@ def test_regressions_lists_pairs_compatible_before_and_broken_now(tmp_path):
     assert proc.returncode == 0 and proc.stdout == md
 
 
-def test_cells_only_reachable_through_the_profile_are_reported_not_listed(project):
+def test_cells_of_a_grid_with_its_own_resolution_are_listed_with_it(project):
+    # --only takes ",resolution=MODE" now, so a grid's own mode is reachable and its cells are listed.
     (project / "matrix.toml").write_text(MATRIX + '\n[[profiles.default.grid]]\ntrl = ["0.12.0"]\n'
                                          'transformers = ["4.46.3"]\nresolution = "as-of-release"\n')
     reports = stored(project, ("0.12.2", "4.46.3", "compatible"), ("0.12.2", "5.1.0", "unresolvable"),
                      ("1.1.0", "4.46.3", "unresolvable"), ("1.1.0", "5.1.0", "compatible"))
     proc = fakeproject.compat(project, "releases", "--results", str(reports), "--only-flags")
-    assert (proc.returncode, proc.stdout) == (0, "")
-    assert "trl0.12.0-tf4.46.3-as-of-release" in proc.stderr and "--only cannot select" in proc.stderr
+    assert (proc.returncode, proc.stdout) == (0, "trl==0.12.0,transformers==4.46.3,resolution=as-of-release\n")
+    listed = fakeproject.compat(project, "list", "--only", proc.stdout.strip())
+    assert (listed.returncode, listed.stdout) == (0, "trl0.12.0-tf4.46.3-as-of-release\n"), listed.stderr

@@ -57,6 +57,24 @@ def test_fake_run_writes_reports(project):
     assert [(c["trl"], c["status"]) for c in cells] == [("0.12.2", "compatible"), ("1.0.0", "compatible")]
 
 
+def test_report_rerenders_without_rewriting_the_measured_document(project):
+    out = project / "out"
+    assert compat(project, "matrix", "--out", str(out)).returncode == 0
+    measured = (out / "compat.json").read_bytes()
+    (out / "COMPAT.md").unlink()
+    proc = fakeproject.compat(project, "report", "--results", str(out), config=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "compat.json").read_bytes() == measured and (out / "COMPAT.md").exists()
+    other = project / "rendered"
+    assert fakeproject.compat(project, "report", "--results", str(out), "--out", str(other), config=False).returncode == 0
+    before, after = json.loads(measured), json.loads((other / "compat.json").read_text())
+    assert after["generated"] == before["generated"] and "rendered" in after and after["cells"] == before["cells"]
+    for source in (out, out / "compat.json"):  # findings read a results dir or a compat.json itself
+        written = project / f"findings-{source.name}.json"
+        assert fakeproject.compat(project, "findings", "--results", str(source), "-o", str(written), config=False).returncode == 0
+    assert (project / "findings-out.json").read_text() == (project / "findings-compat.json.json").read_text()
+
+
 BAD = [
     ("syntax", lambda p: (p / "matrix.toml").write_text("[settings\n"), [], "TOML syntax error"),
     ("unknown key", lambda p: (p / "matrix.toml").write_text(MATRIX + "\n[extra]\n"), [], "unknown key 'extra'"),
@@ -67,7 +85,7 @@ BAD = [
     ("profile", lambda p: None, ["--profile", "nightly"], "unknown profile 'nightly'"),
     ("only", lambda p: None, ["--only", "trl=0.12.2"], "--only 'trl=0.12.2': expected 'trl==A,transformers==B'"),
     ("shard", lambda p: None, ["--shard", "3/2"], "--shard '3/2'"),
-    ("unwritable", lambda p: None, ["--out", "/proc/version/out"], "results directory is not writable"),
+    ("unwritable", lambda p: None, ["--out", "/proc/version/out"], "--out /proc/version/out: directory is not writable"),
 ]
 
 

@@ -4,23 +4,41 @@ import json
 
 import pytest
 
-from compat.harness import report
-from compat.harness.envs import first_error_line, index_args, is_network_error
+from compat.contract import CellResult, Failure, dumps_document, verdict
 from compat.harness.config import Settings
-from compat.harness.results import CellResult, Failure, read_result, verdict, write_json
+from compat.harness.envs import first_error_line, index_args, is_network_error
+from compat.harness.files import write_json
+from compat.harness.reports import markdown, vocab
+from compat.harness.run import read_cached
 
-TRAINED = {"import_path": "trl", "keyword": {"processing_class": "accepted", "tokenizer": "rejected"},
-           "training": {"losses": [0.69, 0.68, 0.7]}, "failures": {}}
+# Observations as fold_observations leaves them: probes under "probes"; a verdict of compatible
+# also needs 3+ BF16 steps with finite losses and the adapter check passed.
+TRAINED = {"probes": {"import_path": "trl", "keyword.processing_class": "accepted", "keyword.tokenizer": "rejected"},
+           "training": {"steps": 3, "dtype": "bfloat16", "losses": [0.69, 0.68, 0.7]}, "adapter": "pass",
+           "failures": {}}
 
 
 def test_verdict_compatible_needs_import_keyword_and_finite_losses():
     assert verdict(TRAINED) == ("compatible", None)
-    nan = {**TRAINED, "training": {"losses": [0.7, float("nan"), 0.6]}}
+    nan = {**TRAINED, "training": {"steps": 3, "dtype": "bfloat16", "losses": [0.7, float("nan"), 0.6]}}
     assert verdict(nan)[0] == "incompatible" and verdict(nan)[1].stage == "train"
-    rejected = {**TRAINED, "keyword": {"processing_class": "rejected", "tokenizer": "rejected"}, "training": None,
+    rejected = {**TRAINED, "probes": {**TRAINED["probes"], "keyword.processing_class": "rejected", "keyword.tokenizer": "rejected"},
+                "training": None,
                 "failures": {"construct": {"message": "TypeError: x", "raised_by": "trl.trainer.kto_trainer.KTOTrainer.__init__"}}}
     status, failure = verdict(rejected)
     assert (status, failure.stage, failure.raised_by) == ("incompatible", "construct", "trl.trainer.kto_trainer.KTOTrainer.__init__")
+
+
+def test_verdict_needs_three_bf16_steps_the_adapter_and_no_failed_test():
+    short = {**TRAINED, "training": {"steps": 2, "dtype": "bfloat16", "losses": [0.69, 0.68]}}
+    fp32 = {**TRAINED, "training": {**TRAINED["training"], "dtype": "float32"}}
+    assert [verdict(o)[1].stage for o in (short, fp32)] == ["train", "train"]
+    assert verdict({**TRAINED, "adapter": "fail"})[1].stage == "adapter"
+    assert verdict({k: v for k, v in TRAINED.items() if k != "adapter"}, adapter_required=False) == ("compatible", None)
+    failed = {**TRAINED, "tests": {"passed": 3, "skipped": 0, "failed": [
+        {"id": "t::x", "outcome": "failed", "message": "AssertionError: boom", "stage": "format"}]}}
+    status, failure = verdict(failed)
+    assert (status, failure.stage) == ("incompatible", "format") and "t::x" in failure.message
 
 
 def test_earliest_stage_wins():
@@ -33,12 +51,12 @@ def test_round_trip_and_corrupt_files(tmp_path):
                    keyword={"processing_class": "rejected", "tokenizer": "accepted"}, warnings=({"stage": "import", "category": "FutureWarning", "message": "m"},))
     path = tmp_path / "r.json"
     write_json(path, r.serialize())
-    assert read_result(path) == r
+    assert read_cached(path) == r
     assert r.use_keyword() == "tokenizer"
     path.write_text(path.read_text()[:40])  # truncated
-    assert read_result(path) is None
+    assert read_cached(path) is None
     path.write_text(json.dumps({"trl": "1", "transformers": "2", "resolution": "latest", "status": "bogus"}))
-    assert read_result(path) is None
+    assert read_cached(path) is None
 
 
 def test_keyword_choice_prefers_accepted_then_new_name():
@@ -55,17 +73,20 @@ def test_markdown_grid_and_untrusted_text_is_inert():
         CellResult("0.11.4", "4.46.3", "latest", "incompatible", failure=Failure("import", evil, "trl.x")),
         CellResult("1.0.0", "4.45.2", "latest", "unresolvable", failure=Failure("resolve", "No solution found", "uv")),
     ]
-    md = report.markdown(results, {"profile": "default"})
+    md = markdown.document(results, {"profile": "default"})
     assert "<script>" not in md and "&lt;script&gt;" in md
     assert "\n second line" not in md  # only the first line, and never a raw newline in a row
-    assert "\n" not in report.md_escape("a\nb|c") and "\\|" in report.md_escape("a|b")
+    assert "\n" not in vocab.md("a\nb|c") and "\\|" in vocab.md("a|b")
+    assert vocab.md("\x1b[31m#1 ~x\u202e") == "\\#1 \\~x\ufffd"  # no ANSI, headings, strikes or bidi overrides
     grid = [ln for ln in md.splitlines() if ln.startswith("| **")]
     assert [ln.count(" | ") for ln in grid] == [2, 2, 2]  # TRL column + 2 transformers columns, intact
-    assert "✅ processing_class" in md and "⛔ unresolvable (resolve)" in md
+    # Cell text is Markdown-escaped (renders as processing_class); an unresolvable cell always fails at
+    # resolve, so the grid shows its status alone.
+    assert "✅ processing\\_class" in md and "| ⛔ unresolvable |" in md
     fails = md.split("## Failing cells")[1]
     assert fails.index("0.11.4") < fails.index("1.0.0")  # installs-but-breaks first
-    doc = report.document(results, {"profile": "default"})
-    assert doc["schema_version"] == 1 and [c["trl"] for c in doc["cells"]] == ["0.11.4", "0.12.2", "1.0.0"]
+    doc = json.loads(dumps_document({"profile": "default"}, results))
+    assert doc["schema_version"] == 2 and [c["trl"] for c in doc["cells"]] == ["0.11.4", "0.12.2", "1.0.0"]
 
 
 def test_pip_settings_reach_uv():

@@ -10,15 +10,24 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from compat.harness import run
+from compat.harness import run, suite
 from compat.harness.config import Settings
 from compat.harness.envs import Step
 from compat.harness.plan import Cell
 
-OBS = {"import_path": "trl", "keyword": {"processing_class": "accepted", "tokenizer": "rejected"},
-       "keyword_raised_by": {"tokenizer": "trl.trainer.kto_trainer.KTOTrainer.__init__"},
-       "training": {"device": "cpu", "dtype": "bfloat16", "steps": 3, "losses": [0.69, 0.7, 0.68]},
-       "failures": {}, "warnings": [], "environment": {"trl": "0.12.2"}, "pytest_exit": 0}
+# What the cell suite streams to $COMPAT_CELL_RESULT: one JSON record per line (compat.contract.fold_observations).
+OBS = [
+    {"set": "environment", "value": {"trl": "0.12.2"}},
+    {"probe": "import_path", "value": "trl"},
+    {"probe": "keyword.processing_class", "value": "accepted"},
+    {"probe": "keyword.tokenizer", "value": "rejected"},
+    {"merge": "keyword_raised_by", "sub": "tokenizer", "value": "trl.trainer.kto_trainer.KTOTrainer.__init__"},
+    {"set": "training", "value": {"device": "cpu", "dtype": "bfloat16", "steps": 3, "losses": [0.69, 0.7, 0.68]}},
+    {"set": "adapter", "value": "pass"},
+    {"test": "tests/cell/kto/test_kto.py::test_training", "outcome": "passed", "stage": "train", "message": ""},
+    {"exit": 0},
+]
+OBS_LINES = "\n".join(json.dumps(r) for r in OBS)
 
 
 def fake_python(env: Path, body: str) -> None:
@@ -45,20 +54,25 @@ class FakeEnvs:
     def ensure(self, cell: Cell, lock: Path):
         self.calls.append(f"ensure {cell.id}")
         env = self.root / cell.id
-        fake_python(env, self.python_body or f"cat > \"$COMPAT_CELL_RESULT\" <<'EOF'\n{json.dumps(OBS)}\nEOF\n")
+        fake_python(env, self.python_body or f"cat > \"$COMPAT_CELL_RESULT\" <<'EOF'\n{OBS_LINES}\nEOF\n")
         return Step(True, 0.2, ""), env, False
 
+    def collect(self, keep: int, busy: Path | None = None) -> list[str]:
+        self.calls.append(f"collect {busy.name if busy else ''}")
+        return []
 
-def ctx(tmp_path: Path, envs: FakeEnvs, timeout: float = 60) -> run.Context:
+
+def ctx(tmp_path: Path, envs: FakeEnvs, timeout: float = 60, **kw) -> run.Context:
     return run.Context(root=tmp_path, out=tmp_path / "out", settings=Settings(cell_timeout=timeout), envs=envs,
-                       cache_dir=tmp_path / "cache", suite="s1")
+                       cache_dir=tmp_path / "cache", suite="s1", **kw)
 
 
 CELLS = [Cell(Version("0.12.2"), Version("4.46.3")), Cell(Version("1.0.0"), Version("4.45.2"))]
 
 
 def test_pipeline_statuses_and_cache(tmp_path):
-    envs = FakeEnvs(tmp_path / "envs", {CELLS[1].id: Step(False, 0.3, "× No solution found when resolving dependencies:\n╰─▶ Because trl==1.0.0 depends on transformers>=4.56")})
+    refusal = "× No solution found when resolving dependencies:\n╰─▶ Because trl==1.0.0 depends on transformers>=4.56"
+    envs = FakeEnvs(tmp_path / "envs", {CELLS[1].id: Step(False, 0.3, refusal, returncode=1)})  # uv's exit 1
     results = run.run_all(ctx(tmp_path, envs), CELLS, 2, run.Reporter(2, io.StringIO()))
     assert [r.status for r in results] == ["compatible", "unresolvable"]
     assert results[0].keyword_raised_by["tokenizer"].endswith("KTOTrainer.__init__")
@@ -70,9 +84,11 @@ def test_pipeline_statuses_and_cache(tmp_path):
 
 
 def test_network_fault_is_error_and_not_cached(tmp_path):
-    envs = FakeEnvs(tmp_path / "envs", {CELLS[0].id: Step(False, 0.1, "error: Failed to fetch: `http://127.0.0.1:9/simple/trl/`")})
-    [r] = run.run_all(ctx(tmp_path, envs), CELLS[:1], 1, run.Reporter(1, io.StringIO()))
+    envs = FakeEnvs(tmp_path / "envs", {CELLS[0].id: Step(False, 0.1, "error: Failed to fetch: `http://127.0.0.1:9/simple/trl/`", returncode=2)})
+    waits: list[float] = []
+    [r] = run.run_all(ctx(tmp_path, envs, sleep=waits.append), CELLS[:1], 1, run.Reporter(1, io.StringIO()))
     assert (r.status, r.failure.stage) == ("error", "resolve")
+    assert r.failure.fault == "network" and waits == [2.0, 4.0, 8.0]  # retried with backoff (recorded, not slept)
     assert not any((tmp_path / "cache").glob("*.json"))
 
 
@@ -87,8 +103,8 @@ def test_suite_hash_changes_with_cell_code_not_findings(tmp_path):
     (tmp_path / "tests" / "cell").mkdir(parents=True)
     (tmp_path / "compat").mkdir()
     (tmp_path / "tests" / "cell" / "test_a.py").write_text("x = 1\n")
-    h1 = run.suite_hash(tmp_path)
+    h1 = suite.suite_hash(tmp_path)
     (tmp_path / "compat" / "findings.json").write_text("{}")
-    assert run.suite_hash(tmp_path) == h1
+    assert suite.suite_hash(tmp_path) == h1
     (tmp_path / "tests" / "cell" / "test_a.py").write_text("x = 2\n")
-    assert run.suite_hash(tmp_path) != h1
+    assert suite.suite_hash(tmp_path) != h1

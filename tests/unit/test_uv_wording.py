@@ -92,7 +92,7 @@ def test_a_real_conflict_is_the_resolver_refusing(tmp_path):
     step = _compile(tmp_path, "alpha==1.0\nbeta==1.0\n", "--no-index", "--find-links", str(links))
     assert not step.ok and refused(step), step.output
     assert fault(step, {"alpha": "1.0", "beta": "1.0"}, stopping=False) is None
-    assert "alpha==1.0 depends on beta<1" in step.output
+    assert "depend on beta<1" in step.output  # uv names the requirement that conflicts
 
 
 def test_a_pinned_release_the_index_lacks_is_an_index_fault(tmp_path):

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 import fakeproject
-from compat.harness.results import CellResult
+from compat.contract import CellResult
 
 REPO = Path(__file__).parents[2]
 WORKFLOW = REPO / ".github" / "workflows" / "compat-matrix.yml"
