@@ -25,6 +25,13 @@ def prog_name(argv0: str | None = None) -> str:
     return "kto-compat" if name.startswith("kto-compat") else "python -m compat"
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (like every other kto-compat error), still exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     from compat.cli import check, pipeline, results, scale
 
@@ -33,7 +40,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     except ImportError:
         memory = None
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=prog or prog_name(), formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Measure which TRL x transformers pairs train KTO, and adapt training scripts to them.",
         epilog="Run 'COMMAND --help' for a command's options.")

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from compat.contract import CellResult, ContractError, Status, load_document
+from compat.contract import CellResult, ContractError, Status, dumps_cell, load_document
+from compat.harness.files import atomic_write
 from compat.harness import lock, plan, progress, reports, run
 from compat.harness.merge import Source, merge_cells
 from compat.cli import options
@@ -64,6 +65,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                 "python": config.settings.python, "torch": config.settings.torch, "suite": ctx.suite,
                 "platform": platform.platform(), "hardware": hardware(merged), "generated": reports.now()}
         if merged:
+            for cell in merged:  # cells/ mirrors the report: a fault never shows there over a verdict
+                atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
             reports.write(out, merged, meta, step_summary=True)
             note = f" ({kept} cells kept from the report already there)" if kept else ""
             print(f"compat: wrote {', '.join(reports.FILES)} to {out}{note}", file=sys.stderr)

@@ -37,7 +37,7 @@ def uv_bin() -> str:
     except (ImportError, FileNotFoundError):
         found = shutil.which("uv")
         if not found:
-            raise EnvError("uv not found: install it with `pip install uv`") from None
+            raise EnvError("uv not found: running cells needs it: pip install 'kto-compat[matrix]'") from None
         return found
 
 

@@ -9,6 +9,12 @@ per line to $COMPAT_CELL_RESULT (see compat.contract.fold_observations), one
 record per probe, the training and adapter records, one record per test and
 pytest's exit status last.
 
+Faults, for the fault tests: FAKE_SYNC_SLEEP=S makes `pip sync` touch
+$FAKE_SYNC_MARK and sleep S seconds (a Ctrl-C lands there); FAKE_INDEX_404=1
+makes `pip compile` answer as uv does when the index answers 404; FAKE_FLIP=F
+alternates the cell between compatible and failing at train, counting runs
+in file F (a flaky pair).
+
 Version-dependent observations (for bisect tests), applied at `pip sync`
 from the trl pin in the lock: FAKE_BOUNDARY=V makes trl >= V reject
 `tokenizer`; FAKE_UNTESTED_BELOW=V makes trl < V fail at import (as trl
@@ -57,6 +63,25 @@ def write_python(env: Path, obs: dict) -> None:
     exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
 
 
+def write_flipping_python(env: Path, counter: Path) -> None:
+    """A cell python that trains on odd runs and fails at train on even ones (a flaky pair)."""
+    good = "\n".join(json.dumps(r, sort_keys=True) for r in records(OBS))
+    bad_obs = {**OBS, "training": {**OBS["training"], "losses": [0.5, "nan", 0.4]}}
+    bad = "\n".join(json.dumps(r, sort_keys=True) for r in records(bad_obs))
+    exe = env / "bin" / "python"
+    exe.write_text(f"""#!/bin/sh
+n=$(cat "{counter}" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "{counter}"
+if [ $((n % 2)) -eq 1 ]; then cat > "$COMPAT_CELL_RESULT" <<'EOF'
+{good}
+EOF
+else cat > "$COMPAT_CELL_RESULT" <<'EOF'
+{bad}
+EOF
+fi
+""")
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+
+
 def observed(lock: Path) -> dict:
     """OBS, varied by the trl version in the lock as FAKE_BOUNDARY / FAKE_UNTESTED_BELOW ask."""
     from packaging.version import Version
@@ -79,14 +104,27 @@ def main(argv: list[str]) -> int:
         return 0 if argv[2] == "3.11" else 2
     if argv[:2] == ["pip", "compile"]:
         src, out = Path(argv[argv.index("-o") - 1]), Path(argv[argv.index("-o") + 1])
+        if os.environ.get("FAKE_INDEX_404"):
+            print("error: No solution found when resolving dependencies\n  cause: Because trl was not found in the "
+                  "package registry and you require trl==1.0.0, we can conclude that your requirements are "
+                  "unsatisfiable.", file=sys.stderr)
+            return 1
         out.write_text(src.read_text())
         return 0
     if argv[0] == "venv":
         write_python(Path(argv[-1]), OBS)
         return 0
     if argv[:2] == ["pip", "sync"]:
+        if os.environ.get("FAKE_SYNC_SLEEP"):
+            Path(os.environ["FAKE_SYNC_MARK"]).touch()
+            import time
+
+            time.sleep(float(os.environ["FAKE_SYNC_SLEEP"]))
+        env = Path(argv[argv.index("--python") + 1]).parent.parent
         if os.environ.get("FAKE_BOUNDARY") or os.environ.get("FAKE_UNTESTED_BELOW"):
-            write_python(Path(argv[argv.index("--python") + 1]).parent.parent, observed(Path(argv[-1])))
+            write_python(env, observed(Path(argv[-1])))
+        if os.environ.get("FAKE_FLIP"):
+            write_flipping_python(env, Path(os.environ["FAKE_FLIP"]))
         return 0
     print(f"fake uv: unsupported {argv}", file=sys.stderr)
     return 2

@@ -1,0 +1,128 @@
+"""Every kind of bad input, across the subcommands: one line on stderr naming what is wrong, exit 2,
+no traceback, and nothing already measured touched.
+
+Each case is (files to write into a throwaway project, the command line); the project holds a
+good matrix.toml, a pre-filled index listing (no network) and a measured report in reports/, which
+must be byte-identical afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fakeproject
+
+REPO = Path(__file__).parents[2]
+GOOD = """
+[settings]
+python = "3.11"
+[profiles.default]
+[[profiles.default.grid]]
+trl = ["1.0.0"]
+transformers = ["4.46.3"]
+"""
+REPORT = {"schema_version": 2, "formatter_tables": [], "cells": [
+    {"trl": "1.0.0", "transformers": "4.46.3", "resolution": "latest", "status": "compatible",
+     "keyword": {"processing_class": "accepted", "tokenizer": "rejected"}, "import_path": "trl"}]}
+
+
+def _matrix(body: str) -> dict[str, str | bytes]:
+    return {"matrix.toml": body}
+
+
+def _grid(extra: str) -> dict[str, str | bytes]:
+    return _matrix(GOOD.replace('[profiles.default]', extra + '\n[profiles.default]'))
+
+
+CASES: dict[str, tuple[dict[str, str | bytes], list[str]]] = {
+    # matrix.toml
+    "toml-not-utf8": (_matrix(b"[settings]\npython = \"3.11\xff\"\n"), ["list"]),  # type: ignore[dict-item]
+    "toml-syntax": (_matrix("[settings\n"), ["list"]),
+    "toml-unknown-key": (_matrix(GOOD.replace('python = "3.11"', 'python = "3.11"\nbogus = 1')), ["list"]),
+    "toml-negative-timeout": (_matrix(GOOD.replace('python = "3.11"', 'python = "3.11"\ncell_timeout = -5')), ["list"]),
+    "toml-timeout-text": (_matrix(GOOD.replace('python = "3.11"', 'python = "3.11"\ncell_timeout = "soon"')), ["list"]),
+    "toml-python-float": (_matrix(GOOD.replace('python = "3.11"', "python = 3.10")), ["list"]),
+    "toml-requirements-string": (_matrix(GOOD.replace('python = "3.11"', 'python = "3.11"\ncell_requirements = "pytest"')), ["list"]),
+    "toml-empty-version": (_matrix(GOOD.replace('trl = ["1.0.0"]', 'trl = [""]')), ["list"]),
+    "toml-profiles-not-table": (_matrix('[settings]\npython = "3.11"\nprofiles = "x"\n'), ["list"]),
+    "toml-unknown-trainer": (_matrix(GOOD.replace('python = "3.11"', 'python = "3.11"\ntrainers = ["ppo"]')), ["list"]),
+    "toml-from-unknown": (_grid('[profiles.dpo]\nfrom = "nope"'), ["list", "--profile", "dpo"]),
+    "toml-unknown-profile": ({}, ["list", "--profile", "nope"]),
+    # selections and flags
+    "only-malformed": ({}, ["list", "--only", "trl=1.0.0"]),
+    "only-resolution": ({}, ["list", "--only", "trl==1.0.0,transformers==4.46.3,resolution=yesterday"]),
+    "only-not-on-index": ({}, ["list", "--only", "trl==9.9.9,transformers==4.46.3"]),
+    "only-not-a-version": ({}, ["list", "--only", "trl==banana,transformers==4.46.3"]),
+    "shard-out-of-range": ({}, ["list", "--shard", "3/2"]),
+    "jobs-negative": ({}, ["matrix", "-j", "-1"]),
+    "out-is-a-file": ({"afile": "x"}, ["matrix", "--out", "{project}/afile"]),
+    # stored results
+    "report-corrupt": ({"bad/compat.json": "{not json"}, ["report", "--results", "{project}/bad"]),
+    "report-truncated": ({"bad/compat.json": json.dumps(REPORT)[:60]}, ["report", "--results", "{project}/bad"]),
+    "report-wrong-shape": ({"bad/compat.json": json.dumps({"schema_version": 2, "cells": [{"trl": 1}]})},
+                           ["report", "--results", "{project}/bad"]),
+    "report-missing": ({}, ["report", "--results", "{project}/nowhere"]),
+    "merge-all-corrupt": ({"shard/cells/a.json": "{", "shard/cells/b.json": "[]"}, ["merge", "{project}/shard", "--out", "{project}/m"]),
+    "merge-traversal": ({"shard/compat.json": json.dumps({"schema_version": 1, "cells": [
+        {"trl": "1.0.0", "transformers": "/../../x", "resolution": "latest", "status": "compatible"}]})},
+        ["merge", "{project}/shard", "--out", "{project}/m"]),
+    "merge-unwritable-out": ({"afile": "x"}, ["merge", "{project}/reports", "--out", "{project}/afile/sub"]),
+    "regressions-missing-new": ({}, ["regressions", "{project}/reports/compat.json", "{project}/nope.json"]),
+    "regressions-old-not-json": ({"old.json": "<html>"}, ["regressions", "{project}/old.json", "{project}/reports/compat.json"]),
+    "findings-unwritable": ({"afile": "x"}, ["findings", "--results", "{project}/reports", "-o", "{project}/afile/f.json"]),
+    "export-unwritable": ({"afile": "x"}, ["export-adapter", "-o", "{project}/afile/k.py"]),
+    "export-findings-list": ({"f.json": "[]"}, ["export-adapter", "--findings", "{project}/f.json", "-o", "{project}/k.py"]),
+    "check-findings-list": ({"f.json": "[]"}, ["check", "--findings", "{project}/f.json", "--pair", "trl==1.0.0,transformers==4.46.3"]),
+    "check-pair-one-axis": ({}, ["check", "--pair", "trl==1.0.0"]),
+    # bisect
+    "bisect-good-banana": ({}, ["bisect", "--axis", "trl", "--fixed", "transformers==4.46.3", "--probe", "status", "--good", "banana"]),
+    "bisect-good-is-bad": ({}, ["bisect", "--axis", "trl", "--fixed", "transformers==4.46.3", "--probe", "keyword.tokenizer",
+                                "--good", "accepted", "--bad", "accepted"]),
+    "bisect-fixed-wrong-axis": ({}, ["bisect", "--axis", "trl", "--fixed", "trl==1.0.0", "--probe", "status"]),
+    "bisect-fixed-not-version": ({}, ["bisect", "--axis", "trl", "--fixed", "transformers==latest", "--probe", "status"]),
+    # memory (more in test_memory.py)
+    "memory-params-zero": ({}, ["memory", "--params", "0"]),
+    "memory-params-nan": ({}, ["memory", "--params", "nan"]),
+    "memory-gpu-negative": ({}, ["memory", "--gpu-gib", "-24"]),
+}
+NEEDS_CONFIG = {"list", "matrix", "bisect"}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = fakeproject.make(tmp_path, GOOD, ["0.12.2", "1.0.0"], ["4.46.3", "5.0.0"])
+    (root / "reports").mkdir()
+    (root / "reports" / "compat.json").write_text(json.dumps(REPORT))
+    return root
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_is_one_line_and_exit_2(name: str, project: Path):
+    files, argv = CASES[name]
+    for rel, content in files.items():
+        path = project / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    measured = (project / "reports" / "compat.json").read_bytes()
+    args = [a.replace("{project}", str(project)) for a in argv]
+    if args[0] in NEEDS_CONFIG:
+        args += ["--config", str(project / "matrix.toml")]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COMPAT_UV": str(project / "uv"),
+           "PIP_INDEX_URL": "http://127.0.0.1:9/simple"}  # nothing may reach a real index
+    proc = subprocess.run([sys.executable, "-m", "compat", *args], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert (project / "reports" / "compat.json").read_bytes() == measured
+
+
+def test_there_are_at_least_25_classes():
+    assert len(CASES) >= 25

@@ -1,0 +1,160 @@
+"""Faults never become verdicts: an interrupt, an index fault or a flaky pair, through the real CLI.
+
+uv is the fake in tests/unit/fake_uv.py, except where the index fault is served by a local HTTP
+server answering 404 to the real, pinned uv.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import fakeproject
+
+REPO = Path(__file__).parents[2]
+MATRIX = """
+[settings]
+python = "3.11"
+cell_timeout = 60
+[profiles.default]
+[[profiles.default.grid]]
+trl = ["1.0.0"]
+transformers = ["4.46.3"]
+"""
+PAIR = "trl==1.0.0,transformers==4.46.3"
+CELL = "trl1.0.0-tf4.46.3"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return fakeproject.make(tmp_path, MATRIX, ["0.12.2", "1.0.0"], ["4.46.3", "5.0.0"])
+
+
+def environ(project: Path, **env: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "COMPAT_UV": str(project / "uv"), "FAKE_CELL_SLEEP": "0", **env}
+
+
+def matrix(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "compat", "matrix", "--config", str(project / "matrix.toml"),
+           "--out", str(project / "out"), "--only", PAIR, *args]
+    return subprocess.run(cmd, cwd=REPO, env=environ(project, **env), capture_output=True, text=True, timeout=120)
+
+
+def cached(project: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((project / ".compat" / "results").glob("*.json"))]
+
+
+def reported(project: Path) -> dict:
+    return {f"trl{c['trl']}-tf{c['transformers']}": c for c in json.loads((project / "out" / "compat.json").read_text())["cells"]}
+
+
+def test_a_process_group_interrupt_during_uv_sync_caches_no_verdict(project: Path, tmp_path: Path):
+    mark = tmp_path / "sync-started"
+    cmd = [sys.executable, "-m", "compat", "matrix", "--config", str(project / "matrix.toml"),
+           "--out", str(project / "out"), "--only", PAIR]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=environ(project, FAKE_SYNC_SLEEP="30", FAKE_SYNC_MARK=str(mark)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not mark.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C or a CI cancel does: the whole group, uv included
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert cached(project) == []  # nothing about the pair was learnt, so nothing is remembered
+    cell = json.loads((project / "out" / "cells" / f"{CELL}.json").read_text())
+    assert cell["status"] == "error" and cell["failure"]["fault"] == "interrupt", cell["failure"]
+    again = matrix(project)
+    assert again.returncode == 0, again.stderr
+    assert f"{CELL}: compatible" in again.stderr and "(cached)" not in again.stderr
+    assert [c["status"] for c in cached(project)] == ["compatible"]
+
+
+@pytest.fixture
+def not_found_index():
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/simple"
+    server.shutdown()
+
+
+def test_an_index_answering_404_leaves_a_compatible_cell_compatible(project: Path, not_found_index: str):
+    first = matrix(project)
+    assert first.returncode == 0, first.stderr
+    before = cached(project)
+    assert [c["status"] for c in before] == ["compatible"]
+    # The real uv now resolves against a mirror that answers 404 to everything.
+    env = {k: v for k, v in environ(project).items() if k != "COMPAT_UV"}
+    env["PIP_INDEX_URL"] = not_found_index
+    cmd = [sys.executable, "-m", "compat", "matrix", "--config", str(project / "matrix.toml"),
+           "--out", str(project / "out"), "--only", PAIR]
+    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert second.returncode == 1, second.stderr  # a harness error: rerun later
+    assert f"{CELL}: error" in second.stderr
+    assert cached(project) == before  # the cached verdict is untouched, no new one is cached
+    assert reported(project)[CELL]["status"] == "compatible"  # and the report keeps the measured verdict
+    assert json.loads((project / "out" / "cells" / f"{CELL}.json").read_text())["status"] == "compatible"
+
+
+def test_a_fake_index_fault_is_an_error_too(project: Path):
+    assert matrix(project).returncode == 0
+    faulty = matrix(project, "--fresh", FAKE_INDEX_404="1")
+    assert faulty.returncode == 1, faulty.stderr
+    assert reported(project)[CELL]["status"] == "compatible"
+
+
+def test_a_verdict_that_changes_is_measured_again_and_disagreement_is_flaky(project: Path, tmp_path: Path):
+    counter = tmp_path / "runs"
+    assert matrix(project, FAKE_FLIP=str(counter)).returncode == 0  # run 1: trains
+    assert reported(project)[CELL]["status"] == "compatible"
+    flip = matrix(project, "--fresh", FAKE_FLIP=str(counter))  # run 2 fails at train, run 3 trains again
+    assert "measuring again" in flip.stderr, flip.stderr
+    assert counter.read_text().strip() == "3"
+    cell = reported(project)[CELL]
+    assert cell["status"] == "flaky"
+    assert sorted(o["status"] for o in cell["flaky"]) == ["compatible", "incompatible"]
+    assert [c["status"] for c in cached(project)] == ["compatible"]  # the flaky outcome is not cached
+
+
+def test_merge_of_a_traversing_version_writes_nothing_outside_out(tmp_path: Path):
+    src = tmp_path / "shard"
+    src.mkdir()
+    (src / "compat.json").write_text(json.dumps({"schema_version": 1, "cells": [
+        {"trl": "1.0.0", "transformers": "/../../x", "resolution": "latest", "status": "compatible",
+         "log": "../../../victim.log"}]}))
+    before = sorted(p for p in tmp_path.rglob("*"))
+    proc = subprocess.run([sys.executable, "-m", "compat", "merge", str(src), "--out", str(tmp_path / "out")],
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "transformers" in proc.stderr and "Traceback" not in proc.stderr
+    after = sorted(p for p in tmp_path.rglob("*") if not str(p).startswith(str(tmp_path / "out")))
+    assert after == before
+    assert not (tmp_path.parent / "x").exists() and not (tmp_path / "out" / "cells").exists()
+
+
+def test_an_interrupted_fresh_rerun_keeps_the_fuller_report(project: Path, tmp_path: Path):
+    full = subprocess.run([sys.executable, "-m", "compat", "matrix", "--config", str(project / "matrix.toml"),
+                           "--out", str(project / "out"), "--only", PAIR, "--only", "trl==0.12.2,transformers==4.46.3"],
+                          cwd=REPO, env=environ(project), capture_output=True, text=True, timeout=120)
+    assert full.returncode == 0, full.stderr
+    assert len(reported(project)) == 2
+    partial = matrix(project, "--fresh")  # one of the two cells only
+    assert partial.returncode == 0, partial.stderr
+    assert len(reported(project)) == 2 and "kept from the report already there" in partial.stderr
