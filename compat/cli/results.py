@@ -107,6 +107,21 @@ def cmd_releases(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shards(args: argparse.Namespace) -> int:
+    """GitHub-output lines splitting CELLS (one --only value a line) into shards of about --minutes each."""
+    try:
+        cells = [ln.strip() for ln in args.cells.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise cfg.ConfigError(f"{args.cells}: cannot read the cell list: {exc}") from None
+    for text in cells:
+        plan.parse_only(text)  # a malformed line is an error here, not in every shard
+    if args.minutes <= 0:
+        raise cfg.ConfigError(f"--minutes {args.minutes}: must be above 0")
+    found = releases.shard_plan(cells, releases.stored(args.results / "compat.json"), args.minutes, args.max)
+    sys.stdout.write(found.github_output())
+    return 0
+
+
 def cmd_regressions(args: argparse.Namespace) -> int:
     """Markdown of pairs compatible in OLD and broken in NEW on stdout; nothing when none. Exit 0."""
     found = regressions.find(releases.stored(args.old, missing_ok=False), releases.stored(args.new, missing_ok=False))
@@ -151,6 +166,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     rl.add_argument("--only-flags", action="store_true", help="print each new cell as an --only value")
     rl.add_argument("--refresh", action="store_true", help="ignore the one-hour index listing cache")
     rl.set_defaults(func=cmd_releases)
+
+    sh = sub.add_parser("shards", formatter_class=fmt,
+                        help="split cells into CI shards from the measured per-cell time (GitHub output lines)")
+    sh.add_argument("cells", type=Path, metavar="CELLS", help="file with one --only value a line")
+    options.results_dir(sh, what="measured results whose cell times size the shards")
+    sh.add_argument("--minutes", type=float, default=20.0, help="cell time wanted per shard")
+    sh.add_argument("--max", type=options.positive_int, default=20, help="most shards (runners) at once")
+    sh.set_defaults(func=cmd_shards)
 
     rg = sub.add_parser("regressions", formatter_class=fmt, help="pairs compatible in OLD and not in NEW, as Markdown")
     rg.add_argument("old", type=Path, metavar="OLD.json")

@@ -8,6 +8,8 @@ releases instead of hours re-running the whole matrix.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,33 @@ def uncovered(planned: Sequence[Cell], results: Sequence[CellResult]) -> Uncover
         tuple(sorted({c.trl for c in planned} - seen_trl)),
         tuple(sorted({c.transformers for c in planned} - seen_tf)),
     )
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """How to split cells across CI runners so each shard's cells take about ``minutes``."""
+
+    cells: tuple[str, ...]  # --only values
+    shards: int
+    seconds_per_cell: float  # measured: the mean cell time of the stored report (or the default)
+
+    def github_output(self) -> str:
+        return "\n".join([f"count={len(self.cells)}", f"only={' '.join(self.cells)}",
+                          f"shards={json.dumps(list(range(1, self.shards + 1)))}", f"total={self.shards}",
+                          f"seconds_per_cell={self.seconds_per_cell:.1f}"]) + "\n"
+
+
+DEFAULT_SECONDS = 30.0  # before anything was measured: a cold cell on a slow runner
+
+
+def shard_plan(cells: Sequence[str], measured: Sequence[CellResult], minutes: float, max_shards: int) -> ShardPlan:
+    """Shards from the measured per-cell time: the mean over the stored cells (fast unresolvable ones
+    and slow trained ones together, as a new release's row or column mixes them)."""
+    seconds = [r.seconds for r in measured if r.seconds > 0]
+    per_cell = sum(seconds) / len(seconds) if seconds else DEFAULT_SECONDS
+    per_shard = max(1, int(minutes * 60 // per_cell))
+    shards = min(max_shards, math.ceil(len(cells) / per_shard)) if cells else 0
+    return ShardPlan(tuple(cells), shards, per_cell)
 
 
 def render(found: Uncovered, report: Path, profile: str) -> str:

@@ -94,3 +94,18 @@ def test_cells_of_a_grid_with_its_own_resolution_are_listed_with_it(project):
     assert (proc.returncode, proc.stdout) == (0, "trl==0.12.0,transformers==4.46.3,resolution=as-of-release\n")
     listed = fakeproject.compat(project, "list", "--only", proc.stdout.strip())
     assert (listed.returncode, listed.stdout) == (0, "trl0.12.0-tf4.46.3-as-of-release\n"), listed.stderr
+
+
+def test_shards_are_sized_from_the_measured_cell_time():
+    from compat.harness.releases import shard_plan
+
+    measured = [CellResult("0.12.2", "4.46.3", "latest", "compatible", seconds=20.0),
+                CellResult("0.12.0", "4.45.2", "latest", "unresolvable", seconds=0.2),
+                CellResult("1.0.0", "5.0.0", "latest", "compatible", seconds=19.8)]
+    cells = [f"trl==1.{i}.0,transformers==4.46.3" for i in range(45)]  # a new transformers minor: one column
+    found = shard_plan(cells, measured, minutes=2.0, max_shards=20)  # 13.3 s a cell: 9 cells a shard
+    assert round(found.seconds_per_cell, 1) == 13.3 and found.shards == 5
+    assert shard_plan(cells, measured, minutes=20.0, max_shards=20).shards == 1
+    assert shard_plan(cells, measured, minutes=0.1, max_shards=20).shards == 20  # capped
+    assert shard_plan([], measured, minutes=20.0, max_shards=20).shards == 0
+    assert "shards=[1, 2, 3, 4, 5]" in found.github_output()

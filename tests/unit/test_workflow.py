@@ -27,6 +27,7 @@ from compat.contract import CellResult
 
 REPO = Path(__file__).parents[2]
 WORKFLOW = REPO / ".github" / "workflows" / "compat-matrix.yml"
+PAGES = REPO / ".github" / "workflows" / "pages.yml"
 EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 SHA = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 
@@ -46,18 +47,33 @@ def workflow() -> dict[str, Any]:
     return data
 
 
-def test_valid_against_the_github_workflow_schema():
-    proc = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
+@pytest.mark.parametrize("path", [WORKFLOW, PAGES], ids=lambda p: p.name)
+def test_valid_against_the_github_workflow_schema(path):
+    proc = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_zizmor_offline_finds_nothing():
+@pytest.mark.parametrize("path", [WORKFLOW, PAGES], ids=lambda p: p.name)
+def test_zizmor_offline_finds_nothing(path):
     env = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITHUB_TOKEN", "ZIZMOR_GITHUB_TOKEN")}
-    proc = subprocess.run([tool("zizmor"), "--offline", "--no-progress", str(WORKFLOW)],
+    proc = subprocess.run([tool("zizmor"), "--offline", "--no-progress", str(path)],
                           capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "No findings" in proc.stdout + proc.stderr
+
+
+def test_pages_deploys_docs_compat_with_least_permissions():
+    pages = yaml.safe_load(PAGES.read_text())
+    pages["on"] = pages.pop(True, pages.get("on"))
+    assert pages["on"]["push"] == {"branches": ["main"], "paths": ["docs/compat/**"]}
+    assert pages["permissions"] == {}
+    upload, deploy = pages["jobs"]["upload"], pages["jobs"]["deploy"]
+    assert upload["permissions"] == {"contents": "read"}
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    steps = upload["steps"] + deploy["steps"]
+    assert all(SHA.match(s["uses"]) for s in steps if "uses" in s)
+    assert next(s for s in upload["steps"] if "upload-pages-artifact" in s["uses"])["with"]["path"] == "docs/compat"
 
 
 def test_hardening_pins_permissions_credentials_and_no_expressions_in_scripts(workflow):
@@ -147,6 +163,7 @@ def published(root: Path, *cells: tuple[str, str, str]) -> None:
 def project(tmp_path: Path) -> Path:
     root = fakeproject.make(tmp_path, MATRIX, ["0.12.0", "0.12.2", "1.0.0", "1.1.0"], ["4.46.3", "5.0.0"])
     (root / "compat").mkdir()  # findings are written to compat/findings.json, as in the checkout
+    shutil.copytree(REPO / "compat" / "schema", root / "compat" / "schema")  # published beside the table
     published(root, ("0.12.2", "4.46.3", "compatible"), ("0.12.2", "5.0.0", "unresolvable"),
               ("1.0.0", "4.46.3", "unresolvable"), ("1.0.0", "5.0.0", "compatible"))
     return root
@@ -171,7 +188,9 @@ def run_workflow(workflow: dict[str, Any], root: Path, full: str, **env: str) ->
 
 
 def test_daily_run_measures_only_new_releases_in_shards_and_merges_them(workflow, project):
-    _, plan, merged = run_workflow(workflow, project, "", CELLS_PER_SHARD="1")
+    # Nothing measured has a cell time yet (the published cells record none): 30 s a cell, so half a
+    # minute of cell time per shard is one cell each.
+    _, plan, merged = run_workflow(workflow, project, "", SHARD_MINUTES="0.5")
     assert plan["only"].split() == ["trl==1.1.0,transformers==4.46.3", "trl==1.1.0,transformers==5.0.0"]
     assert (plan["count"], plan["shards"], plan["total"]) == ("2", "[1, 2]", "2")
     cells = json.loads((project / "docs" / "compat" / "compat.json").read_text())["cells"]
@@ -182,6 +201,9 @@ def test_daily_run_measures_only_new_releases_in_shards_and_merges_them(workflow
     assert "| TRL \\ transformers |" in (project / "step_summary").read_text()
     assert json.loads((project / "compat" / "findings.json").read_text())["generated_from"]["cells"] == 6
     assert json.loads((project / "docs" / "compat" / "compat.json").read_text())["profile"] == "default"
+    published = sorted(p.relative_to(project / "docs" / "compat").as_posix() for p in (project / "docs" / "compat").rglob("*"))
+    assert {"COMPAT.md", "compat.json", "compat.svg", "index.html", "schema/compat.schema.json",
+            "schema/findings.schema.json"} <= set(published)
     again = Runner(workflow, project, {"inputs.full": "", "inputs.profile || 'default'": "default"}, {}).step("plan", "plan")
     assert again["count"] == "0" and again["shards"] == "[]"  # covered now: tomorrow's run does nothing
 
