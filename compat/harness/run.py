@@ -95,15 +95,16 @@ class Context:
 
 def project_context(config_path: Path, settings: Settings, out: Path, *, fresh: bool = False, jobs: int = 1,
                     previous: Mapping[str, CellResult] | None = None) -> Context:
-    """The run context of the project whose matrix.toml is `config_path`: its checkout holds the
-    cell suite, `.compat/` holds environments, cached results and the bytecode store."""
-    root = config_path.resolve().parent
-    envs = Envs(root / ".compat" / "envs", settings)
+    """The run context for the matrix file `config_path`: the cell suite comes from the kto-compat
+    checkout this package lives in; `.compat/` beside the matrix file holds environments, cached
+    results and the bytecode store."""
+    root = suite.checkout()
+    state = config_path.resolve().parent / ".compat"
+    envs = Envs(state / "envs", settings)
     envs.check_python()
-    return Context(root=root, out=out, settings=settings, envs=envs, cache_dir=root / ".compat" / "results",
+    return Context(root=root, out=out, settings=settings, envs=envs, cache_dir=state / "results",
                    suite=suite.suite_hash(root), fresh=fresh, threads=max(1, (os.cpu_count() or 1) // jobs),
-                   bytecode=root / ".compat" / "bytecode", previous=dict(previous or {}),
-                   index=" ".join(index_args(settings)))
+                   bytecode=state / "bytecode", previous=dict(previous or {}), index=" ".join(index_args(settings)))
 
 
 def _result(ctx: Context, cell: Cell, status: Status, failure: Failure | None, **kw: Any) -> CellResult:

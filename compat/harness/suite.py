@@ -23,6 +23,18 @@ SUITE_PATHS = ("compat/__init__.py", "compat/contract.py", "compat/probes.py", "
                "tests/cell")
 
 
+def checkout() -> Path:
+    """The kto-compat checkout holding this package and tests/cell (installed editable, as nox does)."""
+    import compat
+    from compat.harness.envs import EnvError
+
+    root = Path(compat.__file__).resolve().parents[1]
+    if not (root / "tests" / "cell").is_dir():
+        raise EnvError(f"the cell suite (tests/cell) is not beside the compat package in {root}: run the matrix "
+                       "from a kto-compat checkout (pip install -e '.[matrix]')")
+    return root
+
+
 def _files(root: Path) -> list[Path]:
     out: list[Path] = []
     for rel in SUITE_PATHS:

@@ -1,17 +1,21 @@
-"""Real cells through the whole pipeline: real releases from the index, real KTO steps.
+"""Real cells through the whole pipeline: real releases from the index, real KTO (and DPO) steps.
 
-Slow (a minute or two per trained cell) and needs the package index.
+Slow (a minute or two cold) and needs the package index. No trl/transformers mocks anywhere.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from compat.harness.envs import uv_bin
+from compat.harness.suite import suite_hash
 
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.integration
@@ -31,6 +35,8 @@ def out_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def compat_json(out_dir) -> dict:
+    from compat.contract import load_document  # expands the compact document back into full cells
+
     out = out_dir
     cmd = [sys.executable, "-m", "compat", "matrix", "--fresh", "--out", str(out)]
     for pair in PAIRS.values():
@@ -38,7 +44,8 @@ def compat_json(out_dir) -> dict:
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3000)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert (out / "COMPAT.md").exists()
-    return {f"trl=={c['trl']},transformers=={c['transformers']}": c for c in json.loads((out / "compat.json").read_text())["cells"]}
+    cells = load_document(out / "compat.json").cells
+    return {f"trl=={c.trl},transformers=={c.transformers}": c.serialize() for c in cells}
 
 
 @pytest.mark.parametrize("which", ["old", "new"])
@@ -50,9 +57,12 @@ def test_trained_cells_are_compatible(compat_json, which):
     assert t["dtype"] == "bfloat16" and t["steps"] >= 3
     assert len(t["losses"]) >= 3 and all(math.isfinite(x) for x in t["losses"])
     assert cell["environment"]["trl"] == PAIRS[which].split(",")[0].split("==")[1]
-    # the legacy-style script trained through the adapter package and through an exported file
+    # the example script trained every boundary row through an exported adapter with this cell's findings
     assert (cell["adapter"], cell["adapter_outcome"]) == ("pass", "trained")
-    assert cell["formatter"]["adapter"] and set(cell["formatter"]["adapter"].values()) == {"pass"}
+    assert "boundary rows" in cell["adapter_detail"]["trained"]
+    assert cell["tests"]["failed"] == [] and cell["tests"]["passed"] > 30
+    assert cell["probes"]["batch_size_one"] in ("accepted", "rejected")
+    assert cell["suite"] == suite_hash(ROOT)  # every cell records the suite it ran under
 
 
 def test_refused_pair_is_unresolvable_with_resolver_reason(compat_json):
@@ -74,7 +84,7 @@ def test_pair_that_installs_but_breaks_names_transformers_trainer(compat_json):
 
 def test_check_inside_broken_env_exits_nonzero_with_pip_command(compat_json, out_dir, tmp_path):
     findings = tmp_path / "findings.json"
-    gen = subprocess.run([sys.executable, "-m", "compat", "findings", "--report", str(out_dir / "compat.json"), "-o", str(findings)],
+    gen = subprocess.run([sys.executable, "-m", "compat", "findings", "--results", str(out_dir), "-o", str(findings)],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert gen.returncode == 0, gen.stderr
     env_python = ROOT / ".compat" / "envs" / "trl0.12.2-tf4.45.2" / "bin" / "python"
@@ -82,3 +92,53 @@ def test_check_inside_broken_env_exits_nonzero_with_pip_command(compat_json, out
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "pip install 'trl==0.12.2' 'transformers==4.46.3'" in proc.stdout  # a pair this very run measured compatible
+
+
+def test_a_dpo_cell_from_a_config_with_trainers_dpo(tmp_path):
+    """The second trainer is one spec plus its cell tests: a config naming it yields a DPO cell."""
+    config = tmp_path / "matrix.toml"
+    text = (ROOT / "matrix.toml").read_text().replace('trainers = ["kto"]', 'trainers = ["dpo"]', 1)
+    assert 'trainers = ["dpo"]' in text
+    config.write_text(text)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # the index listing cache and the environments live beside the config: reuse the project's
+    (tmp_path / ".compat").symlink_to(ROOT / ".compat", target_is_directory=True)
+    proc = subprocess.run([sys.executable, "-m", "compat", "matrix", "--config", str(config), "--only", PAIRS["new"],
+                           "--out", str(tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    [cell] = json.loads((tmp_path / "out" / "compat.json").read_text())["cells"]
+    assert (cell["trainer"], cell["status"]) == ("dpo", "compatible"), cell["failure"]
+    assert cell["keyword"]["processing_class"] == "accepted"
+    assert cell["training"]["dtype"] == "bfloat16" and cell["training"]["steps"] >= 3
+
+
+def test_exported_adapter_on_an_unmeasured_pair_no_keyword_can_build(tmp_path):
+    """trl 0.11.4 with transformers 5.x (rich added, which today's tyro no longer brings): no cell
+    measured it, and the adapter's introspection of the whole constructor chain says no tokenizer
+    keyword can work, naming both classes that refuse one, instead of a bare TypeError."""
+    uv = uv_bin()
+    req, lock, env_dir = tmp_path / "req.in", tmp_path / "req.txt", tmp_path / "env"
+    req.write_text("trl==0.11.4\ntransformers==5.0.0\ntorch==2.13.0\nrich\n")
+    links = [a for link in os.environ.get("PIP_FIND_LINKS", "").split() for a in ("--find-links", link)]
+    for cmd in ([uv, "pip", "compile", "-q", "--python-preference", "only-system", *links, str(req), "-o", str(lock)],
+                [uv, "venv", "-q", "--python-preference", "only-system", str(env_dir)],
+                [uv, "pip", "sync", "-q", "--python", str(env_dir / "bin" / "python"), *links, str(lock)]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    export = tmp_path / "kto_compat.py"
+    findings = tmp_path / "findings.json"
+    findings.write_text(json.dumps({"schema_version": 2, "facts": {}, "working": [["0.12.2", "4.46.3"]]}))
+    gen = subprocess.run([sys.executable, "-m", "compat", "export-adapter", "--findings", str(findings), "-o", str(export)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert gen.returncode == 0, gen.stderr
+    probe = ("import warnings; warnings.simplefilter('ignore'); import kto_compat\n"
+             "try:\n    kto_compat.make_kto_trainer(model=None, args=None, train_dataset=None, tokenizer=object())\n"
+             "except kto_compat.BrokenPairError as exc:\n    print(exc)\n")
+    proc = subprocess.run([str(env_dir / "bin" / "python"), "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "no tokenizer keyword can build KTOTrainer" in proc.stdout
+    assert "trl.trainer.kto_trainer.KTOTrainer.__init__ does not take processing_class=" in proc.stdout
+    assert "transformers.trainer.Trainer.__init__ does not take tokenizer=" in proc.stdout
+    assert "pip install 'trl==0.12.2' 'transformers==4.46.3'" in proc.stdout

@@ -65,3 +65,49 @@ def test_render_prints_ratios_then_seconds():
 def test_a_failing_step_is_an_error_not_a_fast_number(tmp_path):
     with pytest.raises(bench.BenchError, match="exit 3"):
         bench.run_timed(["sh", "-c", "echo boom >&2; exit 3"], tmp_path)
+
+
+# ---- a cell against its floor (compat/harness/floor.py), every step faked --------------------
+
+
+def _cell(seconds: float, training: float = 0.4):
+    from compat.contract import CellResult
+
+    return CellResult("0.12.2", "4.46.3", "latest", "compatible", seconds=seconds,
+                      training={"steps": 3, "seconds": training, "dtype": "bfloat16"})
+
+
+def test_floor_ratios_from_warm_cold_and_store_cold_runs(tmp_path):
+    from compat.harness import floor
+
+    envs, store = tmp_path / "envs", tmp_path / "bytecode"
+    (envs / "trl0.12.2-tf4.46.3" / "bin").mkdir(parents=True)
+    store.mkdir()
+    (store / "k").write_text("pyc")
+    runs: list[tuple[bool, bool]] = []  # (environment present, store present) at each cell run
+    seconds = iter([9.0, 8.0, 8.4, 8.2, 11.0, 10.6, 10.8, 16.0])
+
+    def run(only: str, out: Path):
+        runs.append(((envs / "trl0.12.2-tf4.46.3").exists(), (store / "k").exists()))
+        (envs / "trl0.12.2-tf4.46.3" / "bin").mkdir(parents=True, exist_ok=True)
+        return _cell(next(seconds))
+
+    figures = floor.measure("trl==0.12.2,transformers==4.46.3", envs, store, tmp_path / "out", run,
+                            timed=lambda cmd, env: 5.6, runs=3)
+    assert runs[:4] == [(True, True)] * 4  # first (filling) run, then 3 warm
+    assert runs[4:7] == [(False, True)] * 3  # cold: environment removed, store kept
+    assert runs[7] == (False, False)  # the store moved aside for the very-first-cell figure
+    assert (store / "k").read_text() == "pyc"  # and restored afterwards
+    assert figures.floor == pytest.approx(6.0) and figures.warm == 8.2 and figures.cold == 10.8
+    lines = figures.render()
+    assert "warm cell / floor = 1.4x" in lines[1] and "cold cell / floor = 1.8x" in lines[2]
+    assert "cold cell, empty bytecode store / floor = 2.7x" in lines[3]
+
+
+def test_floor_refuses_a_cell_that_does_not_train(tmp_path):
+    from compat.contract import CellResult
+    from compat.harness import floor
+
+    with pytest.raises(floor.FloorError, match="not compatible"):
+        floor.measure("trl==0.12.2,transformers==4.45.2", tmp_path, tmp_path, tmp_path,
+                      lambda only, out: CellResult("0.12.2", "4.45.2", "latest", "incompatible"))
