@@ -22,6 +22,7 @@ from compat.harness.reports import grid
 from compat.harness.reports.vocab import COLOURS, GLYPHS
 
 _CELL_W, _HEAD_W, _ROW_H, _PAD = 1.45, 1.15, 0.3, 0.15  # inches
+_COMPACT_COLUMNS, _COMPACT_W = 12, 0.26
 
 
 def available() -> bool:
@@ -43,8 +44,13 @@ def render(results: Sequence[CellResult], meta: dict[str, Any]) -> str:
 
     sections = grid.sections(results)
     ncols = max(len(s.tfs) for s in sections)
-    width = _HEAD_W + _CELL_W * max(ncols, 3) + 2 * _PAD
-    height = 0.5 + sum(0.35 + _ROW_H * (1 + len(s.trls)) for s in sections) + 0.45
+    # A wide grid (the full profile: ~45 transformers minors) is drawn as a heat map: glyphs only, a
+    # narrow cell, column headings turned upright. The words stay in COMPAT.md and the page.
+    compact = ncols > _COMPACT_COLUMNS
+    cell_w = _COMPACT_W if compact else _CELL_W
+    head_h = 0.55 if compact else _ROW_H
+    width = _HEAD_W + cell_w * max(ncols, 3) + 2 * _PAD
+    height = 0.5 + sum(0.35 + head_h + _ROW_H * len(s.trls) for s in sections) + 0.45
     with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": "kto-compat", "font.size": 7.5}):
         fig = Figure(figsize=(width, height))
         FigureCanvasSVG(fig)
@@ -52,7 +58,7 @@ def render(results: Sequence[CellResult], meta: dict[str, Any]) -> str:
         ax.set_xlim(0, width)
         ax.set_ylim(height, 0)  # inches, top-down
         ax.axis("off")
-        text = lambda x, y, s, **kw: ax.text(x, y, s, parse_math=False, va="center", **kw)  # noqa: E731
+        text = lambda x, y, s, **kw: ax.text(x, y, s, parse_math=False, **{"va": "center", **kw})  # noqa: E731
         title = f"KTO compatibility: TRL × transformers ({len(results)} cells"
         title += f", profile {meta['profile']}" if meta.get("profile") else ""
         text(_PAD, 0.25, title + (f", {meta['generated']})" if meta.get("generated") else ")"), fontsize=10, weight="bold")
@@ -61,24 +67,37 @@ def render(results: Sequence[CellResult], meta: dict[str, Any]) -> str:
             trls, tfs = section.trls, section.tfs
             text(_PAD, y + 0.17, section.title, fontsize=8.5, weight="bold")
             y += 0.35
-            text(_PAD + _HEAD_W - 0.06, y + _ROW_H / 2, "TRL \\ transformers", ha="right", color="#555")
+            text(_PAD + _HEAD_W - 0.06, y + head_h / 2, "TRL \\ transformers", ha="right", color="#555")
             for j, tf in enumerate(tfs):
-                text(_PAD + _HEAD_W + _CELL_W * (j + 0.5), y + _ROW_H / 2, str(tf), ha="center", weight="bold")
+                if compact:
+                    text(_PAD + _HEAD_W + cell_w * (j + 0.5), y + head_h - 0.04, str(tf), ha="center",
+                         rotation=90, fontsize=6, weight="bold", va="bottom")
+                else:
+                    text(_PAD + _HEAD_W + cell_w * (j + 0.5), y + head_h / 2, str(tf), ha="center", weight="bold")
             for i, trl in enumerate(trls):
-                text(_PAD + _HEAD_W - 0.06, y + _ROW_H * (i + 1.5), str(trl), ha="right", weight="bold")
+                text(_PAD + _HEAD_W - 0.06, y + head_h + _ROW_H * (i + 0.5), str(trl), ha="right", weight="bold")
             for r in section.cells.values():
-                x0 = _PAD + _HEAD_W + _CELL_W * tfs.index(r.transformers)
-                y0 = y + _ROW_H * (1 + trls.index(r.trl))
-                ax.add_patch(Rectangle((x0 + 0.02, y0 + 0.02), _CELL_W - 0.04, _ROW_H - 0.04,
+                x0 = _PAD + _HEAD_W + cell_w * tfs.index(r.transformers)
+                y0 = y + head_h + _ROW_H * trls.index(r.trl)
+                ax.add_patch(Rectangle((x0 + 0.02, y0 + 0.02), cell_w - 0.04, _ROW_H - 0.04,
                                        facecolor=COLOURS.get(r.status, "#ffffff"), edgecolor="#00000040"))
-                text(x0 + 0.08, y0 + _ROW_H / 2, label(r))
-            y += _ROW_H * (1 + len(trls))
+                if compact:
+                    text(x0 + cell_w / 2, y0 + _ROW_H / 2, GLYPHS.get(str(r.status), "?"), ha="center", fontsize=6)
+                else:
+                    text(x0 + 0.08, y0 + _ROW_H / 2, label(r))
+            for i, trl in enumerate(trls):  # a position no cell measured says nothing: marked, never coloured
+                for j, tf in enumerate(tfs):
+                    if section.at(trl, tf) is None:
+                        text(_PAD + _HEAD_W + cell_w * (j + 0.5), y + head_h + _ROW_H * (i + 0.5), "·", ha="center",
+                             color="#888")
+            y += head_h + _ROW_H * len(trls)
         x = _PAD
         for status, glyph in GLYPHS.items():
             ax.add_patch(Rectangle((x, y + 0.12), 0.22, 0.2, facecolor=COLOURS[status], edgecolor="#00000040"))
             text(x + 0.11, y + 0.22, glyph, ha="center")
             text(x + 0.28, y + 0.22, status)
             x += 0.4 + 0.06 * len(status)
+        text(x, y + 0.22, "·  not measured", color="#555")
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None})
     return buf.getvalue()
