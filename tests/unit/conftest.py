@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
+
 from packaging.version import Version
 import pytest
 
@@ -21,3 +24,21 @@ INDEX = {
 @pytest.fixture
 def lister():
     return lambda name: INDEX[name]
+
+
+@pytest.fixture
+def not_found_index():
+    """A package index on loopback that answers 404 to everything, like a broken mirror."""
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/simple"
+    server.shutdown()

@@ -6,13 +6,11 @@ server answering 404 to the real, pinned uv.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -77,22 +75,6 @@ def test_a_process_group_interrupt_during_uv_sync_caches_no_verdict(project: Pat
     assert again.returncode == 0, again.stderr
     assert f"{CELL}: compatible" in again.stderr and "(cached)" not in again.stderr
     assert [c["status"] for c in cached(project)] == ["compatible"]
-
-
-@pytest.fixture
-def not_found_index():
-    class NotFound(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            self.send_response(404)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/simple"
-    server.shutdown()
 
 
 def test_an_index_answering_404_leaves_a_compatible_cell_compatible(project: Path, not_found_index: str):

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.server
 import socket
 import subprocess
-import threading
 import zipfile
 from pathlib import Path
 
@@ -48,25 +46,6 @@ def _compile(tmp_path: Path, requirements: str, *args: str) -> Step:
                            str(req), "-o", str(tmp_path / "lock.txt"), *args],
                           capture_output=True, text=True, timeout=120)
     return Step(proc.returncode == 0, 0.0, proc.stderr + proc.stdout, proc.returncode)
-
-
-@pytest.fixture(scope="module")
-def not_found_index():
-    """An index that answers 404 to everything, like a broken mirror."""
-
-    class NotFound(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            self.send_response(404)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/simple"
-    server.shutdown()
 
 
 def test_an_index_answering_404_is_an_index_fault_not_a_verdict(tmp_path, not_found_index):
