@@ -1,5 +1,5 @@
 """`python -m compat ...`"""
 
-from compat.cli import main
+from compat.cli.main import main
 
 raise SystemExit(main())

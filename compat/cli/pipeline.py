@@ -12,7 +12,8 @@ from typing import Any
 
 from compat.contract import CellResult, ContractError, Status, dumps_cell, load_document
 from compat.harness.files import atomic_write
-from compat.harness import lock, plan, progress, reports, run
+from compat.harness import lock, plan, progress, run
+from compat.harness.reports import publish as reports
 from compat.harness.merge import Source, merge_cells
 from compat.cli import options
 

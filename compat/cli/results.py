@@ -10,7 +10,8 @@ import compat
 from compat.cell.export import ExportError, export
 from compat.contract import CellResult, ContractError, dumps_cell, load_document, loads_cell
 from compat.harness import config as cfg
-from compat.harness import findings, index, lock, merge, plan, regressions, releases, reports
+from compat.harness import findings, index, lock, merge, plan, regressions, releases
+from compat.harness.reports import publish as reports
 from compat.harness.files import atomic_write
 from compat.cli import options
 

@@ -16,7 +16,8 @@ from compat.contract import CellResult
 from compat.harness import bench as bench_mod
 from compat.harness import bisect as bisect_mod
 from compat.harness import config as cfg
-from compat.harness import index, lock, plan, reports, run
+from compat.harness import index, lock, plan, run
+from compat.harness.reports import publish as reports
 
 AXES = ("trl", "transformers")
 

@@ -17,7 +17,7 @@ import pytest
 
 from compat import probes
 from compat.contract import CellResult, Failure
-from compat.harness import reports
+from compat.harness.reports import publish as reports
 from compat.harness.reports import html, junit, plot
 
 EVIL = "<script>alert(1)</script> | `rm -rf` </script><!-- & <img src=x onerror=alert(2)>\nsecond line\r\n</SCRIPT >"

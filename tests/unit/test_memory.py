@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from compat import cli, memory
+from compat import memory
+from compat.cli import main as cli
 from compat.memory import GiB, QWEN15_18B, Setup, Shape
 
 ROOT = Path(__file__).parents[2]

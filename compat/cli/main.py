@@ -1,0 +1,68 @@
+"""`kto-compat` (or `python -m compat`): every subcommand registered in one place.
+
+Each module of this package adds its subcommands through ``register(sub)``;
+the options several commands share (which matrix, which cells, where results
+live) are built by the helpers in ``compat.cli.options``. Errors kto-compat
+raises on purpose (bad input, a locked results directory, no uv) derive from
+``compat.contract.CompatError``: main prints one line (JSON with ``--json``)
+and exits 2, and nothing already measured is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from compat import __version__
+from compat.contract import CompatError
+
+
+def prog_name(argv0: str | None = None) -> str:
+    name = os.path.basename(argv0 if argv0 is not None else sys.argv[0])
+    return "kto-compat" if name.startswith("kto-compat") else "python -m compat"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (like every other kto-compat error), still exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    from compat.cli import check, pipeline, results, scale
+
+    from compat.memory import cli as memory
+
+    parser = Parser(
+        prog=prog or prog_name(), formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Measure which TRL x transformers pairs train KTO, and adapt training scripts to them.",
+        epilog="Run 'COMMAND --help' for a command's options.")
+    parser.add_argument("--version", action="version", version=f"kto-compat {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in (pipeline, results, scale, check, memory):  # the order --help lists them in
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args))
+    except CompatError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(exc), "exit_code": 2}))
+        else:
+            print(f"compat: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # `kto-compat ... | head`: the reader left; say nothing more (and let the exit flush nothing).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,63 @@
+"""The one writer that knows every report format.
+
+``write`` renders compat.json (the contract), COMPAT.md, compat.html,
+junit.xml and (with matplotlib) compat.svg from the same cells, and puts
+them in place together (files.write_set): a crash while rendering leaves the
+previous complete set. Renderers share the grid (grid.py) and the words,
+symbols and escaping (vocab.py); none imports another.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from compat.contract import CellResult, dumps_document
+from compat.harness.files import write_set
+from compat.harness.reports import html, junit, markdown, plot
+
+FILES = ("compat.json", "COMPAT.md", "compat.html", "junit.xml", "compat.svg")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write(out: Path, results: Sequence[CellResult], meta: Mapping[str, Any], *, step_summary: bool = False,
+          document: bool = True) -> list[str]:
+    """Every report of ``results`` into ``out``, together. ``meta["generated"]`` is the measurement
+    time and is kept as given; ``rendered`` records this rendering. With ``document=False`` the
+    input compat.json is left untouched (re-rendering never rewrites what was measured)."""
+    meta = {"generated": now(), **meta, "rendered": now()}
+    files: dict[str, str] = {
+        "COMPAT.md": markdown.document(results, meta),
+        "compat.html": html.render(results, meta),
+        "junit.xml": junit.document(results),
+    }
+    if document:
+        files["compat.json"] = dumps_document(meta, results)
+    if plot.available():
+        files["compat.svg"] = plot.render(results, meta)
+    else:
+        (out / "compat.svg").unlink(missing_ok=True)  # a stale picture would contradict the grid
+        print("compat: matplotlib not installed; skipped compat.svg (pip install 'kto-compat[plot]')", file=sys.stderr)
+    write_set(out, files)
+    if step_summary:
+        append_step_summary(results, meta)
+    return sorted(files)
+
+
+def append_step_summary(results: Sequence[CellResult], meta: Mapping[str, Any],
+                        environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Append the summary to $GITHUB_STEP_SUMMARY when GitHub Actions set it; elsewhere do nothing."""
+    target = environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    path = Path(target)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(markdown.summary(results, meta) + "\n")
+    return path
