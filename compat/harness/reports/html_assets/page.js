@@ -8,6 +8,20 @@
   const str = (v) => (v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v));
   const firstLine = (s) => str(s).split(/\r\n|\r|\n/)[0];
   const sym = (status) => (D.statuses[status] || { sym: "?" }).sym;
+  // The page data leaves out what a cell's section already says; put it back once.
+  for (const s of D.sections) {
+    for (const i of s.cells) {
+      const c = D.cells[i];
+      c.trl = s.trls[c.row];
+      c.transformers = s.tfs[c.col];
+      c.resolution = s.resolution;
+      c.trainer = s.trainer;
+      c.forced = s.forced;
+    }
+  }
+  const PIDX = {};
+  D.probes.forEach((p, i) => { PIDX[p.key] = i; });
+  const pval = (c, key) => { const v = c.pv ? c.pv[PIDX[key]] : undefined; return v === undefined ? null : v; };
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -38,8 +52,9 @@
     untested: ["none", "\u2013", "not reached"],
   };
   const KIND = { legacy: "legacy formatter (old example script)", adapter: "adapter formatter" };
+  const fmtOf = (c, kind) => (c.fmt ? D.fmts[c.fmt[D.kinds.indexOf(kind)]] : undefined);
   function fmtCount(c, kind) {
-    const f = D.fmts[c.formatter[kind]];
+    const f = fmtOf(c, kind);
     if (!f) return null;
     const n = D.caseSets[f.set].length;
     let bad = 0;
@@ -62,8 +77,8 @@
     PROBES.push({
       id: "probe:" + p.key, label: p.label,
       value: (c) => {
-        const v = (c.probes || {})[p.key];
-        if (v === undefined || v === null || v === "untested") {
+        const v = pval(c, p.key);
+        if (v === null || v === "untested") {
           const applies = (p.trainers || []).includes(c.trainer || "kto");
           return { k: "none", sym: "\u2013", text: applies ? "not measured" : "n/a", bad: false };
         }
@@ -194,7 +209,7 @@
 
   function keywordRows(c) {
     return D.keywords.map((kw) => {
-      const st = (c.keyword || {})[kw] || "untested";
+      const st = pval(c, "keyword." + kw) || "untested";
       let by = (c.keyword_raised_by || {})[kw] || "";
       if (!by && st === "rejected" && c.failure && c.failure.stage === "construct") by = c.failure.raised_by || "";
       return [kw + "=", st, st === "rejected" ? by || "(not recorded)" : ""];
@@ -203,14 +218,14 @@
 
   function formatterSection(body, c) {
     body.append(el("h3", "Formatter cases"));
-    const kinds = Object.keys(c.formatter).sort((a, b) => (a === "legacy" ? -1 : b === "legacy" ? 1 : a < b ? -1 : 1));
+    const kinds = D.kinds.filter((k) => fmtOf(c, k));
     if (!kinds.length) { body.append(el("p", "Not run in this cell.", "muted")); return; }
     body.append(el("p", "legacy: the old example script's format_dataset; adapter*: kto-compat's formatter.", "muted"));
     const failingCases = new Set();
     let adapterFails = false;
     table(body, ["formatter", "passing", "failing outcomes"], kinds.map((k) => {
       const n = fmtCount(c, k);
-      const outs = Object.entries(D.fmts[c.formatter[k]].bad).map(([o, ids]) => {
+      const outs = Object.entries(fmtOf(c, k).bad).map(([o, ids]) => {
         ids.forEach((x) => failingCases.add(x));
         return o + " \u00d7 " + ids.length;
       });
@@ -219,7 +234,7 @@
     }));
     if (!failingCases.size) return;
     const outcome = (k, ci) => {
-      const f = D.fmts[c.formatter[k]];
+      const f = fmtOf(c, k);
       for (const [o, ids] of Object.entries(f.bad)) if (ids.includes(ci)) return o;
       return D.caseSets[f.set].includes(ci) ? "pass" : "\u2014";
     };
@@ -269,8 +284,6 @@
     if (c.forced) facts("forced", "installed with overrides although TRL's metadata forbids this pair");
     facts("yanked", (c.yanked || []).join(", "));
     facts("released", c.released);
-    facts("import path", c.import_path);
-    facts("format mode", c.format_mode);
     facts("adapter check", c.adapter || "not run");
     if (c.failure) {
       body.append(el("h3", "Error"));
@@ -289,19 +302,19 @@
     table(body, ["keyword", "state", "rejected by"], keywordRows(c));
     body.append(el("h3", "Probes"));
     table(body, ["probe", "value", "meaning"], D.probes.filter((p) => (p.trainers || []).includes(c.trainer || "kto"))
-      .map((p) => { const v = (c.probes || {})[p.key]; return [p.label, v === undefined || v === null ? "not measured" : str(v), (p.values || {})[str(v)] || p.about]; }));
+      .map((p) => { const v = pval(c, p.key); return [p.label, v === null ? "not measured" : str(v), (p.values || {})[str(v)] || p.about]; }));
     formatterSection(body, c);
     trainingSection(body, c);
     body.append(el("h3", "Time"));
     const tm = dlist(body);
     tm("cell seconds", c.seconds);
     for (const [k, v] of Object.entries(c.timings || {})) tm(k + " seconds", v);
-    const warnings = c.warnings || [];
+    const warnings = (c.warnings || []).map((w) => D.warnings[w] || {});
     body.append(el("h3", "Warnings (" + warnings.length + ")"));
     if (warnings.length) table(body, ["stage", "category", "message"], warnings.map((w) => [w.stage, w.category, w.message]));
     body.append(el("h3", "Installed versions"));
-    const env = D.envs[c.environment] || {};
-    table(body, ["distribution", "version"], Object.keys(env).sort().map((k) => [k, env[k]]));
+    const env = (c.env === undefined ? null : D.envs[c.env]) || {};  // null: this cell's own trl/transformers
+    table(body, ["distribution", "version"], Object.keys(env).sort().map((k) => [k, env[k] === null ? c[k] : env[k]]));
     const more = dlist(body);
     more("log", c.log);
     const link = el("a", "link to this cell");
