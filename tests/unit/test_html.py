@@ -88,6 +88,7 @@ def test_page_csp_admits_exactly_its_own_script_and_style():
     csp = re.search(r'Content-Security-Policy" content="([^"]+)"', page).group(1)
     assert f"script-src '{digest(script)}'" in csp and f"style-src '{digest(style)}'" in csp
     assert "default-src 'none'" in csp and "unsafe" not in csp
+    assert "color-scheme: light dark" in style and "color-scheme: light;" not in style  # dark mode follows the system
 
 
 def test_page_script_iterates_the_registry_and_never_names_a_probe():
@@ -119,6 +120,17 @@ def test_page_data_survives_nan_losses_and_orders_versions():
     assert (latest["trls"][ok["row"]], latest["tfs"][ok["col"]]) == ("0.12.2", "4.46.3")
     # Row 0.12.2 trains at 4.46.3 and 4.100.0; 4.57.6 between them was not measured on that row.
     assert latest["spans"]["0.12.2"] == [{"lo": "4.46.3", "hi": "4.100.0", "measured": ["4.46.3", "4.100.0"], "gaps": ["4.57.6"]}]
+    assert latest["uses"]["0.12.2"] == [{"use": "processing_class", "lo": "4.46.3", "hi": "4.100.0"}]
+    assert latest["uses"]["0.14.0"] == []
+
+
+def test_page_data_keys_a_row_by_the_keyword_each_run_of_columns_takes():
+    old = {"processing_class": "rejected", "tokenizer": "accepted"}
+    both = {"processing_class": "accepted", "tokenizer": "deprecated"}
+    data = html.page_data([cell("0.12.0", "4.45.2", keyword=old), cell("0.12.0", "4.46.3", keyword=both),
+                           cell("0.12.0", "4.47.0", keyword=both)], {})
+    assert data["sections"][0]["uses"]["0.12.0"] == [{"use": "tokenizer", "lo": "4.45.2", "hi": "4.45.2"},
+                                                     {"use": "processing_class", "lo": "4.46.3", "hi": "4.47.0"}]
 
 
 def test_page_data_explains_drift_and_keeps_what_the_page_shows():

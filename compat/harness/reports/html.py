@@ -3,11 +3,16 @@
 Why a page: COMPAT.md answers "does this pair train?" with one symbol. The next
 questions ("which class rejected `tokenizer`?", "which formatter cases broke?",
 "how much memory?") are answered by compat.json, which nobody reads raw. The
-page embeds that data, draws the grid, and opens any cell on click.
+page embeds that data, draws the grid, and opens any cell on click (and on a
+#<cell id> permalink), with the pip command that installs the pair.
+
+Truthfulness: the page says only what was measured. A grid position no cell
+ran is marked "not measured"; inside a row's measured working range it is
+marked "inferred", never with a status symbol.
 
 Size: a full profile is ~1,750 cells, so a cell's entry is compact (see
 page_data) and whatever repeats across cells is interned: the page stays
-under 3 MB.
+well under 3 MB and is interactive in well under a second.
 
 Safety: every string from a cell (errors, versions, warnings, metadata) is
 untrusted. It travels only inside one <script type="application/json"> block,
@@ -29,12 +34,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from packaging.version import Version
+
 from compat import probes as registry
-from compat.contract import KEYWORDS, CellResult
+from compat.contract import KEYWORDS, CellResult, Status
 from compat.harness.reports import grid
-from compat.harness.reports.vocab import COLOURS, COLOURS_DARK, LEGEND, SYMBOLS
+from compat.harness.reports.vocab import COLOURS, COLOURS_DARK, DRIFT, INFERRED, LEGEND, NOT_MEASURED, SYMBOLS
 
 _ASSETS = Path(__file__).with_name("html_assets")
+# The two marks of a grid position no cell measured (the legend's words for them).
+NOT_MEASURED_TEXT = "no cell ran this pair: the grid says nothing about it either way"
+INFERRED_TEXT = ("not measured, but inside the row's measured working range (compatible cells on both sides): "
+                 "probably works; an inference, not a measurement")
 
 
 def _finite(value: Any) -> Any:
@@ -107,6 +118,22 @@ def _span(s: grid.Span) -> dict[str, Any]:
     return {"lo": str(s.lo), "hi": str(s.hi), "measured": [str(v) for v in s.measured], "gaps": [str(v) for v in s.gaps]}
 
 
+def _uses(section: grid.Section, trl: Version) -> list[dict[str, str]]:
+    """The keyword a script passes the tokenizer under along row ``trl``, as runs over its compatible
+    cells (oldest to newest): one run when the row takes one keyword everywhere it trains."""
+    runs: list[dict[str, str]] = []
+    for tf in sorted(section.tfs):
+        r = section.at(trl, tf)
+        if r is None or r.status != Status.COMPATIBLE:
+            continue
+        use = r.use_keyword() or ""
+        if runs and runs[-1]["use"] == use:
+            runs[-1]["hi"] = str(tf)
+        else:
+            runs.append({"use": use, "lo": str(tf), "hi": str(tf)})
+    return runs
+
+
 # Fields a cell's page entry leaves out: the section holds trl/transformers (row/col), resolution,
 # trainer and forced; the registry values travel as `pv`; cache_key is never shown.
 _FROM_SECTION = ("trl", "transformers", "resolution", "trainer", "forced", "cache_key")
@@ -174,7 +201,7 @@ def _cell(r: CellResult, i: int, j: int, interner: _Interner, meta: Mapping[str,
 
 def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the page script needs: sections (one per trainer and resolution, newest first) of cells,
-    each row's measured spans, and the probe registry the colouring iterates.
+    each row's measured spans and keyword runs, and the probe registry the colouring iterates.
 
     A cell's entry is compact (the page must stay small at ~1,750 cells): empty fields are left out;
     trl, transformers, resolution, trainer and forced come from its section (``row``, ``col``);
@@ -188,7 +215,8 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
         entry: dict[str, Any] = {"title": section.title, "trainer": section.trainer, "resolution": section.resolution,
                                  "forced": section.forced, "trls": [str(t) for t in section.trls],
                                  "tfs": [str(t) for t in section.tfs], "cells": [],
-                                 "spans": {str(t): [_span(s) for s in section.spans(t)] for t in section.trls}}
+                                 "spans": {str(t): [_span(s) for s in section.spans(t)] for t in section.trls},
+                                 "uses": {str(t): _uses(section, t) for t in section.trls}}
         for i, trl in enumerate(section.trls):
             for j, tf in enumerate(section.tfs):
                 r = section.at(trl, tf)
@@ -207,6 +235,8 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
         "meta": {str(k): v for k, v in meta.items()}, "installed": installed, "devices": devices, "counts": counts,
         "statuses": {s: {"sym": SYMBOLS[s], "text": LEGEND[s], "colour": COLOURS[s], "dark": COLOURS_DARK[s]}
                      for s in SYMBOLS},
+        "words": {"notMeasured": NOT_MEASURED, "inferred": INFERRED, "drift": DRIFT,
+                  "notMeasuredText": NOT_MEASURED_TEXT, "inferredText": INFERRED_TEXT},
         "probes": [{"key": p.key, "label": p.label, "about": p.about, "values": dict(p.values), "good": sorted(p.good),
                     "trainers": list(p.trainers), "unmeasured": sorted(p.unmeasured)} for p in registry.PROBES],
         "keywords": list(KEYWORDS), "kinds": kinds,
@@ -243,27 +273,41 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
 <title>KTO compatibility: TRL x transformers</title>
 <style>{css}</style>
 </head>
 <body>
 <header>
 <h1>KTO compatibility: TRL &times; transformers</h1>
+<p id="measured-on"></p>
 <dl id="meta"></dl>
 <p id="counts"></p>
 </header>
 <noscript><p>This page draws its grid with JavaScript. COMPAT.md beside it holds the same grid as text.</p></noscript>
 <div id="controls">
-<label>Colour by probe <select id="probe"></select></label>
+<label>Find a version <input type="search" id="search" placeholder="e.g. 0.23 or 4.57" autocomplete="off" spellcheck="false"
+ aria-describedby="search-help"></label>
+<span id="search-help" class="muted">TRL versions narrow the rows, transformers versions the columns</span>
+<label>Colour by <select id="probe"></select></label>
 <label><input type="checkbox" id="failing"> only failing cells</label>
-<span id="shown" aria-live="polite"></span>
+<span id="shown" role="status" aria-live="polite"></span>
 </div>
-<div id="legend"></div>
+<details id="legend-box" open><summary>Legend</summary><div id="legend"></div></details>
 <main id="grids"></main>
-<dialog id="detail" aria-labelledby="detail-title"><div class="dialog-inner">
-<div class="dialog-head"><h2 id="detail-title"></h2><button type="button" id="detail-close" aria-label="Close">&times;</button></div>
+<dialog id="detail" aria-labelledby="detail-title">
+<div class="dialog-head">
+<div class="dialog-title"><h2 id="detail-title"></h2><button type="button" id="detail-close" aria-label="Close">&times;</button></div>
+<p id="detail-status" class="status-line"></p>
+</div>
+<div class="dialog-inner">
+<div id="install"><span class="install-label">Install this pair</span>
+<div class="install-row"><code id="pip"></code><button type="button" id="copy">Copy</button></div>
+<span id="copy-note" role="status" aria-live="polite"></span>
+<p id="install-note" class="muted"></p></div>
 <div id="detail-body"></div>
-</div></dialog>
+</div>
+</dialog>
 <script type="application/json" id="compat-data">{data}</script>
 <script>{js}</script>
 </body>
