@@ -3,7 +3,16 @@
 Why a page: COMPAT.md answers "does this pair train?" with one symbol. The next
 questions ("which class rejected `tokenizer`?", "which formatter cases broke?",
 "how much memory?") are answered by compat.json, which nobody reads raw. The
-page embeds that data, draws the grid, and opens any cell on click.
+page embeds that data, draws the grid, and opens any cell on click (and on a
+#<cell id> permalink), with the pip command that installs the pair.
+
+Truthfulness: the page says only what was measured. A grid position no cell
+ran is marked "not measured"; inside a row's measured working range it is
+marked "inferred", never with a status symbol.
+
+Size: a full profile is ~1,750 cells, so a cell's entry is compact (see
+page_data) and whatever repeats across cells is interned: the page stays
+well under 3 MB and is interactive in well under a second.
 
 Safety: every string from a cell (errors, versions, warnings, metadata) is
 untrusted. It travels only inside one <script type="application/json"> block,
@@ -25,12 +34,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from packaging.version import Version
+
 from compat import probes as registry
-from compat.contract import KEYWORDS, CellResult
+from compat.contract import KEYWORDS, CellResult, Status
 from compat.harness.reports import grid
-from compat.harness.reports.vocab import COLOURS, COLOURS_DARK, LEGEND, SYMBOLS
+from compat.harness.reports.vocab import COLOURS, COLOURS_DARK, DRIFT, INFERRED, LEGEND, NOT_MEASURED, SYMBOLS
 
 _ASSETS = Path(__file__).with_name("html_assets")
+# The two marks of a grid position no cell measured (the legend's words for them).
+NOT_MEASURED_TEXT = "no cell ran this pair: the grid says nothing about it either way"
+INFERRED_TEXT = ("not measured, but inside the row's measured working range (compatible cells on both sides): "
+                 "probably works; an inference, not a measurement")
 
 
 def _finite(value: Any) -> Any:
@@ -45,13 +60,16 @@ def _finite(value: Any) -> Any:
 
 
 class _Interner:
-    """Case ids, case sets, outcome tables and environments repeat across cells: store each once."""
+    """Whatever repeats across cells is stored once and referenced by index: case ids, case sets,
+    formatter outcome tables, environments, warnings and adapter details."""
 
     def __init__(self) -> None:
         self.cases: dict[str, int] = {}
         self.sets: dict[tuple[int, ...], int] = {}
         self.tables: dict[str, int] = {}
         self.envs: dict[str, int] = {}
+        self.warnings: dict[str, int] = {}
+        self.details: dict[str, int] = {}
 
     def formatter(self, kinds: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
         """{kind: index into `fmts`}; a table is {"set": case-set index, "bad": {outcome: [case index]}}."""
@@ -66,12 +84,30 @@ class _Interner:
             out[kind] = self.tables.setdefault(json.dumps(table, sort_keys=True), len(self.tables))
         return out
 
-    def environment(self, env: Mapping[str, str]) -> int:
-        return self.envs.setdefault(json.dumps(dict(env), sort_keys=True), len(self.envs))
+    def environment(self, env: Mapping[str, str], r: CellResult) -> int:
+        """An environment with the cell's own trl/transformers versions written as null ("this cell's"),
+        so cells that installed the same other distributions share one entry."""
+        own = {"trl": str(r.trl), "transformers": str(r.transformers)}
+        shared = {k: (None if own.get(k) == v else v) for k, v in env.items()}
+        return self.envs.setdefault(json.dumps(shared, sort_keys=True), len(self.envs))
+
+    @staticmethod
+    def _one(table: dict[str, int], value: Any) -> int:
+        return table.setdefault(json.dumps(_finite(value), sort_keys=True), len(table))
+
+    def warning(self, w: Mapping[str, Any]) -> int:
+        return self._one(self.warnings, w)
+
+    def detail(self, d: Mapping[str, Any]) -> int:
+        return self._one(self.details, d)
 
     @staticmethod
     def ordered(table: Mapping[Any, int]) -> list[Any]:
         return sorted(table, key=table.__getitem__)
+
+    @staticmethod
+    def loaded(table: Mapping[str, int]) -> list[Any]:
+        return [json.loads(t) for t in sorted(table, key=table.__getitem__)]
 
 
 def pip_command(r: CellResult) -> str:
@@ -82,9 +118,96 @@ def _span(s: grid.Span) -> dict[str, Any]:
     return {"lo": str(s.lo), "hi": str(s.hi), "measured": [str(v) for v in s.measured], "gaps": [str(v) for v in s.gaps]}
 
 
+def _uses(section: grid.Section, trl: Version) -> list[dict[str, str]]:
+    """The keyword a script passes the tokenizer under along row ``trl``, as runs over its compatible
+    cells (oldest to newest): one run when the row takes one keyword everywhere it trains."""
+    runs: list[dict[str, str]] = []
+    for tf in sorted(section.tfs):
+        r = section.at(trl, tf)
+        if r is None or r.status != Status.COMPATIBLE:
+            continue
+        use = r.use_keyword() or ""
+        if runs and runs[-1]["use"] == use:
+            runs[-1]["hi"] = str(tf)
+        else:
+            runs.append({"use": use, "lo": str(tf), "hi": str(tf)})
+    return runs
+
+
+# Fields a cell's page entry leaves out: the section holds trl/transformers (row/col), resolution,
+# trainer and forced; the registry values travel as `pv`; cache_key is never shown.
+_FROM_SECTION = ("trl", "transformers", "resolution", "trainer", "forced", "cache_key")
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value is False or (isinstance(value, (str, list, dict)) and not value)
+
+
+def _cell(r: CellResult, i: int, j: int, interner: _Interner, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """One cell as the page reads it: the contract's fields less what is empty, derivable or interned."""
+    d = replace(r, formatter={}, environment={}, warnings=()).serialize()  # asdict would deep-copy every table
+    for name in _FROM_SECTION:
+        d.pop(name, None)
+    # Registry values travel once, as `pv`. Whatever else a registry-named field holds (a value of a probe
+    # that does not apply to this trainer, a keyword the registry does not know) goes to `probes`, which
+    # the page lists as other measurements: nothing measured is dropped.
+    applies = registry.for_trainer(r.trainer)
+    extra: dict[str, Any] = d.pop("probes", None) or {}
+    for p in registry.PROBES:
+        head, _, rest = p.key.partition(".")
+        if head not in d:  # kept under the cell's `probes`
+            value = extra.pop(p.key, None)
+        elif not rest:
+            value = d.pop(head)
+        else:
+            value = d[head].pop(rest, None) if isinstance(d[head], dict) else None
+        if p not in applies and value is not None and str(value) not in p.unmeasured:
+            extra[p.key] = value
+    for head in {p.key.partition(".")[0] for p in registry.PROBES} & set(d):
+        if isinstance(d[head], dict):
+            extra.update({f"{head}.{k}": v for k, v in d.pop(head).items() if v is not None})
+    if extra:
+        d["probes"] = extra
+    suite = d.pop("suite", "")
+    d = {k: v for k, v in d.items() if not _empty(v)}
+    if suite != meta.get("suite", ""):
+        d["suite"] = suite  # the page shows the run's suite unless this cell ran under another one
+    if r.failure is not None:
+        d["failure"] = {k: v for k, v in d["failure"].items() if v is not None}
+        if r.failure.drift is not None:
+            d["failure"]["drift"]["cause"] = r.failure.drift.describe()
+    if r.tests is not None and not r.tests.failed:
+        d["tests"].pop("failed", None)
+    if r.declared_ok is not None:
+        d["declared_ok"] = r.declared_ok
+    if r.adapter_detail:
+        d["adapter_detail"] = interner.detail(r.adapter_detail)
+    pv = [r.probe(p.key) if p in applies else None for p in registry.PROBES]
+    while pv and pv[-1] is None:
+        pv.pop()
+    if pv:
+        d["pv"] = pv
+    kinds = interner.formatter(r.formatter or {})
+    if kinds:
+        d["fmt"] = kinds
+    if r.environment:
+        d["env"] = interner.environment(r.environment, r)
+    if r.warnings:
+        d["warnings"] = [interner.warning(w) for w in r.warnings]
+    use = r.use_keyword()
+    d.update(id=r.id, status=str(r.status), row=i, col=j, pip=pip_command(r), **({"use": use} if use else {}))
+    return d
+
+
 def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the page script needs: sections (one per trainer and resolution, newest first) of cells,
-    each row's measured spans, and the probe registry the colouring iterates."""
+    each row's measured spans and keyword runs, and the probe registry the colouring iterates.
+
+    A cell's entry is compact (the page must stay small at ~1,750 cells): empty fields are left out;
+    trl, transformers, resolution, trainer and forced come from its section (``row``, ``col``);
+    registry probe values are ``pv``, aligned with ``probes``; ``fmt`` indexes ``fmts`` per ``kinds``
+    entry; ``env``, ``warnings`` and ``adapter_detail`` index ``envs``, ``warnings`` and ``details``.
+    """
     interner = _Interner()
     cells: list[dict[str, Any]] = []
     sections: list[dict[str, Any]] = []
@@ -92,21 +215,19 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
         entry: dict[str, Any] = {"title": section.title, "trainer": section.trainer, "resolution": section.resolution,
                                  "forced": section.forced, "trls": [str(t) for t in section.trls],
                                  "tfs": [str(t) for t in section.tfs], "cells": [],
-                                 "spans": {str(t): [_span(s) for s in section.spans(t)] for t in section.trls}}
+                                 "spans": {str(t): [_span(s) for s in section.spans(t)] for t in section.trls},
+                                 "uses": {str(t): _uses(section, t) for t in section.trls}}
         for i, trl in enumerate(section.trls):
             for j, tf in enumerate(section.tfs):
                 r = section.at(trl, tf)
-                if r is None:
-                    continue
-                d = replace(r, formatter={}).serialize()  # asdict would deep-copy every outcome table
-                d.pop("cache_key", None)
-                d.update(id=r.id, use=r.use_keyword(), row=i, col=j, pip=pip_command(r),
-                         formatter=interner.formatter(r.formatter or {}),
-                         environment=interner.environment(r.environment),
-                         probes={p.key: r.probe(p.key) for p in registry.for_trainer(r.trainer)})
-                entry["cells"].append(len(cells))
-                cells.append(d)
+                if r is not None:
+                    entry["cells"].append(len(cells))
+                    cells.append(_cell(r, i, j, interner, meta))
         sections.append(entry)
+    kinds = sorted({k for r in results for k in r.formatter}, key=lambda k: (k != "legacy", k))
+    for c in cells:
+        if "fmt" in c:
+            c["fmt"] = [c["fmt"].get(k) for k in kinds]
     installed = {k: sorted({r.environment[k] for r in results if r.environment.get(k)}) for k in ("python", "torch")}
     devices = sorted({str(r.training.get("device")) for r in results if r.training and r.training.get("device")})
     counts = {s: sum(r.status == s for r in results) for s in SYMBOLS}
@@ -114,13 +235,15 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
         "meta": {str(k): v for k, v in meta.items()}, "installed": installed, "devices": devices, "counts": counts,
         "statuses": {s: {"sym": SYMBOLS[s], "text": LEGEND[s], "colour": COLOURS[s], "dark": COLOURS_DARK[s]}
                      for s in SYMBOLS},
+        "words": {"notMeasured": NOT_MEASURED, "inferred": INFERRED, "drift": DRIFT,
+                  "notMeasuredText": NOT_MEASURED_TEXT, "inferredText": INFERRED_TEXT},
         "probes": [{"key": p.key, "label": p.label, "about": p.about, "values": dict(p.values), "good": sorted(p.good),
-                    "trainers": list(p.trainers)} for p in registry.PROBES],
-        "keywords": list(KEYWORDS), "kinds": sorted({k for c in cells for k in c["formatter"]}),
+                    "trainers": list(p.trainers), "unmeasured": sorted(p.unmeasured)} for p in registry.PROBES],
+        "keywords": list(KEYWORDS), "kinds": kinds,
         "cases": interner.ordered(interner.cases),
         "caseSets": [list(s) for s in interner.ordered(interner.sets)],
-        "fmts": [json.loads(t) for t in interner.ordered(interner.tables)],
-        "envs": [json.loads(e) for e in interner.ordered(interner.envs)],
+        "fmts": interner.loaded(interner.tables), "envs": interner.loaded(interner.envs),
+        "warnings": interner.loaded(interner.warnings), "details": interner.loaded(interner.details),
         "sections": sections, "cells": cells,
     })
 
@@ -150,27 +273,41 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
 <title>KTO compatibility: TRL x transformers</title>
 <style>{css}</style>
 </head>
 <body>
 <header>
 <h1>KTO compatibility: TRL &times; transformers</h1>
+<p id="measured-on"></p>
 <dl id="meta"></dl>
 <p id="counts"></p>
 </header>
 <noscript><p>This page draws its grid with JavaScript. COMPAT.md beside it holds the same grid as text.</p></noscript>
 <div id="controls">
-<label>Colour by probe <select id="probe"></select></label>
+<label>Find a version <input type="search" id="search" placeholder="e.g. 0.23 or 4.57" autocomplete="off" spellcheck="false"
+ aria-describedby="search-help"></label>
+<span id="search-help" class="muted">TRL versions narrow the rows, transformers versions the columns</span>
+<label>Colour by <select id="probe"></select></label>
 <label><input type="checkbox" id="failing"> only failing cells</label>
-<span id="shown" aria-live="polite"></span>
+<span id="shown" role="status" aria-live="polite"></span>
 </div>
-<div id="legend"></div>
+<details id="legend-box" open><summary>Legend</summary><div id="legend"></div></details>
 <main id="grids"></main>
-<dialog id="detail" aria-labelledby="detail-title"><div class="dialog-inner">
-<div class="dialog-head"><h2 id="detail-title"></h2><button type="button" id="detail-close" aria-label="Close">&times;</button></div>
+<dialog id="detail" aria-labelledby="detail-title">
+<div class="dialog-head">
+<div class="dialog-title"><h2 id="detail-title"></h2><button type="button" id="detail-close" aria-label="Close">&times;</button></div>
+<p id="detail-status" class="status-line"></p>
+</div>
+<div class="dialog-inner">
+<div id="install"><span class="install-label">Install this pair</span>
+<div class="install-row"><code id="pip"></code><button type="button" id="copy">Copy</button></div>
+<span id="copy-note" role="status" aria-live="polite"></span>
+<p id="install-note" class="muted"></p></div>
 <div id="detail-body"></div>
-</div></dialog>
+</div>
+</dialog>
 <script type="application/json" id="compat-data">{data}</script>
 <script>{js}</script>
 </body>
