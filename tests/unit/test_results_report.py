@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,19 @@ def test_pip_settings_reach_uv():
 def test_network_faults_are_told_apart(text, net):
     assert is_network_error(text) is net
     assert "\n" not in first_error_line(text)
+
+
+def test_compat_json_from_before_and_after_the_redesign_validates_against_the_committed_schema():
+    """Four cells of the default table published before the redesign (schema_version 1, verbatim),
+    and the table published now, both against compat/schema with the real jsonschema library and
+    through the contract's own loader."""
+    import jsonschema
+
+    from compat.contract import load_document, schema
+
+    repo = Path(__file__).parents[2]
+    for path in (repo / "tests" / "unit" / "data" / "compat-v1-default-sample.json", repo / "docs" / "compat" / "compat.json"):
+        data = json.loads(path.read_text())
+        jsonschema.validate(data, schema("compat"))
+        cells = load_document(path).cells
+        assert len(cells) == len(data["cells"]) and all(c.suite or data["schema_version"] == 1 for c in cells)
