@@ -102,6 +102,7 @@ def test_a_dpo_cell_from_a_config_with_trainers_dpo(tmp_path):
     config.write_text(text)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # the index listing cache and the environments live beside the config: reuse the project's
+    (ROOT / ".compat").mkdir(exist_ok=True)
     (tmp_path / ".compat").symlink_to(ROOT / ".compat", target_is_directory=True)
     proc = subprocess.run([sys.executable, "-m", "compat", "matrix", "--config", str(config), "--only", PAIRS["new"],
                            "--out", str(tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -142,3 +143,18 @@ def test_exported_adapter_on_an_unmeasured_pair_no_keyword_can_build(tmp_path):
     assert "trl.trainer.kto_trainer.KTOTrainer.__init__ does not take processing_class=" in proc.stdout
     assert "transformers.trainer.Trainer.__init__ does not take tokenizer=" in proc.stdout
     assert "pip install 'trl==0.12.2' 'transformers==4.46.3'" in proc.stdout
+
+
+def test_readme_states_the_default_matrix_as_planned_today():
+    """The README's size of the default matrix is what planning against the index gives (needs the index)."""
+    import re
+
+    from compat.harness import config, index, plan
+
+    cells = plan.plan(config.load(ROOT / "matrix.toml"), "default", index.lister(ROOT / "matrix.toml"))
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    m = re.search(r"default matrix \((\d+) KTO cells: (\d+) pairs, (\d+) of them also resolved as of their release\)", readme)
+    assert m, "the README states the default matrix's size"
+    stated = tuple(map(int, m.groups()))
+    assert stated == (len(cells), len({(c.trl, c.transformers) for c in cells}),
+                      sum(c.resolution == "as-of-release" for c in cells))
