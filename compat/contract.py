@@ -105,7 +105,7 @@ def cell_id(trl: object, transformers: object, resolution: str = "latest", force
 class Drift:
     """A failure caused by a third-party package that moved under the pair."""
 
-    kind: str  # undeclared-dependency | moved-api | unknown
+    kind: str  # undeclared-dependency | moved-api | third-party | unknown
     package: str | None = None
     importer: str | None = None
 
@@ -114,7 +114,11 @@ class Drift:
             return (f"{self.importer or 'the import'} needs {self.package}, which no declared requirement brings "
                     f"any more (an undeclared dependency)")
         if self.kind == "moved-api":
-            return f"{self.importer or 'a dependency'} uses an API that {self.package or 'a third-party package'} no longer has"
+            return (f"{self.importer or 'a dependency'} imports a name {self.package or 'a third-party package'} "
+                    "no longer has (a third-party API that moved)")
+        if self.kind == "third-party":
+            return (f"the import failed inside {self.package or 'a third-party package'}, not in trl or "
+                    "transformers: a dependency moved under the pair")
         return "a third-party dependency moved under the pair"
 
 
@@ -475,6 +479,10 @@ def facts(result: CellResult) -> dict[str, Any]:
         if f.drift is None:
             out["broken"] = {"status": str(result.status), "stage": str(f.stage), "message": first,
                              "raised_by": f.raised_by}
+            refused = {kw: by for kw, by in sorted(result.keyword_raised_by.items())
+                       if by and result.keyword.get(kw) == KeywordState.REJECTED}
+            if refused and f.stage == Stage.CONSTRUCT:  # which class refused which keyword, both when both do
+                out["broken"]["refused"] = refused
         else:
             # Drift breaks an environment, not the pair: a user whose dependencies did not drift
             # must not be refused, so it is reported, never "broken".

@@ -187,21 +187,28 @@ def _nearest_lines(pair: tuple[str, str]) -> list[str]:
             f"To move to the nearest one: pip install 'trl=={near[0][0]}' 'transformers=={near[0][1]}'"]
 
 
-def advice(pair: tuple[str, str], broken: dict[str, Any]) -> str:
-    return "\n".join([
-        f"trl {pair[0]} + transformers {pair[1]} was measured broken by kto-compat: it fails at the "
-        f"'{broken.get('stage')}' stage with: {broken.get('message')}"
-        + (f" (raised by {broken['raised_by']})" if broken.get("raised_by") else ""),
-        *_nearest_lines(pair),
-    ])
+def advice(pair: tuple[str, str], broken: dict[str, Any], basis: list[list[str]] | None = None) -> str:
+    """Why the pair is refused: measured on this very pair, or (``basis``) inferred from measured pairs."""
+    name = f"trl {pair[0]} + transformers {pair[1]}"
+    if basis is None:
+        head = f"{name} was measured broken by kto-compat: it fails at the '{broken.get('stage')}' stage with: "
+    else:
+        around = "; ".join(f"trl {a} + transformers {b}" for a, b in basis[:4])
+        head = (f"{name} was not measured, but lies inside a range kto-compat measured broken ({around}): "
+                f"those fail at the '{broken.get('stage')}' stage with: ")
+    refused = broken.get("refused") or {}
+    why = ("; no tokenizer keyword builds the trainer: " + "; ".join(f"{kw}= refused by {by}" for kw, by in refused.items())
+           if len(refused) > 1 else f" (raised by {broken['raised_by']})" if broken.get("raised_by") else "")
+    return "\n".join([head + str(broken.get("message")) + why, *_nearest_lines(pair)])
 
 
 def check_pair(pair: tuple[str, str] | None = None) -> None:
-    """Refuse a measured-broken pair before anything heavy is imported or built."""
+    """Refuse a pair measured broken (or inside a range measured broken) before anything heavy is imported or built."""
     pair = pair or installed_pair()
-    broken = lookup("broken", pair, warn=True)
-    if broken:
-        raise BrokenPairError(advice(pair, broken))
+    rule = _rule("broken", pair)
+    if rule:
+        basis = None if _measured(rule, pair) else list(rule.get("measured") or [])
+        raise BrokenPairError(advice(pair, rule["value"], basis))
 
 
 def _unmeasured(what: str) -> None:

@@ -129,8 +129,9 @@ def drift_of(exc: BaseException) -> dict[str, Any] | None:
 
     - ``undeclared-dependency``: a module is missing that the importing
       distribution does not declare (trl importing ``rich``, which tyro used to bring).
-    - ``moved-api``: the failure was raised inside a third-party package, or a
-      name was missing from one (an API that moved).
+    - ``moved-api``: a name was missing from a third-party module (an API that moved);
+    - ``third-party``: the failure was raised inside a third-party package (it
+      refused its own dependencies, say pyarrow finding a NumPy too old for it).
     """
     exc = root_cause(exc)
     importer = _importer(exc)
@@ -145,7 +146,7 @@ def drift_of(exc: BaseException) -> dict[str, Any] | None:
         return {"kind": "moved-api", "package": exc.name.split(".")[0], "importer": importer}
     origin = (where(_innermost(exc)) or "").split(".")[0]
     if origin and origin not in _OURS and origin not in ("importlib", "builtins", "?"):
-        return {"kind": "moved-api", "package": origin, "importer": importer}
+        return {"kind": "third-party", "package": origin, "importer": importer}
     return None
 
 

@@ -236,8 +236,13 @@ class Envs:
         costs a second of hard-linking if a later cell needs it again."""
         import fcntl
 
-        envs = sorted((p for p in self.root.iterdir() if (p / ".compat-lock").exists() and p != busy),
-                      key=lambda p: (p / ".compat-lock").stat().st_mtime, reverse=True) if self.root.is_dir() else []
+        used: dict[Path, float] = {}
+        for p in (self.root.iterdir() if self.root.is_dir() else ()):
+            try:  # another cell may be collecting at the same moment: a vanished environment is skipped
+                used[p] = (p / ".compat-lock").stat().st_mtime
+            except OSError:
+                continue
+        envs = sorted((p for p in used if p != busy), key=used.__getitem__, reverse=True)
         removed = []
         for env in envs[max(0, keep - (busy is not None)):]:
             fd = os.open(env.with_name(env.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)

@@ -70,8 +70,11 @@ def losses(trainer: Any) -> list[float]:
 
 
 def _models(name: str | None) -> tuple[Any, Any, Any]:
-    if name is None:  # offline stand-ins, built in code
-        from compat.cell.tiny import make_model, make_tokenizer
+    if name is None:  # offline stand-ins, built in code by kto-compat
+        try:
+            from compat.cell.tiny import make_model, make_tokenizer
+        except ImportError:
+            raise SystemExit("--tiny builds kto-compat's offline test model: pip install kto-compat, or pass --model") from None
 
         tokenizer = make_tokenizer()
         return make_model(seed=0, tokenizer=tokenizer), make_model(seed=0, tokenizer=tokenizer), tokenizer
@@ -86,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="a Hugging Face model id or path (policy and reference)")
     source.add_argument("--tiny", action="store_true", help="a tiny offline Llama instead")
-    parser.add_argument("--data", type=Path, default=EXAMPLE_ROWS, help="JSON list of kto-mix-14k style rows")
+    parser.add_argument("--data", type=Path, default=EXAMPLE_ROWS if EXAMPLE_ROWS.exists() else None,
+                        required=not EXAMPLE_ROWS.exists(), help="JSON list of kto-mix-14k style rows")
     parser.add_argument("--output-dir", default="kto-out")
     ns = parser.parse_args(argv)
     model, ref_model, tokenizer = _models(None if ns.tiny else ns.model)

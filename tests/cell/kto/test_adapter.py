@@ -38,6 +38,7 @@ from packaging.version import Version
 import compat
 from compat.cell.cases import CASES
 from compat.cell.examples.kto_script import EXAMPLE_ROWS
+from compat.cell.trace import first_line
 from compat.contract import KEYWORDS, CellResult, point_findings, result_from_observations
 from compat.cell.export import render
 
@@ -48,11 +49,6 @@ STAGE = "adapter"
 pytestmark = pytest.mark.filterwarnings("ignore:.*outside the measured ranges:UserWarning")
 
 BATCH, STEPS = 8, 3
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
 @pytest.fixture(scope="module")
