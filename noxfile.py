@@ -44,7 +44,8 @@ def matrix(session: nox.Session) -> None:
     session.run("python", "-m", "compat", "matrix", *args)
     if "--only" not in args and "--shard" not in args:  # findings come from a whole profile's report
         out = args[args.index("--out") + 1] if "--out" in args else "reports"
-        session.run("python", "-m", "compat", "findings", "--results", out)
+        # Findings of this run beside its report; compat/findings.json is generated from the published table.
+        session.run("python", "-m", "compat", "findings", "--results", out, "-o", f"{out}/findings.json")
 
 
 @nox.session

@@ -21,6 +21,8 @@ from compat.contract import ContractError
 from compat.harness import config as cfg
 from compat.harness import findings as findings_mod
 from compat.harness.plan import parse_only
+from compat.harness.reports.vocab import pip_line
+from compat.cli import options
 
 PACKAGE_FINDINGS = Path(adapter.__file__).resolve().parents[1] / "findings.json"
 
@@ -29,7 +31,7 @@ PACKAGE_FINDINGS = Path(adapter.__file__).resolve().parents[1] / "findings.json"
 class CheckReport:
     trl: str
     transformers: str
-    status: str  # "compatible" | "broken" | "unmeasured"
+    status: str  # "compatible" | "broken" | "drift" | "unmeasured"
     evidence: str = "none"  # "measured": a cell ran this pair; "inferred": inside a measured range
     keyword: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)  # every finding of the registry for this pair
@@ -43,10 +45,6 @@ class CheckReport:
     @property
     def exit_code(self) -> int:
         return 1 if self.status == "broken" else 0
-
-
-def _pip(pair: tuple[str, str]) -> str:
-    return f"pip install 'trl=={pair[0]}' 'transformers=={pair[1]}'"
 
 
 def _evidence(fact: str, pair: tuple[str, str]) -> str:
@@ -69,7 +67,7 @@ def check(pair: tuple[str, str]) -> CheckReport:
     values = {p.finding: adapter.lookup(p.finding, pair) for p in registry.findings() if p.finding}
     common: dict[str, Any] = {
         "trl": pair[0], "transformers": pair[1], "nearest": [{"trl": a, "transformers": b} for a, b in near],
-        "pip": _pip(near[0]) if near else None, "drift": adapter.lookup("drift", pair),
+        "pip": pip_line(*near[0]) if near else None, "drift": adapter.lookup("drift", pair),
         "facts": {k: v for k, v in values.items() if v is not None}, "measured_on": measured_on(adapter.findings())}
     if broken:
         return CheckReport(status="broken", broken=broken, evidence=_evidence("broken", pair),
@@ -80,6 +78,10 @@ def check(pair: tuple[str, str]) -> CheckReport:
         plan += ", leaves conversational rows to the trainer" if mode == "conversational" else ", pre-renders conversational rows to text"
         return CheckReport(status="compatible", keyword=keyword, evidence=_evidence("keyword", pair),
                            adapter_plan=plan, **{**common, "pip": None})
+    if common["drift"]:
+        return CheckReport(status="drift", evidence=_evidence("drift", pair), adapter_plan=(
+            "load_kto() raises BrokenPairError explaining the drift where KTO fails to import; where your "
+            "environment's dependencies did not drift, it works as measured"), **common)
     return CheckReport(status="unmeasured", adapter_plan=(
         "outside the measured ranges: the adapter warns once (UnmeasuredPairWarning), picks the tokenizer keyword "
         "every constructor in KTOTrainer's chain takes (transformers' Trainer included; BrokenPairError if none), "
@@ -100,11 +102,18 @@ def render(r: CheckReport) -> str:
             lines.append("nearest measured working pairs: " + "; ".join(f"trl {p['trl']} + transformers {p['transformers']}" for p in r.nearest))
             lines.append(f"to get there: {r.pip}")
         lines.append(f"adapter: {r.adapter_plan}")
+    elif r.status == "drift":
+        d = r.drift or {}
+        lines = [head + f"{how} to fail with today's dependency resolution, at {d.get('stage')}: "
+                 f"{d.get('cause') or d.get('message')} (dependency drift, not a fault of the pair).",
+                 f"error: {d.get('message')}",
+                 f"measured to work: {d['remedy']}" if d.get("remedy") else "no resolution of it was measured to work",
+                 f"adapter: {r.adapter_plan}"]
     else:
         lines = [head + "not measured by this kto-compat's findings.", f"adapter: {r.adapter_plan}"]
         if r.nearest:
             lines.append(f"nearest measured working pair: trl {r.nearest[0]['trl']} + transformers {r.nearest[0]['transformers']} ({r.pip})")
-    if r.drift:
+    if r.drift and r.status != "drift":
         lines.append(f"note: with today's dependency resolution this pair fails at {r.drift.get('stage')}: "
                      f"{r.drift.get('cause') or r.drift.get('message')}"
                      + (f". Measured to work: {r.drift['remedy']}" if r.drift.get("remedy") else ""))
@@ -125,9 +134,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     """The installed pair's measured status; non-zero exit for a pair measured broken."""
     pair = None
     if args.pair:
-        sel = parse_only(args.pair)
+        sel = parse_only(args.pair, "--pair")
         if sel.trl is None or sel.transformers is None:
             raise cfg.ConfigError(f"--pair {args.pair!r}: expected trl==A,transformers==B")
+        if sel.trainer not in (None, "kto") or sel.resolution is not None:
+            raise cfg.ConfigError(f"--pair {args.pair!r}: check answers for KTOTrainer with today's dependencies; "
+                                  "name only trl and transformers")
         pair = (str(sel.trl), str(sel.transformers))
     path = args.findings or PACKAGE_FINDINGS
     try:
@@ -142,7 +154,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    ck = sub.add_parser("check", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    ck = sub.add_parser("check", formatter_class=options.Help,
                         help="measured status of the installed trl/transformers pair (exit 1 when broken)")
     ck.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
     ck.add_argument("--findings", type=Path, default=None, metavar="FILE",

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from compat import __version__
 from compat.contract import CompatError
+from compat.cli import options
 
 
 def prog_name(argv0: str | None = None) -> str:
@@ -26,10 +27,17 @@ def prog_name(argv0: str | None = None) -> str:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (like every other kto-compat error), still exit 2."""
+    """argparse, but a usage error is one line (like every other kto-compat error), still exit 2, and
+    JSON on stdout when the command line asked for --json."""
+
+    json_errors = False
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        text = f"{message} (see {self.prog} --help)"
+        if self.json_errors:
+            print(json.dumps({"error": text, "exit_code": 2}))
+            self.exit(2)
+        self.exit(2, f"{self.prog}: error: {text}\n")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -38,7 +46,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     from compat.memory import cli as memory
 
     parser = Parser(
-        prog=prog or prog_name(), formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog=prog or prog_name(), formatter_class=options.Help,
         description="Measure which TRL x transformers pairs train KTO, and adapt training scripts to them.",
         epilog="Run 'COMMAND --help' for a command's options.")
     parser.add_argument("--version", action="version", version=f"kto-compat {__version__}")
@@ -49,6 +57,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    Parser.json_errors = "--json" in (sys.argv[1:] if argv is None else list(argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

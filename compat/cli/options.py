@@ -9,6 +9,16 @@ from pathlib import Path
 from compat.harness import config as cfg
 from compat.harness import index, plan
 
+class Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown once: not where the help already says its default, nor for an unset (None/False/[]) one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, [], "", argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 ONLY_HELP = ("a pair trl==A,transformers==B, or one axis alone (trl==A: that row of the profile); "
              "optionally ,resolution=as-of-release and ,trainer=dpo. Repeatable; overrides --profile's selection")
 

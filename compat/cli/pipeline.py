@@ -85,7 +85,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = options.Help
     m = sub.add_parser("matrix", formatter_class=fmt, help="run the matrix's cells and write the reports",
                        description="Install each TRL x transformers pair of a profile with uv, run the cell suite in "
                                    "it, and write compat.json, COMPAT.md, compat.html, junit.xml and compat.svg.")

@@ -19,35 +19,33 @@ PACKAGE = Path(compat.__file__).parent
 
 
 def stored_cells(results: Path) -> tuple[list[CellResult], dict]:
-    """Cells of a results directory (or a compat.json given directly): its compat.json, else its cells/*.json."""
-    doc = results if results.suffix == ".json" else results / "compat.json"
-    if doc.exists():
+    """Cells of a results directory (its compat.json, else its cells/*.json) or of a compat.json given
+    directly; none at all is an error (an empty input must not wipe a report or the findings)."""
+    if results.suffix == ".json" and results.is_file():
         try:
-            loaded = load_document(doc)
+            loaded = load_document(results)
         except ContractError as exc:
             raise cfg.ConfigError(str(exc)) from None
-        return list(loaded.cells), dict(loaded.meta)
-    if not results.is_dir():
-        raise cfg.ConfigError(f"--results {results}: no such results directory or compat.json")
-    cells = []
-    for p in sorted((results / "cells").glob("*.json")):
-        try:
-            cells.append(loads_cell(p.read_text(encoding="utf-8"), str(p)))
-        except (OSError, ContractError, UnicodeDecodeError) as exc:
-            print(f"compat: skipped {p}: {exc}", file=sys.stderr)
-    if not cells:
-        raise cfg.ConfigError(f"--results {results}: no compat.json and no readable cells/*.json")
-    return cells, {}
+        source = merge.Source(results.parent, loaded.cells, dict(loaded.meta))
+    else:
+        source = merge.read_dir(results)
+    if not source.cells:
+        raise cfg.ConfigError(f"--results {results}: holds no cells")
+    return list(source.cells), source.meta
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render the reports from stored results, keeping their measurement time; compat.json is
     only written where there was none (rendering never rewrites what was measured)."""
     cells, meta = stored_cells(args.results)
-    out = options.writable(args.out or args.results, "--out")
-    had_document = (args.results / "compat.json").exists() and out == args.results.resolve()
+    source = args.results.parent if args.results.suffix == ".json" and args.results.is_file() else args.results
+    out = options.writable(args.out or source, "--out" if args.out else "--results")
+    existing = out / "compat.json"
+    if existing.exists() and out != source.resolve():
+        raise cfg.ConfigError(f"--out {out} already holds a compat.json (other measurements): render into an empty "
+                              "directory, or use merge to combine reports")
     with lock.exclusive(out):
-        written = reports.write(out, cells, {"profile": args.profile, **meta}, document=not had_document)
+        written = reports.write(out, cells, {"profile": args.profile, **meta}, document=not existing.exists())
     print(f"compat: rendered {', '.join(written)} in {out} from {len(cells)} cells", file=sys.stderr)
     return 0
 
@@ -81,6 +79,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     meta = merge.merge_meta(sources + ([base] if base else []))
     if args.profile:
         meta["profile"] = args.profile
+    elif base is not None and "profile" in base.meta:
+        meta["profile"] = base.meta["profile"]  # new cells join the published table; they do not relabel it
     out = options.writable(args.out)
     with lock.exclusive(out):
         for cell in cells:  # the file name comes from the parsed cell, never from the input's text
@@ -132,7 +132,7 @@ def cmd_regressions(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = options.Help
     rp = sub.add_parser("report", formatter_class=fmt, help="re-render the reports from stored results")
     options.results_dir(rp)
     rp.add_argument("--out", type=Path, default=None, metavar="DIR",
@@ -177,6 +177,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     sh.set_defaults(func=cmd_shards)
 
     rg = sub.add_parser("regressions", formatter_class=fmt, help="pairs compatible in OLD and not in NEW, as Markdown")
-    rg.add_argument("old", type=Path, metavar="OLD.json")
-    rg.add_argument("new", type=Path, metavar="NEW.json")
+    rg.add_argument("old", type=Path, metavar="OLD.json", help="the earlier compat.json (e.g. the published one)")
+    rg.add_argument("new", type=Path, metavar="NEW.json", help="the newer compat.json")
     rg.set_defaults(func=cmd_regressions)

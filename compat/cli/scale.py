@@ -194,7 +194,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = cfg.load(args.config)
     cell = plan.plan(config, "default", index.lister(args.config), [args.pair])[0]
     only = args.only or [args.pair]
-    root = args.config.resolve().parent / ".compat"
+    root = cfg.state_dir(args.config)
     try:
         with tempfile.TemporaryDirectory(prefix="compat-bench-") as tmp:
             cells = floor.measure(args.pair, root / "envs", root / "bytecode", Path(tmp) / "cell",
@@ -213,7 +213,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = options.Help
     bs = sub.add_parser("bisect", formatter_class=fmt, help="first release along one axis where a probe changes")
     bs.add_argument("--axis", required=True, choices=AXES, help="the axis to search along")
     bs.add_argument("--fixed", required=True, metavar="NAME==VERSION", help="the other axis, held fixed")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
-from .envs import index_args, requirements, uv_bin
+from .envs import Envs, requirements, uv_bin
 from .plan import Cell
 
 Runner = Callable[[Sequence[str], Path | None], float]
@@ -89,14 +89,13 @@ def pip_pins(lock_text: str, torch: str) -> str:
 def setup_times(cell: Cell, settings: Settings, python: str, work: Path, runner: Runner) -> tuple[float, float, float]:
     """(resolve, uv, pip) seconds for one cell's environment, built both ways from one lock."""
     work.mkdir(parents=True, exist_ok=True)
-    uv, index = uv_bin(), index_args(settings)
+    envs = Envs(work, settings)  # the very commands a cell runs
     req, lock = work / "requirements.in", work / "requirements.txt"
     req.write_text(requirements(cell, settings))
-    py = ["--python", settings.python, "--python-preference", "only-system"]
-    resolve = runner([uv, "pip", "compile", "--quiet", *py, *index, str(req), "-o", str(lock)], None)
+    resolve = runner(envs.compile_cmd(req, lock), None)
     uv_env = work / "uv-env"
-    uv_s = runner([uv, "venv", "--quiet", "--clear", *py, str(uv_env)], None)
-    uv_s += runner([uv, "pip", "sync", "--quiet", "--python", str(uv_env / "bin" / "python"), *index, str(lock)], None)
+    uv_s = runner(envs.venv_cmd(uv_env), None)
+    uv_s += runner(envs.sync_cmd(uv_env, lock), None)
     pins = work / "pins.txt"
     pins.write_text(pip_pins(lock.read_text(), settings.torch))
     pip_env = work / "pip-env"

@@ -91,6 +91,24 @@ def harvest(env: Path, store: Path) -> int:
     return added
 
 
-def size(store: Path) -> int:
-    """Bytes the store holds (hard links shared with environments are counted once here)."""
-    return sum(p.stat().st_size for p in store.iterdir()) if store.is_dir() else 0
+def prune(store: Path, max_bytes: int) -> tuple[int, int]:
+    """Keep the store under ``max_bytes``: entries no environment links to any more go first, oldest
+    first (an entry only costs a recompile if it is needed again). Returns (removed, bytes left)."""
+    if not store.is_dir():
+        return 0, 0
+    entries = []
+    for p in store.iterdir():
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        entries.append((st.st_nlink > 1, st.st_mtime, st.st_size, p))
+    total = sum(e[2] for e in entries)
+    removed = 0
+    for _linked, _mtime, nbytes, p in sorted(entries):  # unlinked before linked, then oldest first
+        if total <= max_bytes:
+            break
+        p.unlink(missing_ok=True)
+        total -= nbytes
+        removed += 1
+    return removed, total

@@ -88,6 +88,7 @@ class Settings:
     trainers: tuple[str, ...] = ("kto",)
     cell_timeout: float = 900.0
     keep_environments: int = 64  # least recently used cell environments beyond this are deleted
+    bytecode_gib: float = 4.0  # the shared bytecode store is pruned to this size after each run
     cell_requirements: tuple[str, ...] = ("pytest==8.4.2",)
     # as-of-release resolves everything as of the pair's release date except
     # these: the one torch every cell shares, its own requirements, and the
@@ -114,10 +115,10 @@ class MatrixConfig:
 
 
 _TOP = {"settings", "torch", "profiles"}
-_SETTINGS = {"python", "resolution", "trainers", "cell_timeout", "keep_environments", "cell_requirements",
-             "as_of_release_exempt"}
+_SETTINGS = {"python", "resolution", "trainers", "cell_timeout", "keep_environments", "bytecode_gib",
+             "cell_requirements", "as_of_release_exempt"}
 _TORCH = {"version", "index_url"}
-_PROFILE = {"description", "grid", "pick", "from", "trainers"}
+_PROFILE = {"description", "grid", "pick", "from", "trainers", "resolution"}
 _GRID = {"trl", "transformers", "pick", "resolution", "trainers"}
 
 
@@ -211,6 +212,7 @@ def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
         trainers=_trainers(s.get("trainers", ["kto"]), f"{path}: settings.trainers"),
         cell_timeout=_number(s.get("cell_timeout"), f"{path}: settings.cell_timeout", 900.0, 1.0),
         keep_environments=int(_number(s.get("keep_environments"), f"{path}: settings.keep_environments", 64, 1)),
+        bytecode_gib=_number(s.get("bytecode_gib"), f"{path}: settings.bytecode_gib", 4.0, 0.0),
         cell_requirements=_strings(s.get("cell_requirements"), f"{path}: settings.cell_requirements",
                                    Settings.cell_requirements),
         as_of_release_exempt=_strings(s.get("as_of_release_exempt"), f"{path}: settings.as_of_release_exempt",
@@ -225,6 +227,7 @@ def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
         _check_keys(body, _PROFILE, where)
         pick = body.get("pick", "latest")
         trainers = _trainers(body["trainers"], f"{where}.trainers") if "trainers" in body else None
+        resolutions = _resolutions(body["resolution"], f"{where}.resolution") if "resolution" in body else None
         if "from" in body:
             # Another profile's pairs, e.g. the dpo profile measures DPOTrainer on the default pairs.
             base = body["from"]
@@ -244,12 +247,18 @@ def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
             for axis in ("trl", "transformers"):
                 if axis not in g:
                     raise ConfigError(f"{gw}: missing axis {axis!r}")
-            gres = _resolutions(g["resolution"], f"{gw}.resolution") if "resolution" in g else None
+            gres = resolutions or (_resolutions(g["resolution"], f"{gw}.resolution") if "resolution" in g else None)
             gtrainers = trainers or (_trainers(g["trainers"], f"{gw}.trainers") if "trainers" in g else None)
             grids.append(Grid(_axis(g["trl"], f"{gw}.trl", gpick), _axis(g["transformers"], f"{gw}.transformers", gpick),
                               gres, gtrainers))
         profiles[name] = Profile(name, _text(body.get("description"), f"{where}.description", ""), tuple(grids))
     return MatrixConfig(path, settings, profiles)
+
+
+def state_dir(config_path: Path) -> Path:
+    """Where a matrix file's machine state lives (environments, cached results, the index listing
+    cache, shared bytecode): `.compat/` beside it, never committed."""
+    return config_path.resolve().parent / ".compat"
 
 
 def load(path: Path) -> MatrixConfig:

@@ -42,15 +42,25 @@ def uv_bin() -> str:
 
 
 def index_args(settings: Settings, environ: dict[str, str] | None = None) -> list[str]:
-    """pip's PIP_INDEX_URL / PIP_EXTRA_INDEX_URL / PIP_FIND_LINKS as uv flags."""
+    """pip's PIP_INDEX_URL / PIP_EXTRA_INDEX_URL / PIP_FIND_LINKS as uv flags, with pip's meaning.
+
+    uv's default index strategy takes a package from the first index that has it at all; pip takes
+    the best version across every index. With an extra index, that difference changes what resolves
+    (a package the extra index also carries would come from it only), so kto-compat asks uv for pip's
+    behaviour (`--index-strategy unsafe-best-match`). matrix.toml's torch index is different: it is
+    passed as find-links to that index's torch page alone, so nothing but torch can come from it.
+    """
     env = os.environ if environ is None else environ
     args: list[str] = []
     if env.get("PIP_INDEX_URL"):
         args += ["--index-url", env["PIP_INDEX_URL"]]
-    for url in env.get("PIP_EXTRA_INDEX_URL", "").split():
+    extra = env.get("PIP_EXTRA_INDEX_URL", "").split()
+    for url in extra:
         args += ["--extra-index-url", url]
+    if extra:
+        args += ["--index-strategy", "unsafe-best-match"]
     if settings.torch_index_url:
-        args += ["--extra-index-url", settings.torch_index_url]
+        args += ["--find-links", settings.torch_index_url.rstrip("/") + "/torch/"]
     for link in env.get("PIP_FIND_LINKS", "").split():
         args += ["--find-links", link]
     return args
@@ -130,6 +140,19 @@ def refused(step: Step) -> bool:
     return step.returncode == 1 and _NO_SOLUTION in step.output
 
 
+# What uv says when a package of the lock itself cannot be installed here: the pair's own answer.
+_UNINSTALLABLE = re.compile(
+    r"Failed to (?:download and )?build|Failed to build `|doesn't have a source distribution or wheel for the "
+    r"current platform|has no wheels? (?:with a matching|for the current)|is not supported on this platform"
+    r"|" + _NO_SOLUTION, re.IGNORECASE)
+
+
+def uninstallable(step: Step) -> bool:
+    """Did an install fail because of a package of the lock (a failed build, no wheel for this platform),
+    as opposed to the machine (a full disk, permissions) or uv itself? Only the first is a verdict."""
+    return bool(_UNINSTALLABLE.search(step.output))
+
+
 def requirements(cell: Cell, settings: Settings) -> str:
     lines = [f"trl=={cell.trl}", f"transformers=={cell.transformers}", f"torch=={settings.torch}"]
     return "\n".join(lines + list(settings.cell_requirements)) + "\n"
@@ -202,14 +225,24 @@ class Envs:
         if not step.ok:
             raise EnvError(f"matrix.toml settings.python: Python {self.settings.python} is not available here: {first_error_line(step.output)}")
 
+    # The uv command lines, built once: cells and `kto-compat bench` run the very same ones.
+    def compile_cmd(self, req: Path, lock: Path) -> list[str]:
+        return self._uv("pip", "compile", "--quiet", "--no-header", "--no-annotate", *self._python(),
+                        *index_args(self.settings), str(req), "-o", str(lock))
+
+    def venv_cmd(self, env: Path) -> list[str]:
+        return self._uv("venv", "--quiet", "--clear", *self._python(), str(env))
+
+    def sync_cmd(self, env: Path, lock: Path) -> list[str]:
+        return self._uv("pip", "sync", "--quiet", "--python", str(env / "bin" / "python"), *index_args(self.settings),
+                        str(lock))
+
     def resolve(self, cell: Cell, workdir: Path) -> tuple[Step, Path]:
         """`uv pip compile`: the resolver's verdict in seconds, without installing."""
         workdir.mkdir(parents=True, exist_ok=True)
         req, lock = workdir / "requirements.in", workdir / "requirements.txt"
         req.write_text(requirements(cell, self.settings))
-        cmd = self._uv("pip", "compile", "--quiet", "--no-header", "--no-annotate", *self._python(),
-                       *index_args(self.settings), str(req), "-o", str(lock))
-        return _run(cmd + resolution_args(cell, self.settings, workdir), 300), lock
+        return _run(self.compile_cmd(req, lock) + resolution_args(cell, self.settings, workdir), 300), lock
 
     def ensure(self, cell: Cell, lock: Path) -> tuple[Step, Path, bool]:
         """A venv matching the lock; reused untouched while the lock is unchanged (cells of several
@@ -222,10 +255,10 @@ class Envs:
             os.utime(marker)  # least recently used environments are the first collected
             return Step(True, 0.0, "reused"), env, True
         start = time.perf_counter()
-        made = _run(self._uv("venv", "--quiet", "--clear", *self._python(), str(env)), 120)
+        made = _run(self.venv_cmd(env), 120)
         if not made.ok:
             return made, env, False
-        synced = _run(self._uv("pip", "sync", "--quiet", "--python", str(env / "bin" / "python"), *index_args(self.settings), str(lock)), 1200)
+        synced = _run(self.sync_cmd(env, lock), 1200)
         if synced.ok:
             marker.write_text(digest)
         return Step(synced.ok, time.perf_counter() - start, synced.output, synced.returncode), env, False

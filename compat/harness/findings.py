@@ -116,11 +116,15 @@ def build(results: Sequence[CellResult]) -> dict[str, Any]:
         if value is not None:
             points.setdefault("drift", {})[r.pair] = {**value, **({"remedy": remedies[r.pair]} if r.pair in remedies else {})}
     ok = [r for r in chosen if r.status == Status.COMPATIBLE]
+    # "Working" pairs are advice (`pip install` this): only pairs that train with today's dependencies,
+    # not those that need everything pinned as of their release.
+    today = sorted({r.pair for r in results if r.trainer == "kto" and not r.forced and r.resolution == "latest"
+                    and r.status == Status.COMPATIBLE})
     return {
         "schema_version": FINDINGS_SCHEMA_VERSION,
         "generated_from": {"cells": len(results), "pairs": len(chosen), "compatible": len(ok), **_measured_on(chosen)},
         "facts": {name: [rule.serialize() for rule in compress(p)] for name, p in sorted(points.items())},
-        "working": [[str(r.trl), str(r.transformers)] for r in sorted(ok, key=lambda r: r.pair)],
+        "working": [[str(a), str(b)] for a, b in today],
     }
 
 

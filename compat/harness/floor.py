@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compat.contract import CellResult, ContractError, Status, loads_cell
+from compat.harness import lock
 
 IMPORTS = "import torch, transformers, trl; from trl import KTOTrainer"
 
@@ -105,22 +106,33 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
     warm = [run(only, out) for _ in range(runs)]
     cold = []
     for _ in range(runs):
-        shutil.rmtree(env_dir, ignore_errors=True)
+        _remove(env_dir)
         cold.append(run(only, out))
     cold_no_store = None
     if empty_store and store.is_dir():
         aside = store.with_name(store.name + ".bench-aside")
-        shutil.rmtree(aside, ignore_errors=True)
-        store.rename(aside)
+        with lock.store(store, exclusive=True) as alone:  # held only while the store moves, not while the cell runs
+            if not alone:  # a matrix run is seeding from the store: never pull it from under it
+                raise FloorError(f"another run is using {store}; rerun the bench when it ends, or pass --keep-store")
+            shutil.rmtree(aside, ignore_errors=True)
+            store.rename(aside)
         try:
-            shutil.rmtree(env_dir, ignore_errors=True)
+            _remove(env_dir)
             cold_no_store = run(only, out).seconds
         finally:
-            shutil.rmtree(store, ignore_errors=True)
-            aside.rename(store)
+            with lock.store(store, exclusive=True):
+                shutil.rmtree(store, ignore_errors=True)
+                aside.rename(store)
     training = statistics.median(float((r.training or {}).get("seconds") or 0.0) for r in [first, *warm, *cold])
     return CellFigures(only, imports, training, statistics.median(r.seconds for r in warm),
                        statistics.median(r.seconds for r in cold), cold_no_store, runs)
+
+
+def _remove(env_dir: Path) -> None:
+    """Delete the cell's environment the way the harness does: holding its lock, so a matrix run
+    using it finishes first."""
+    with lock.shared_env(env_dir):
+        shutil.rmtree(env_dir, ignore_errors=True)
 
 
 def _env_id(result: CellResult) -> str:

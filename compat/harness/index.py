@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename, parse_sdist
 from packaging.version import InvalidVersion, Version
 
 from compat.contract import CompatError
+from compat.harness.files import atomic_write
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 _ACCEPT = "application/vnd.pypi.simple.v1+json"
@@ -85,10 +86,10 @@ def fetch(name: str, cache_dir: Path, max_age: float = 3600.0, url: str | None =
             return stale
         raise IndexUnavailable(f"cannot list {name} from {base}: {exc}"
                                + (f" (and the cached listing {cache} is unreadable)" if cache.exists() else "")) from None
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, cache)
+    try:  # the cache only saves a request next time: failing to write it is no reason to stop
+        atomic_write(cache, json.dumps(payload))
+    except CompatError:
+        pass
     return releases
 
 
@@ -102,5 +103,7 @@ def _read_cache(cache: Path) -> list[Release] | None:
 
 def lister(config: Path, max_age: float = 3600.0):
     """`name -> releases` for planning, cached beside the project's matrix.toml."""
-    cache = config.resolve().parent / ".compat" / "index"
+    from compat.harness.config import state_dir
+
+    cache = state_dir(config) / "index"
     return lambda name: fetch(name, cache, max_age=max_age)

@@ -36,6 +36,24 @@ def exclusive(directory: Path) -> Iterator[None]:
 
 
 @contextmanager
+def store(path: Path, exclusive: bool = False) -> Iterator[bool]:
+    """The shared bytecode store: matrix runs hold it shared while they seed and harvest; only
+    `bench`, which swaps the whole store aside, takes it exclusively, and never waits (it yields
+    False when a run holds it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX | fcntl.LOCK_NB) if exclusive else fcntl.LOCK_SH)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+@contextmanager
 def shared_env(path: Path) -> Iterator[None]:
     """Serialise use of one cell environment across runs with different results
     directories: a second run waits rather than rebuilding the venv under the first."""

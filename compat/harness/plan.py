@@ -104,7 +104,7 @@ class Only:
 _FORM = "expected 'trl==A,transformers==B' (either one alone selects a row or column; optionally ',resolution=MODE', ',trainer=NAME')"
 
 
-def parse_only(text: str) -> Only:
+def parse_only(text: str, flag: str = "--only") -> Only:
     """``trl==A[,transformers==B][,resolution=MODE][,trainer=NAME]`` (any order); a clear error otherwise."""
     from compat import trainers
 
@@ -114,21 +114,21 @@ def parse_only(text: str) -> Only:
         name, value = name.strip(), value.strip()
         if not sep or not value or name in fields or name not in ("trl", "transformers", "resolution", "trainer") \
                 or (name in ("trl", "transformers")) != (sep == "=="):
-            raise ConfigError(f"--only {text!r}: {_FORM}")
+            raise ConfigError(f"{flag} {text!r}: {_FORM}")
         fields[name] = value
     if "trl" not in fields and "transformers" not in fields:
-        raise ConfigError(f"--only {text!r}: {_FORM}")
+        raise ConfigError(f"{flag} {text!r}: {_FORM}")
     if fields.get("resolution", "latest") not in RESOLUTIONS:
-        raise ConfigError(f"--only {text!r}: unknown resolution {fields['resolution']!r}; one of {', '.join(RESOLUTIONS)}")
+        raise ConfigError(f"{flag} {text!r}: unknown resolution {fields['resolution']!r}; one of {', '.join(RESOLUTIONS)}")
     if fields.get("trainer", "kto") not in trainers.names():
-        raise ConfigError(f"--only {text!r}: unknown trainer {fields['trainer']!r}; one of {', '.join(trainers.names())}")
+        raise ConfigError(f"{flag} {text!r}: unknown trainer {fields['trainer']!r}; one of {', '.join(trainers.names())}")
     versions: dict[str, Version] = {}
     for axis in ("trl", "transformers"):
         if axis in fields:
             try:
                 versions[axis] = Version(fields[axis])
             except InvalidVersion:
-                raise ConfigError(f"--only {text!r}: {axis} {fields[axis]!r} is not a version") from None
+                raise ConfigError(f"{flag} {text!r}: {axis} {fields[axis]!r} is not a version") from None
     return Only(text, versions.get("trl"), versions.get("transformers"), fields.get("resolution"), fields.get("trainer"))
 
 
@@ -160,17 +160,26 @@ def plan(
         expanded: list[Cell] | None = None
         for text in only:
             sel = parse_only(text)
+            found: dict[str, Version] = {}
             for name, v in (("trl", sel.trl), ("transformers", sel.transformers)):
-                if v is not None and not any(r.version == v for r in lister(name)):
+                if v is None:
+                    continue
+                listed = next((r.version for r in lister(name) if r.version == v), None)
+                if listed is None:
                     raise ConfigError(f"--only {text!r}: {name} {v} does not exist on the package index")
+                found[name] = listed  # the index's spelling: 1.0 and 1.0.0 are one release, one cell
+            chosen = config.profile(profile)
             if sel.trl is not None and sel.transformers is not None:
                 modes = (sel.resolution,) if sel.resolution else settings.resolutions
-                names = (sel.trainer,) if sel.trainer else settings.trainers
-                cells.update(Cell(sel.trl, sel.transformers, r, trainer=t) for r in modes for t in names)
+                names = (sel.trainer,) if sel.trainer else _profile_trainers(chosen, settings.trainers)
+                cells.update(Cell(found["trl"], found["transformers"], r, trainer=t) for r in modes for t in names)
                 continue
             if expanded is None:
-                expanded = expand(config.profile(profile), lister, settings.resolutions, settings.trainers)
-            picked = [c for c in expanded if sel.matches(c)]
+                expanded = expand(chosen, lister, settings.resolutions, settings.trainers)
+            # One axis: that row or column of the profile, under the resolution or trainer asked for.
+            axis = replace(sel, resolution=None, trainer=None)
+            picked = {replace(c, resolution=sel.resolution or c.resolution, trainer=sel.trainer or c.trainer)
+                      for c in expanded if axis.matches(c)}
             if not picked:
                 raise ConfigError(f"--only {text!r}: no cell of profile {profile!r} matches")
             cells.update(picked)
@@ -181,6 +190,12 @@ def plan(
         i, n = shard
         out = [c for k, c in enumerate(out) if k % n == i - 1]
     return [with_index_facts(replace(c, forced=force), lister) for c in out]
+
+
+def _profile_trainers(profile: Profile, default: tuple[str, ...]) -> tuple[str, ...]:
+    """The trainers a profile measures (its grids' own, else the settings')."""
+    names = {t for g in profile.grids for t in (g.trainers or default)}
+    return tuple(sorted(names)) or default
 
 
 def drift_followups(results: Sequence[Any], planned: Sequence[Cell]) -> list[Cell]:

@@ -28,10 +28,11 @@ from compat import trainers
 from compat.contract import CellResult, ContractError, Failure, Stage, Status, dumps_cell, loads_cell, \
     outcome, result_from_observations
 from compat.harness import bytecode, suite
-from compat.harness.config import Settings
+from compat.harness.config import Settings, state_dir
 from compat.harness.envs import Envs, Step, declared_in_env, declared_in_message, fault, first_error_line, \
-    index_args, refused
+    index_args, refused, uninstallable
 from compat.harness.files import atomic_write
+from compat.harness import lock
 from compat.harness.lock import shared_env
 from compat.harness.plan import Cell
 
@@ -99,7 +100,7 @@ def project_context(config_path: Path, settings: Settings, out: Path, *, fresh: 
     checkout this package lives in; `.compat/` beside the matrix file holds environments, cached
     results and the bytecode store."""
     root = suite.checkout()
-    state = config_path.resolve().parent / ".compat"
+    state = state_dir(config_path)
     envs = Envs(state / "envs", settings)
     envs.check_python()
     return Context(root=root, out=out, settings=settings, envs=envs, cache_dir=state / "results",
@@ -120,6 +121,8 @@ def _uv_failure(ctx: Context, cell: Cell, stage: Stage, step: Step, verdict: Sta
     why = fault(step, pinned, ctx.stop.is_set())
     if why is None and stage == Stage.RESOLVE and not refused(step):
         why = "harness"  # uv failed without the resolver's explanation: not a verdict
+    if why is None and stage == Stage.INSTALL and not uninstallable(step):
+        why = "harness"  # a full disk, a permission, uv itself: the machine's fault, never the pair's
     message = first_error_line(step.output)
     if why is not None:
         return _result(ctx, cell, Status.ERROR, Failure(stage, message, "uv", fault=why), timings=timings)
@@ -190,9 +193,15 @@ def _in_env(ctx: Context, cell: Cell, lock: Path, log: Any, work: Path, timings:
     if obs is None or "tests" not in obs:
         why = f"the cell suite did not run (exit {ran.returncode}); see the log"
         return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, why, fault="harness"), timings=timings)
-    if ran.returncode is not None and ran.returncode < 0 and not obs.get("tests", {}).get("failed"):
+    if ran.returncode is not None and ran.returncode < 0:
         why = f"the cell suite was killed by signal {-ran.returncode}; see the log"
         return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, why, fault="signal"), timings=timings)
+    if obs.get("pytest_exit") not in (0, 1):
+        # 0: every test passed; 1: some failed (a measurement). Anything else - no exit status at all (a
+        # crash), interrupted, an internal or usage error, no tests - means the suite itself did not run.
+        why = (f"the cell suite ended without pytest's exit status (exit {ran.returncode}); see the log"
+               if obs.get("pytest_exit") is None else f"pytest could not run the cell suite (exit {obs['pytest_exit']})")
+        return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, why, fault="harness"), timings=timings)
     spec = trainers.get(cell.trainer)
     return result_from_observations(
         cell.trl, cell.transformers, cell.resolution, obs, trainer=cell.trainer, adapter_required=spec.adapter,
@@ -223,11 +232,11 @@ def verdict_key(result: CellResult) -> tuple[str, str, str]:
 
 
 def _measure(ctx: Context, cell: Cell, reporter: Reporter, before: CellResult | None) -> CellResult:
-    """Run the cell; where a measured verdict existed and this one differs, run it once more: two
-    runs that agree replace it, two that disagree are recorded as flaky with both outcomes."""
+    """Run the cell; where a measured verdict existed and this one differs, or the cell was flaky, run
+    it once more: two runs that agree replace it, two that disagree are recorded as flaky with both."""
     result = run_cell(ctx, cell)
-    if result.status == Status.ERROR or before is None or before.status in (Status.ERROR, Status.FLAKY) \
-            or verdict_key(before) == verdict_key(result) or ctx.stop.is_set():
+    if result.status == Status.ERROR or before is None or before.status == Status.ERROR or ctx.stop.is_set() \
+            or (before.status != Status.FLAKY and verdict_key(before) == verdict_key(result)):
         return result
     reporter.rerunning(cell, before, result)
     again = run_cell(ctx, cell)
@@ -262,11 +271,19 @@ def run_all(ctx: Context, cells: list[Cell], jobs: int, reporter: Reporter) -> l
         atomic_write(ctx.out / "cells" / f"{cell.id}.json", dumps_cell(result))
         if cacheable(result) and result.status != Status.FLAKY:
             atomic_write(cached_path, dumps_cell(result))
+        elif result.status != Status.ERROR:
+            # Measured, but not a verdict to serve again (flaky, a timeout): the older cached verdict it
+            # contradicts must not come back on the next run either; that run measures afresh.
+            cached_path.unlink(missing_ok=True)
         reporter.finished(cell, result, cached=False)
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return [r for r in pool.map(one, cells) if r is not None]
+    store = ctx.bytecode or ctx.cache_dir.with_name("bytecode")
+    with lock.store(store), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = [r for r in pool.map(one, cells) if r is not None]
+    if ctx.bytecode is not None:
+        bytecode.prune(ctx.bytecode, int(ctx.settings.bytecode_gib * 2**30))
+    return results
 
 
 @contextmanager

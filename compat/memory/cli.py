@@ -1,4 +1,4 @@
-"""``python -m compat memory``: the subparser and its handler; compat/cli.py calls ``register``.
+"""``python -m compat memory``: the subparser and its handler; compat/cli/main.py calls ``register``.
 
 Numbers are taken as text and checked here, not by argparse, so every bad value
 (0, -1, nan, inf, banana) ends the same way: one ``compat: error:`` line naming
@@ -15,6 +15,8 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+
+from compat.cli import options
 
 from .estimate import DEVICES, LOGITS, OPTIMS, PRECISIONS, Setup
 from .facts import DEFAULT_FINDINGS, BatchOne, batch_one, load_findings, parse_pair
@@ -109,7 +111,8 @@ def cmd_memory(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``memory`` subcommand to compat's subparsers."""
-    mem = sub.add_parser("memory", help="estimate KTO training memory, say if it fits the GPU and what to change")
+    mem = sub.add_parser("memory", formatter_class=options.Help,
+                         help="estimate KTO training memory, say if it fits the GPU and what to change")
     src = mem.add_mutually_exclusive_group()
     src.add_argument("--params", default=None, metavar="COUNT",
                      help="parameter count: 1.8B, 7b, 500M, 1.8e9 or 1_800_000_000 (K/M/B/T, any case); "
@@ -131,14 +134,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "an estimate, not calibrated on real runs")
     mem.add_argument("--gpu-gib", default="24", metavar="GIB", help="GPU memory in GiB (default: 24)")
     mem.add_argument("--lora-rank", default="0", metavar="R", help="LoRA rank on all linear layers; 0 = full fine-tune")
-    mem.add_argument("--gradient-checkpointing", action="store_true")
+    mem.add_argument("--gradient-checkpointing", action="store_true",
+                     help="gradient_checkpointing=True: recompute activations in backward instead of keeping them")
     mem.add_argument("--grad-accum", default="1", metavar="N", help="gradient_accumulation_steps (default: 1)")
     mem.add_argument("--precompute-ref", action="store_true", help="precompute_ref_log_probs=True with ref_model=None")
-    mem.add_argument("--optim", choices=OPTIMS, default="adamw_torch")
+    mem.add_argument("--optim", choices=OPTIMS, default="adamw_torch",
+                     help="TrainingArguments optim (adamw_8bit: bitsandbytes' 8-bit AdamW states)")
     mem.add_argument("--logits", choices=LOGITS, default="full",
                      help="full: B x S x vocab logits materialised (older KTOTrainers); "
                           "chunked: per-token log-probs through a fused, tiled LM head (newer KTOTrainers)")
-    mem.add_argument("--device", choices=DEVICES, default="cuda")
+    mem.add_argument("--device", choices=DEVICES, default="cuda", help="where training runs")
     mem.add_argument("--gpus", default="1", metavar="N",
                      help="GPUs running the job (default: 1); the estimate is per GPU, batch sizes are per device")
     mem.add_argument("--shard", choices=SHARDS, default="none",

@@ -59,9 +59,9 @@ def parse_pair(text: str) -> tuple[str, str]:
     from compat.harness.plan import parse_only
 
     try:
-        sel = parse_only(text)
+        sel = parse_only(text, "--pair")
     except ConfigError as exc:
-        raise MemoryInputError(str(exc).replace("--only", "--pair", 1)) from None
+        raise MemoryInputError(str(exc)) from None
     if sel.trl is None or sel.transformers is None:
         raise MemoryInputError(f"--pair {text!r}: expected 'trl==A,transformers==B'")
     return str(sel.trl), str(sel.transformers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .estimate import GiB, MiB, Estimate, Setup, estimate
@@ -86,10 +86,12 @@ def report(setup: Setup, batch_one: BatchOne = UNMEASURED) -> Report:
         notes.append(f"weights use the {setup.params:,} parameters given; activations and logits use the "
                      f"shape ({setup.shape.params:,} parameters)")
     low = batch_one.min_batch
+    base = setup  # what the recommendations start from: never a batch TRL refuses
     if setup.batch_size < low:
+        base = replace(setup, batch_size=low, grad_accum=max(1, setup.effective_batch // low))
         notes.append(f"per_device_train_batch_size={setup.batch_size} as given, but KTOTrainer's default loss "
                      f"needs at least {low} rows for its KL term where batch 1 is refused or unmeasured "
-                     f"({batch_one.citation})")
+                     f"({batch_one.citation}); the fixes and recipes below start from {low}")
     peak = estimate(setup)
     notes += disqualified_note(setup, peak.fits)
     if setup.weights == "nf4" or setup.shard != "none":
@@ -101,12 +103,12 @@ def report(setup: Setup, batch_one: BatchOne = UNMEASURED) -> Report:
         how = "from the parameter count" if setup.params is not None else "as the KTO example's model"
         warnings.append(f"shape guessed {how}, not read from the model; activations and logits depend on it: "
                         "pass --model-config config.json (the model's Hugging Face config) for the real shape")
-    found = recipes(setup, low)
+    found = recipes(base, low)
     best = found[0] if found else None
     keeping_batch = next((r for r in found if "batch" not in r.keys), None)
     keeping_full = next((r for r in found if r.full_fine_tune), None) if setup.lora_rank == 0 else None
-    return Report(peak, tuple(fixes(setup, low)), best, keeping_batch, keeping_full,
-                  estimate(all_fixes(setup, low)), tuple(notes), batch_one, tuple(found), tuple(warnings))
+    return Report(peak, tuple(fixes(base, low)), best, keeping_batch, keeping_full,
+                  estimate(all_fixes(base, low)), tuple(notes), batch_one, tuple(found), tuple(warnings))
 
 
 def gib(n: float) -> str:
@@ -131,7 +133,8 @@ def _render_recipes(r: Report) -> list[str]:
         out.append(f"  {i}. {_describe(c)}")
         out += [f"     + {change} - {caveat}" for change, caveat in zip(c.changes, c.caveats, strict=True)]
     s = r.estimate.setup
-    keeping = [(r.keeping_batch, f"per_device_train_batch_size={s.batch_size}")]
+    kept = r.keeping_batch.setup.batch_size if r.keeping_batch else max(s.batch_size, r.batch_one.min_batch)
+    keeping = [(r.keeping_batch, f"per_device_train_batch_size={kept}")]
     if s.lora_rank == 0:  # a LoRA run has no full fine-tune to keep
         keeping.append((r.keeping_full, "full fine-tuning (no LoRA)"))
     for k, label in keeping:

@@ -9,7 +9,9 @@ per line to $COMPAT_CELL_RESULT (see compat.contract.fold_observations), one
 record per probe, the training and adapter records, one record per test and
 pytest's exit status last.
 
-Faults, for the fault tests: FAKE_SYNC_SLEEP=S makes `pip sync` touch
+Faults, for the fault tests: FAKE_SYNC_FAIL=TEXT makes `pip sync` fail with
+TEXT (e.g. a full disk); FAKE_PYTEST_EXIT=N makes the cell's pytest end with
+exit status N; FAKE_SYNC_SLEEP=S makes `pip sync` touch
 $FAKE_SYNC_MARK and sleep S seconds (a Ctrl-C lands there); FAKE_INDEX_404=1
 makes `pip compile` answer as uv does when the index answers 404; FAKE_FLIP=F
 alternates the cell between compatible and failing at train, counting runs
@@ -120,7 +122,12 @@ def main(argv: list[str]) -> int:
             import time
 
             time.sleep(float(os.environ["FAKE_SYNC_SLEEP"]))
+        if os.environ.get("FAKE_SYNC_FAIL"):  # the machine failing (a full disk), not the pair
+            print(f"error: Failed to install: {os.environ['FAKE_SYNC_FAIL']}", file=sys.stderr)
+            return 2
         env = Path(argv[argv.index("--python") + 1]).parent.parent
+        if os.environ.get("FAKE_PYTEST_EXIT"):  # pytest itself broke: 3 internal error, 4 usage, 5 no tests
+            write_python(env, {**OBS, "exit": int(os.environ["FAKE_PYTEST_EXIT"])})
         if os.environ.get("FAKE_BOUNDARY") or os.environ.get("FAKE_UNTESTED_BELOW"):
             write_python(env, observed(Path(argv[-1])))
         if os.environ.get("FAKE_FLIP"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -112,7 +113,10 @@ def test_a_verdict_that_changes_is_measured_again_and_disagreement_is_flaky(proj
     cell = reported(project)[CELL]
     assert cell["status"] == "flaky"
     assert sorted(o["status"] for o in cell["flaky"]) == ["compatible", "incompatible"]
-    assert [c["status"] for c in cached(project)] == ["compatible"]  # the flaky outcome is not cached
+    assert cached(project) == []  # neither the flaky outcome nor the verdict it contradicted is served again
+    again = matrix(project, FAKE_FLIP=str(counter))  # a flaky cell is measured twice before it may leave flaky
+    assert again.returncode == 0, again.stderr
+    assert counter.read_text().strip() == "5" and reported(project)[CELL]["status"] == "flaky"
 
 
 def test_merge_of_a_traversing_version_writes_nothing_outside_out(tmp_path: Path):
@@ -140,3 +144,16 @@ def test_an_interrupted_fresh_rerun_keeps_the_fuller_report(project: Path, tmp_p
     partial = matrix(project, "--fresh")  # one of the two cells only
     assert partial.returncode == 0, partial.stderr
     assert len(reported(project)) == 2 and "kept from the report already there" in partial.stderr
+
+
+@pytest.mark.parametrize("env", [{"FAKE_SYNC_FAIL": "No space left on device (os error 28)"},
+                                 {"FAKE_PYTEST_EXIT": "3"}, {"FAKE_PYTEST_EXIT": "5"}],
+                         ids=["disk-full-during-sync", "pytest-internal-error", "pytest-collected-nothing"])
+def test_a_machine_or_pytest_fault_is_an_error_and_never_cached(project: Path, env: dict[str, str]):
+    proc = matrix(project, **env)
+    assert proc.returncode == 1, proc.stderr  # a harness error: rerun later
+    cell = reported(project)[CELL]
+    assert cell["status"] == "error" and cell["failure"]["fault"] == "harness", cell["failure"]
+    assert cached(project) == []
+    shutil.rmtree(project / ".compat" / "envs")  # the fake fault lives in the environment's python
+    assert matrix(project).returncode == 0 and reported(project)[CELL]["status"] == "compatible"

@@ -527,3 +527,15 @@ def test_a_shape_guessed_from_the_parameter_count_is_warned_about(capsys, tmp_pa
         assert data["setup"]["shape"]["params"] == MEASURED[0][1]
     assert cli.main(["memory", "--model-config", config]) == 0
     assert "WARNING" not in capsys.readouterr().out
+
+
+def test_a_refused_batch_as_given_is_raised_before_anything_is_recommended(tmp_path):
+    """--batch-size 1 where findings measured KTOTrainer refusing it: the note says so and no recipe keeps 1."""
+    rules = [{"trl": "==1.16.0", "transformers": "==5.23.0", "value": "rejected", "measured": [["1.16.0", "5.23.0"]]}]
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps({"schema_version": 2, "facts": {"batch_size_one": rules}, "working": []}))
+    report = memory.report(memory.Setup(shape=memory.QWEN15_18B, batch_size=1, gpu_gib=24.0),
+                           memory.batch_one(memory.load_findings(path), None, str(path)))
+    assert any("start from 2" in n for n in report.notes)
+    assert report.recipes and all(r.setup.batch_size >= 2 for r in report.recipes)
+    assert all(f.setup.batch_size >= 2 for f in report.fixes)

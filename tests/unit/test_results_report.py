@@ -93,8 +93,12 @@ def test_markdown_grid_and_untrusted_text_is_inert():
 def test_pip_settings_reach_uv():
     env = {"PIP_INDEX_URL": "https://idx/simple", "PIP_EXTRA_INDEX_URL": "https://a https://b", "PIP_FIND_LINKS": "/opt/wheels"}
     assert index_args(Settings(), env) == ["--index-url", "https://idx/simple", "--extra-index-url", "https://a",
-                                           "--extra-index-url", "https://b", "--find-links", "/opt/wheels"]
+                                           "--extra-index-url", "https://b", "--index-strategy", "unsafe-best-match",
+                                           "--find-links", "/opt/wheels"]
     assert index_args(Settings(), {}) == []
+    # matrix.toml's torch index: its torch page only, so no other package can resolve from it
+    assert index_args(Settings(torch_index_url="https://download.pytorch.org/whl/cu121/"), {}) == [
+        "--find-links", "https://download.pytorch.org/whl/cu121/torch/"]
 
 
 @pytest.mark.parametrize(("text", "net"), [

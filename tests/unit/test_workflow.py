@@ -170,7 +170,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def run_workflow(workflow: dict[str, Any], root: Path, full: str, **env: str) -> tuple[Runner, dict[str, str], dict[str, str]]:
-    values = {"inputs.full": full, "inputs.profile || 'default'": "default", "github.token": "t",
+    values = {"inputs.full": full, "inputs.profiles || 'default dpo full'": "default", "github.token": "t",
               "github.repository": "o/r", "github.server_url": "https://github.example", "github.run_id": "42"}
     sim = Runner(workflow, root, values, env)
     plan = sim.step("plan", "plan")
@@ -204,7 +204,7 @@ def test_daily_run_measures_only_new_releases_in_shards_and_merges_them(workflow
     published = sorted(p.relative_to(project / "docs" / "compat").as_posix() for p in (project / "docs" / "compat").rglob("*"))
     assert {"COMPAT.md", "compat.json", "compat.svg", "index.html", "schema/compat.schema.json",
             "schema/findings.schema.json"} <= set(published)
-    again = Runner(workflow, project, {"inputs.full": "", "inputs.profile || 'default'": "default"}, {}).step("plan", "plan")
+    again = Runner(workflow, project, {"inputs.full": "", "inputs.profiles || 'default dpo full'": "default"}, {}).step("plan", "plan")
     assert again["count"] == "0" and again["shards"] == "[]"  # covered now: tomorrow's run does nothing
 
 

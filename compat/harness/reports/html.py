@@ -39,7 +39,7 @@ from packaging.version import Version
 from compat import probes as registry
 from compat.contract import KEYWORDS, CellResult, Status
 from compat.harness.reports import grid
-from compat.harness.reports.vocab import COLOURS, COLOURS_DARK, DRIFT, INFERRED, LEGEND, NOT_MEASURED, SYMBOLS
+from compat.harness.reports.vocab import COLOURS, COLOURS_DARK, DRIFT, INFERRED, LEGEND, NOT_MEASURED, SYMBOLS, pip_line
 
 _ASSETS = Path(__file__).with_name("html_assets")
 # The two marks of a grid position no cell measured (the legend's words for them).
@@ -108,10 +108,6 @@ class _Interner:
     @staticmethod
     def loaded(table: Mapping[str, int]) -> list[Any]:
         return [json.loads(t) for t in sorted(table, key=table.__getitem__)]
-
-
-def pip_command(r: CellResult) -> str:
-    return f"pip install 'trl=={r.trl}' 'transformers=={r.transformers}'"
 
 
 def _span(s: grid.Span) -> dict[str, Any]:
@@ -195,7 +191,7 @@ def _cell(r: CellResult, i: int, j: int, interner: _Interner, meta: Mapping[str,
     if r.warnings:
         d["warnings"] = [interner.warning(w) for w in r.warnings]
     use = r.use_keyword()
-    d.update(id=r.id, status=str(r.status), row=i, col=j, pip=pip_command(r), **({"use": use} if use else {}))
+    d.update(id=r.id, status=str(r.status), row=i, col=j, pip=pip_line(r.trl, r.transformers), **({"use": use} if use else {}))
     return d
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from compat.contract import CellResult, Status
 from compat.harness.reports import grid as gridmod
-from compat.harness.reports.vocab import DRIFT, LEGEND, SYMBOLS, first_line, md
+from compat.harness.reports.vocab import DRIFT, LEGEND, SYMBOLS, code, first_line, md
 
 
 def cell_text(r: CellResult) -> str:
@@ -72,7 +72,7 @@ def failed_tests(results: Sequence[CellResult]) -> list[str]:
     out = []
     for r in gridmod.ordered(results):
         for t in (r.tests.failed if r.tests else ()):
-            out.append(f"- {pair(r)}: `{md(t.id)}` {md(t.outcome)}: {md(first_line(t.message))}")
+            out.append(f"- {pair(r)}: {code(t.id)} {md(t.outcome)}: {md(first_line(t.message))}")
     return out
 
 
@@ -86,7 +86,7 @@ def installs_but_breaks(results: Sequence[CellResult]) -> list[str]:
     for r in rows:
         f = r.failure
         assert f is not None
-        why = f.drift.describe() if f.drift else f"{md(f.raised_by or 'unknown')} raised"
+        why = f.drift.describe() if f.drift else f"{f.raised_by or 'unknown'} raised"  # escaped once, below
         allowed = {True: "its metadata allows this transformers", False: "forced past its metadata", None: ""}[
             r.declared_ok if not r.forced else False]
         out.append(f"- {pair(r)}: fails at **{md(f.stage)}** ({md(why)}): {md(first_line(f.message))}"

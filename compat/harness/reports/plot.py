@@ -19,7 +19,7 @@ from typing import Any
 
 from compat.contract import CellResult
 from compat.harness.reports import grid
-from compat.harness.reports.vocab import COLOURS, GLYPHS
+from compat.harness.reports.vocab import COLOURS, GLYPHS, plain
 
 _CELL_W, _HEAD_W, _ROW_H, _PAD = 1.45, 1.15, 0.3, 0.15  # inches
 _COMPACT_COLUMNS, _COMPACT_W = 12, 0.26
@@ -60,8 +60,9 @@ def render(results: Sequence[CellResult], meta: dict[str, Any]) -> str:
         ax.axis("off")
         text = lambda x, y, s, **kw: ax.text(x, y, s, parse_math=False, **{"va": "center", **kw})  # noqa: E731
         title = f"KTO compatibility: TRL × transformers ({len(results)} cells"
-        title += f", profile {meta['profile']}" if meta.get("profile") else ""
-        text(_PAD, 0.25, title + (f", {meta['generated']})" if meta.get("generated") else ")"), fontsize=10, weight="bold")
+        title += f", profile {plain(meta['profile'])}" if meta.get("profile") else ""
+        title += f", {plain(meta['generated'])})" if meta.get("generated") else ")"
+        text(_PAD, 0.25, title, fontsize=10, weight="bold")
         y = 0.5
         for section in sections:
             trls, tfs = section.trls, section.tfs

@@ -70,9 +70,20 @@ def md(text: object) -> str:
     return re.sub(r"([\\|`*_\[\]#~])", r"\\\1", s)
 
 
+def code(text: object) -> str:
+    """A Markdown code span: backslash escapes do not work inside one, so a backtick becomes a quote
+    (it would end the span) and the rest is shown literally."""
+    return "`" + plain(text).replace("`", "'").replace("\n", " ") + "`"
+
+
 def xml(text: object) -> str:
     """Text XML 1.0 can carry (JUnit); line ends become \\n, as an XML parser would turn them."""
     return plain(str(text).replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def pip_line(trl: object, transformers: object) -> str:
+    """The one way every report and `check` spell the install command of a pair."""
+    return f"pip install 'trl=={trl}' 'transformers=={transformers}'"
 
 
 def first_line(text: object, limit: int = 300) -> str:
