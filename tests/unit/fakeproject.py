@@ -20,6 +20,14 @@ def listing(*versions: str) -> dict:
                       for i, v in enumerate(versions)]}
 
 
+def matrix(*grids: tuple[list[str], list[str]], cell_timeout: int | None = None) -> str:
+    """A matrix.toml whose default profile is the union of the (trl, transformers) grids given."""
+    lines = ["[settings]", 'python = "3.11"', *([f"cell_timeout = {cell_timeout}"] if cell_timeout else []), "[profiles.default]"]
+    for trl, transformers in grids:
+        lines += ["[[profiles.default.grid]]", f"trl = {json.dumps(trl)}", f"transformers = {json.dumps(transformers)}"]
+    return "\n".join(lines) + "\n"
+
+
 def make(root: Path, matrix: str, trl: list[str], transformers: list[str]) -> Path:
     (root / "matrix.toml").write_text(matrix)
     idx = root / ".compat" / "index"

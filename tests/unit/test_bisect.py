@@ -15,14 +15,7 @@ from compat.harness import bisect
 from compat.contract import CellResult
 
 TRL = [f"0.{minor}.{patch}" for minor in range(11, 19) for patch in (0, 1)]  # 16 releases
-MATRIX = """
-[settings]
-python = "3.11"
-[profiles.default]
-[[profiles.default.grid]]
-trl = ["latest"]
-transformers = ["4.46.3"]
-"""
+MATRIX = fakeproject.matrix((["latest"], ["4.46.3"]))
 
 
 def fake_measure(values: dict[Version, str | None], calls: list[Version]):

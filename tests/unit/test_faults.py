@@ -20,15 +20,7 @@ import pytest
 import fakeproject
 
 REPO = Path(__file__).parents[2]
-MATRIX = """
-[settings]
-python = "3.11"
-cell_timeout = 60
-[profiles.default]
-[[profiles.default.grid]]
-trl = ["1.0.0"]
-transformers = ["4.46.3"]
-"""
+MATRIX = fakeproject.matrix((["1.0.0"], ["4.46.3"]), cell_timeout=60)
 PAIR = "trl==1.0.0,transformers==4.46.3"
 CELL = "trl1.0.0-tf4.46.3"
 

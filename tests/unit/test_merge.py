@@ -13,18 +13,7 @@ from compat.contract import CellResult
 
 import fakeproject
 
-MATRIX = """
-[settings]
-python = "3.11"
-cell_timeout = 60
-[profiles.default]
-[[profiles.default.grid]]
-trl = ["0.12.*", "1.0.0"]
-transformers = ["4.46.3", "5.0.0"]
-[[profiles.default.grid]]
-trl = ["0.13.0"]
-transformers = ["5.0.0"]
-"""
+MATRIX = fakeproject.matrix((["0.12.*", "1.0.0"], ["4.46.3", "5.0.0"]), (["0.13.0"], ["5.0.0"]), cell_timeout=60)
 VOLATILE = {"generated", "rendered", "seconds", "timings", "peak_rss_bytes"}
 
 

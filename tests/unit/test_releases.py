@@ -11,14 +11,7 @@ import fakeproject
 from compat.harness import regressions
 from compat.contract import CellResult, Failure
 
-MATRIX = """
-[settings]
-python = "3.11"
-[profiles.default]
-[[profiles.default.grid]]
-trl = ["0.12.*", "latest"]
-transformers = ["4.46.*", "latest"]
-"""
+MATRIX = fakeproject.matrix((["0.12.*", "latest"], ["4.46.*", "latest"]))
 
 
 @pytest.fixture

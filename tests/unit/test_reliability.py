@@ -26,15 +26,7 @@ from compat.harness.plan import Cell
 import fakeproject
 
 REPO = Path(__file__).parents[2]
-MATRIX = """
-[settings]
-python = "3.11"
-cell_timeout = 60
-[profiles.default]
-[[profiles.default.grid]]
-trl = ["0.12.*", "1.0.0"]
-transformers = ["4.46.3"]
-"""
+MATRIX = fakeproject.matrix((["0.12.*", "1.0.0"], ["4.46.3"]), cell_timeout=60)
 
 
 @pytest.fixture

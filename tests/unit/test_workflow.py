@@ -94,14 +94,7 @@ def test_hardening_pins_permissions_credentials_and_no_expressions_in_scripts(wo
 
 # ---- running the workflow's own steps ---------------------------------------------------------
 
-MATRIX = """
-[settings]
-python = "3.11"
-[profiles.default]
-[[profiles.default.grid]]
-trl = ["0.12.*", "latest"]
-transformers = ["4.46.3", "5.0.0"]
-"""
+MATRIX = fakeproject.matrix((["0.12.*", "latest"], ["4.46.3", "5.0.0"]))
 GH = """#!/bin/sh
 echo "$*" >> "$GH_LOG"
 if [ "$1 $2" = "issue list" ] && [ -n "$FAKE_GH_ISSUE" ]; then echo "$FAKE_GH_ISSUE"; fi
