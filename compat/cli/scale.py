@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import sys
 from pathlib import Path
@@ -198,7 +199,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="compat-bench-") as tmp:
             cells = floor.measure(args.pair, root / "envs", root / "bytecode", Path(tmp) / "cell",
-                                  floor.run_cell_cli(args.config), runs=args.runs, empty_store=not args.keep_store)
+                                  floor.run_cell_cli(args.config), runs=args.runs, empty_store=not args.keep_store,
+                                  threads=max(1, (os.cpu_count() or 1) // options.default_jobs()))  # as matrix runs it
         figures = bench_mod.bench(cell, config.settings, args.config, only)
     except (bench_mod.BenchError, floor.FloorError) as exc:
         print(f"compat: bench failed: {exc}", file=sys.stderr)

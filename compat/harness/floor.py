@@ -11,6 +11,12 @@ overhead against it. Measured side by side in one run, as ratios:
   shared bytecode store as a matrix run has it;
 - cold cell with an empty bytecode store as well: the very first cell of a machine.
 
+Beside them, a bare training run: the floor's imports, then one trainer built
+from the cell's own tiny recipe and its steps, in one process - what any
+training script on the pair costs. It splits the gap to the floor into what
+the stack itself costs past its imports (trainer construction imports more,
+e.g. accelerate pulling in ``torch._dynamo``) and what the cell's checks add.
+
 Every step goes through two injectable callables (run one cell through the
 real CLI; time a command), so the arithmetic is tested without installs.
 """
@@ -28,9 +34,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compat.contract import CellResult, ContractError, Status, loads_cell
-from compat.harness import lock
+from compat.harness import lock, suite
 
 IMPORTS = "import torch, transformers, trl; from trl import KTOTrainer"
+# The cell's own recipe (compat.cell), one trainer, its steps; os._exit skips teardown as the cell's suite does.
+BARE_RUN = """
+import os, sys, tempfile
+from pathlib import Path
+from datasets import Dataset
+from compat.cell import runs
+from compat.cell.discover import discover_once
+from compat.cell.tiny import make_tokenizer
+from compat.trainers import get
+spec = get(sys.argv[1])
+disc = discover_once(spec.candidates, (spec.config_class, spec.trainer_class))
+tok = make_tokenizer()
+trainer = runs.build(spec, disc, sys.argv[2], tok, Dataset.from_list(spec.rows(8, False)), Path(tempfile.mkdtemp()))
+os._exit(0 if runs.train(trainer)["steps"] == runs.STEPS else 1)
+"""
 
 RunCell = Callable[[str, Path], CellResult]  # (--only value, out dir) -> the cell's result
 TimeCmd = Callable[[Sequence[str], dict[str, str]], float]
@@ -49,6 +70,7 @@ class CellFigures:
     cold: float  # ... environment deleted first (median)
     cold_no_store: float | None = None  # ... and the bytecode store emptied too (one run)
     runs: int = 3
+    bare: float | None = None  # imports + one trainer from the cell's recipe + its steps, one process (median)
 
     @property
     def floor(self) -> float:
@@ -66,6 +88,10 @@ class CellFigures:
         if self.cold_no_store is not None:
             lines.append(f"cold cell, empty bytecode store / floor = {self.ratio(self.cold_no_store):.1f}x "
                          f"(cell {self.cold_no_store:.1f}s: the first cell on a new machine)")
+        if self.bare is not None:
+            lines.append(f"bare training run / floor = {self.ratio(self.bare):.1f}x ({self.bare:.1f}s: the imports, one "
+                         f"trainer from the cell's recipe and its steps; warm cell / bare run = "
+                         f"{self.warm / max(self.bare, 1e-9):.1f}x is what the cell's checks add)")
         return lines
 
 
@@ -95,7 +121,8 @@ def time_cmd(cmd: Sequence[str], env: dict[str, str]) -> float:
 
 
 def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: TimeCmd = time_cmd,
-            runs: int = 3, empty_store: bool = True) -> CellFigures:
+            runs: int = 3, empty_store: bool = True, threads: int = 0) -> CellFigures:
+    """``threads``: the OMP threads the cell ran with (0: unset), so the bare run trains as the cell did."""
     first = run(only, out)  # builds the environment and fills the bytecode store
     if first.status != Status.COMPATIBLE or not first.training:
         raise FloorError(f"{first.id} is {first.status}, not compatible: the floor is defined for a cell that trains")
@@ -103,6 +130,12 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
     python = [str(env_dir / "bin" / "python"), "-c", IMPORTS]
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     imports = statistics.median(timed(python, environ) for _ in range(runs))
+    keyword = next((k for k, state in first.keyword.items() if state == "accepted"), None)
+    bare = None
+    if keyword is not None:  # only a deprecated keyword builds: no plain run to compare with
+        script = [str(env_dir / "bin" / "python"), "-c", BARE_RUN, first.trainer, keyword]
+        cell_env = suite.environment(suite.checkout(), out / "bare.jsonl", out / "bare-hf", first.trainer, threads)
+        bare = statistics.median(timed(script, cell_env) for _ in range(runs))
     warm = [run(only, out) for _ in range(runs)]
     cold = []
     for _ in range(runs):
@@ -125,7 +158,7 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
                 aside.rename(store)
     training = statistics.median(float((r.training or {}).get("seconds") or 0.0) for r in [first, *warm, *cold])
     return CellFigures(only, imports, training, statistics.median(r.seconds for r in warm),
-                       statistics.median(r.seconds for r in cold), cold_no_store, runs)
+                       statistics.median(r.seconds for r in cold), cold_no_store, runs, bare)
 
 
 def _remove(env_dir: Path) -> None:

@@ -104,6 +104,43 @@ def test_floor_ratios_from_warm_cold_and_store_cold_runs(tmp_path):
     assert "cold cell, empty bytecode store / floor = 2.7x" in lines[3]
 
 
+def test_bare_training_run_splits_the_gap_between_stack_and_checks(tmp_path):
+    """Beside the floor: one process with the imports, one trainer built with the keyword the cell
+    measured accepted, and its steps, timed in the cell's own environment."""
+    from dataclasses import replace
+
+    from compat.harness import floor
+
+    envs = tmp_path / "envs"
+    (envs / "trl0.12.2-tf4.46.3" / "bin").mkdir(parents=True)
+    cell = replace(_cell(8.0), keyword={"processing_class": "accepted", "tokenizer": "rejected"})
+    timed: list[tuple[list[str], dict[str, str]]] = []
+
+    def timer(cmd, env):
+        timed.append((list(cmd), env))
+        return 2.6 if "-c" in cmd and cmd[2] == floor.IMPORTS else 4.0
+
+    figures = floor.measure("trl==0.12.2,transformers==4.46.3", envs, tmp_path / "no-store", tmp_path / "out",
+                            lambda only, out: cell, timed=timer, runs=3, threads=1)
+    bare = [(cmd, env) for cmd, env in timed if cmd[2] == floor.BARE_RUN]
+    assert len(bare) == 3 and bare[0][0][-2:] == ["kto", "processing_class"]
+    env = bare[0][1]
+    assert env["HF_HUB_OFFLINE"] == "1" and env["OMP_NUM_THREADS"] == "1" and "PYTHONDONTWRITEBYTECODE" not in env
+    assert env["PYTHONPATH"] == str(Path(floor.__file__).parents[2])  # the checkout: the cell package comes from it
+    assert figures.bare == 4.0 and figures.floor == pytest.approx(3.0)
+    line = figures.render()[-1]
+    assert line.startswith("bare training run / floor = 1.3x (4.0s") and "warm cell / bare run = 2.0x" in line
+
+
+def test_no_bare_run_when_only_a_deprecated_keyword_builds(tmp_path):
+    from compat.harness import floor
+
+    (tmp_path / "envs" / "trl0.12.2-tf4.46.3" / "bin").mkdir(parents=True)
+    figures = floor.measure("trl==0.12.2,transformers==4.46.3", tmp_path / "envs", tmp_path / "s", tmp_path / "o",
+                            lambda only, out: _cell(8.0), timed=lambda cmd, env: 2.6, runs=1)
+    assert figures.bare is None and not any(line.startswith("bare") for line in figures.render())
+
+
 def test_floor_refuses_a_cell_that_does_not_train(tmp_path):
     from compat.contract import CellResult
     from compat.harness import floor
