@@ -18,6 +18,7 @@ from packaging.version import Version
 from compat.cell.validate import SchemaError, validate
 from compat.contract import FINDINGS_SCHEMA_VERSION, CellResult, ContractError, Status, facts, schema
 from compat.harness.files import atomic_write
+from compat.harness import specs
 
 
 @dataclass(frozen=True, order=True)
@@ -76,7 +77,7 @@ def representative(results: Sequence[CellResult]) -> list[CellResult]:
 
     best: dict[tuple[Version, Version], CellResult] = {}
     for r in results:
-        if r.forced or r.trainer != "kto" or r.status in (Status.ERROR, Status.FLAKY):
+        if r.forced or not specs.adapter_covers(r.trainer) or r.status in (Status.ERROR, Status.FLAKY):
             continue
         if r.pair not in best or score(r) < score(best[r.pair]):
             best[r.pair] = r
@@ -87,7 +88,8 @@ def _remedies(results: Sequence[CellResult]) -> dict[tuple[Version, Version], st
     """Where a drifted pair trains under another resolution mode, the measured remedy."""
     out = {}
     for r in results:
-        if r.trainer == "kto" and not r.forced and r.status == Status.COMPATIBLE and r.resolution == "as-of-release":
+        if (specs.adapter_covers(r.trainer) and not r.forced and r.status == Status.COMPATIBLE
+                and r.resolution == "as-of-release"):
             out[r.pair] = (f"resolving its dependencies as of the pair's release (as-of-release) trains: "
                            f"kto-compat measured trl {r.trl} + transformers {r.transformers} that way")
     return out
@@ -118,7 +120,7 @@ def build(results: Sequence[CellResult]) -> dict[str, Any]:
     ok = [r for r in chosen if r.status == Status.COMPATIBLE]
     # "Working" pairs are advice (`pip install` this): only pairs that train with today's dependencies,
     # not those that need everything pinned as of their release.
-    today = sorted({r.pair for r in results if r.trainer == "kto" and not r.forced and r.resolution == "latest"
+    today = sorted({r.pair for r in results if specs.adapter_covers(r.trainer) and not r.forced and r.resolution == "latest"
                     and r.status == Status.COMPATIBLE})
     return {
         "schema_version": FINDINGS_SCHEMA_VERSION,

@@ -160,6 +160,25 @@ def test_page_data_drops_no_measurement():
     assert c["id"] == "trl0.12.2-tf4.46.3-dpo"
 
 
+def test_trainers_are_named_and_covered_from_their_specs():
+    """Titles and adapter coverage come from compat/trainers: DPO is "DPOTrainer" without an adapter, and a
+    trainer no spec declares (an old table) reads as its own name, without an adapter, instead of failing."""
+    from compat.harness import findings, specs
+    from compat.harness.reports import markdown
+
+    kto, dpo, gone = (cell("0.12.2", "4.46.3", trainer=t) for t in ("kto", "dpo", "orpo"))
+    data = html.page_data([kto, dpo, gone], {})
+    assert [(s["title"].split(",")[0], s["adapter"]) for s in data["sections"]] == [
+        ("KTOTrainer", True), ("DPOTrainer", False), ("orpo", False)]
+    assert data["adapterTitles"] == "KTOTrainer" == specs.adapter_titles()
+    assert markdown.adapter_text(dpo) == markdown.adapter_text(gone) == "n/a (the adapter covers KTOTrainer)"
+    assert markdown.adapter_text(kto).startswith("pass")
+    built = findings.build([kto, dpo, gone])
+    assert built["generated_from"]["cells"] == 3 and built["generated_from"]["pairs"] == 1  # only the KTO cell counts
+    cases = [c.name for c in junit.cases(dpo, ["legacy"])]
+    assert not any("formatter" in n for n in cases) and any("formatter" in c.name for c in junit.cases(kto, ["legacy"]))
+
+
 def test_full_profile_page_stays_under_3_mb():
     results = fullprofile.results()
     assert len(results) == 1755

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from packaging.version import Version
 
 from compat.contract import CellResult, Status
+from compat.harness import specs
 
 RESOLUTION_ORDER = ("latest", "as-of-release")
 
@@ -45,8 +46,7 @@ class Section:
     @property
     def title(self) -> str:
         forced = " (forced past TRL's declared requirements)" if self.forced else ""
-        trainer = {"kto": "KTOTrainer", "dpo": "DPOTrainer"}.get(self.trainer, self.trainer)
-        return f"{trainer}, resolution: {self.resolution}{forced}"
+        return f"{specs.title(self.trainer)}, resolution: {self.resolution}{forced}"
 
     def at(self, trl: Version, tf: Version) -> CellResult | None:
         return self.cells.get((trl, tf))

@@ -38,6 +38,7 @@ from packaging.version import Version
 
 from compat import probes as registry
 from compat.contract import KEYWORDS, CellResult, Status
+from compat.harness import specs
 from compat.harness.reports import grid
 from compat.harness.reports.vocab import COLOURS, COLOURS_DARK, DRIFT, INFERRED, LEGEND, NOT_MEASURED, SYMBOLS, pip_line
 
@@ -209,6 +210,7 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
     sections: list[dict[str, Any]] = []
     for section in grid.sections(results):
         entry: dict[str, Any] = {"title": section.title, "trainer": section.trainer, "resolution": section.resolution,
+                                 "adapter": specs.adapter_covers(section.trainer),
                                  "forced": section.forced, "trls": [str(t) for t in section.trls],
                                  "tfs": [str(t) for t in section.tfs], "cells": [],
                                  "spans": {str(t): [_span(s) for s in section.spans(t)] for t in section.trls},
@@ -235,7 +237,7 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
                   "notMeasuredText": NOT_MEASURED_TEXT, "inferredText": INFERRED_TEXT},
         "probes": [{"key": p.key, "label": p.label, "about": p.about, "values": dict(p.values), "good": sorted(p.good),
                     "trainers": list(p.trainers), "unmeasured": sorted(p.unmeasured)} for p in registry.PROBES],
-        "keywords": list(KEYWORDS), "kinds": kinds,
+        "keywords": list(KEYWORDS), "kinds": kinds, "adapterTitles": specs.adapter_titles(),
         "cases": interner.ordered(interner.cases),
         "caseSets": [list(s) for s in interner.ordered(interner.sets)],
         "fmts": interner.loaded(interner.tables), "envs": interner.loaded(interner.envs),

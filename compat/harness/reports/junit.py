@@ -32,6 +32,7 @@ from typing import Any
 
 from compat import probes as registry
 from compat.contract import BUILT, CellResult, Stage, Status
+from compat.harness import specs
 from compat.harness.reports.grid import ordered
 from compat.harness.reports.vocab import first_line, xml
 
@@ -57,7 +58,7 @@ def _evidence(r: CellResult) -> dict[Stage, bool]:
             Stage.CONSTRUCT: any(r.keyword.get(k) in BUILT for k in r.keyword),
             Stage.FORMAT: any(r.keyword.get(k) in BUILT for k in r.keyword),
             Stage.TRAIN: r.status == Status.COMPATIBLE or bool(r.training and r.training.get("steps")),
-            Stage.ADAPTER: r.adapter == "pass" or (r.trainer != "kto" and r.status == Status.COMPATIBLE)}
+            Stage.ADAPTER: r.adapter == "pass" or (not specs.adapter_covers(r.trainer) and r.status == Status.COMPATIBLE)}
 
 
 def _stages(r: CellResult) -> list[Case]:
@@ -116,7 +117,7 @@ def _formatter(r: CellResult, kind: str) -> Case:
 def cases(r: CellResult, kinds: Sequence[str]) -> list[Case]:
     """The testcases of one cell: stages, then the trainer's registry probes, then formatters."""
     return [*_stages(r), *(_probe(r, p) for p in registry.for_trainer(r.trainer)),
-            *(_formatter(r, k) for k in kinds if r.trainer == "kto")]
+            *(_formatter(r, k) for k in kinds if specs.adapter_covers(r.trainer))]
 
 
 def _suite(r: CellResult, kinds: Sequence[str]) -> ET.Element:

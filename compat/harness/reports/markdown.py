@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from compat.contract import CellResult, Status
+from compat.harness import specs
 from compat.harness.reports import grid as gridmod
 from compat.harness.reports.vocab import DRIFT, LEGEND, SYMBOLS, code, first_line, md
 
@@ -42,8 +43,8 @@ def adapter_text(r: CellResult) -> str:
     """What the adapter did in this cell, as measured (compat/cell tests record it)."""
     if r.status in (Status.UNRESOLVABLE, Status.ERROR):
         return "not run: no environment" if r.status == Status.UNRESOLVABLE else "not run (harness error)"
-    if r.trainer != "kto":
-        return "n/a (the adapter covers KTOTrainer)"
+    if not specs.adapter_covers(r.trainer):
+        return f"n/a (the adapter covers {specs.adapter_titles()})"
     detail = r.adapter_detail or {}
     what = "; ".join(f"{k}: {v}" for k, v in sorted(detail.items()))
     return f"{r.adapter or 'not run'}" + (f": {what}" if what else "")

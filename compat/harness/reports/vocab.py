@@ -13,8 +13,6 @@ from __future__ import annotations
 import html
 import re
 
-from packaging.version import InvalidVersion, Version
-
 from compat.contract import Status
 
 SYMBOLS: dict[str, str] = {"compatible": "✅", "incompatible": "❌", "unresolvable": "⛔", "error": "⚠️", "flaky": "🔀"}
@@ -39,16 +37,6 @@ DRIFT = ("drift: a third-party dependency moved under the pair (an undeclared de
          "third-party API that moved); the as-of-release grid resolves it as of the pair's release")
 
 assert set(SYMBOLS) == {s.value for s in Status} == set(LEGEND) == set(COLOURS), "one entry per status"
-
-
-def vkey(text: object) -> tuple[int, Version | str]:
-    """Version order, tolerating a string that is not a version (it sorts last)."""
-    if isinstance(text, Version):
-        return 0, text
-    try:
-        return 0, Version(str(text))
-    except InvalidVersion:
-        return 1, str(text)
 
 
 # ANSI escape sequences, C0/C1 controls (tab and newline are handled per format), DEL,

@@ -54,6 +54,7 @@
       c.transformers = s.tfs[c.col];
       c.resolution = s.resolution;
       c.trainer = s.trainer;
+      c.adapterCovers = s.adapter;
       c.forced = s.forced;
     }
   });
@@ -77,8 +78,8 @@
     const detail = c.adapter_detail === undefined ? {} : D.details[c.adapter_detail] || {};
     if (!c.adapter) {
       const why = c.status === "unresolvable" ? "the pair never installed, so there was nothing to check"
-        : c.status === "error" ? "the harness failed before the check" : c.trainer !== "kto"
-          ? "the adapter covers KTOTrainer only" : "the cell did not reach it";
+        : c.status === "error" ? "the harness failed before the check" : !c.adapterCovers
+          ? "the adapter covers " + D.adapterTitles + " only" : "the cell did not reach it";
       return { k: "none", sym: DASH, text: "not run", long: "not run: " + why, detail: detail };
     }
     if (c.adapter === "fail") {
