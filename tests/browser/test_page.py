@@ -407,6 +407,27 @@ def test_probe_colouring_follows_the_registry(driver, tmp_path):
     assert not [b for b in cells(driver) if b.is_displayed()]  # the adapter formatter fails nowhere
 
 
+def test_adapter_column_never_reads_clean_when_an_adapter_test_failed(driver, tmp_path):
+    """The script's run refused the broken pair (a pass), but another adapter test of the cell failed: the
+    adapter colouring and the detail say so, as COMPAT.md does."""
+    failed = FailedTest("tests/cell/kto/test_adapter.py::test_introspection_agrees_with_the_probe", "BrokenPairError: x")
+    r = result("0.8.6", "4.46.3", "incompatible", Failure("train", "AttributeError: boom", "trl.x"),
+               adapter="pass", adapter_outcome="refused", adapter_detail={"refused": REFUSED},
+               tests=CellTests(passed=30, failed=(failed,)))
+    from compat.harness.reports import markdown
+
+    assert markdown.adapter_text(r).endswith("but 1 adapter test(s) failed: test_introspection_agrees_with_the_probe")
+    both = [r, result("0.12.0", "4.46.3")]
+    load(driver, tmp_path, both)
+    Select(driver.find_element(By.ID, "probe")).select_by_value("adapter")
+    assert button(driver, "0.8.6", "4.46.3", both).text == "\u274c refused, 1 adapter test(s) failed"
+    assert button(driver, "0.12.0", "4.46.3", both).text == "\u2705 trained"
+    button(driver, "0.8.6", "4.46.3", both).click()
+    wait_dialog(driver)
+    assert "1 adapter test(s) of this cell failed: test_introspection_agrees_with_the_probe" in \
+        driver.find_element(By.ID, "detail").text
+
+
 def test_other_trainers_get_their_own_section(driver, tmp_path):
     dpo = [CellResult("0.23.1", "4.57.6", "latest", "compatible", trainer="dpo", import_path="trl",
                       keyword={"processing_class": "accepted", "tokenizer": "rejected"}),

@@ -47,7 +47,15 @@ def adapter_text(r: CellResult) -> str:
         return f"n/a (the adapter covers {specs.adapter_titles()})"
     detail = r.adapter_detail or {}
     what = "; ".join(f"{k}: {v}" for k, v in sorted(detail.items()))
-    return f"{r.adapter or 'not run'}" + (f": {what}" if what else "")
+    failed = adapter_test_failures(r)
+    also = f"; but {len(failed)} adapter test(s) failed: {', '.join(failed)}" if failed else ""
+    return f"{r.adapter or 'not run'}" + (f": {what}" if what else "") + also
+
+
+def adapter_test_failures(r: CellResult) -> list[str]:
+    """The cell's failed tests of the adapter module (tests/cell/<trainer>/test_adapter.py): the script's run can
+    pass while another adapter test fails, and the adapter column must not read as a clean pass then."""
+    return [f.id.split("::", 1)[-1] for f in (r.tests.failed if r.tests else ()) if "/test_adapter.py::" in f.id]
 
 
 def failing(results: Sequence[CellResult]) -> list[str]:

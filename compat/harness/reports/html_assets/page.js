@@ -75,6 +75,15 @@
     return { n: n, pass: n - bad };
   }
   function adapterWords(c) {
+    const words = adapterOutcome(c);
+    // The script's run can pass while another adapter test of the cell failed: never show that as clean.
+    const failed = ((c.tests || {}).failed || []).filter((f) => f.id.includes("/test_adapter.py::"));
+    if (!failed.length || words.k === "bad") return words;
+    return { k: "bad", sym: BAD, detail: words.detail, text: words.text + ", " + failed.length + " adapter test(s) failed",
+      long: words.long + "; but " + failed.length + " adapter test(s) of this cell failed: " +
+        failed.map((f) => f.id.split("::").slice(1).join("::")).join(", ") + " (see the failed cell tests)" };
+  }
+  function adapterOutcome(c) {
     const detail = c.adapter_detail === undefined ? {} : D.details[c.adapter_detail] || {};
     if (!c.adapter) {
       const why = c.status === "unresolvable" ? "the pair never installed, so there was nothing to check"
