@@ -5,7 +5,8 @@ changes they make: first by their worst caveat, then by the sum of their
 caveats, then by their count. A recipe that would quietly break the training
 is not offered at all: full fine-tuning with bf16 master weights, where KTO's
 ~1e-6 updates round to nothing (LoRA over a bf16 base is fine: the adapters
-it trains stay fp32).
+it trains stay fp32). That holds when the run given already has them: its
+full fine-tune recipes load the model in fp32 under autocast instead.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ SEVERITY_NAMES = {SAME: "same training", SMALL: "small numeric change", METHOD: 
 
 # Last tie-break between recipes with equal caveats: cheaper in compute first.
 _COST = {"precompute_ref": 1, "chunked_logits": 1, "gradient_checkpointing": 2, "batch": 2, "zero2": 2,
-         "adamw_8bit": 3, "zero3": 3, "fsdp": 3, "lora": 4, "bf16_weights": 4, "qlora": 5}
+         "adamw_8bit": 3, "zero3": 3, "fsdp": 3, "lora": 4, "bf16_weights": 4, "qlora": 5, "fp32_master": 1}
 _UNCALIBRATED = "an estimate, not calibrated on real runs"
 
 _BF16_MASTER = ("bf16 master weights for a full fine-tune: at KTO's learning rates (~5e-7..1e-6) most updates "
@@ -104,6 +105,12 @@ def _candidates(setup: Setup) -> list[Change]:
         out.append(Change("bf16_weights", "load the base model in bf16 (torch_dtype=torch.bfloat16 / --dtype bfloat16)",
                           replace(s, weights="bf16" if s.precision != "fp16" else "fp16"),
                           "frozen base weights in bf16; the LoRA adapters stay fp32", SAME))
+    if s.weights in ("bf16", "fp16") and s.lora_rank == 0:
+        # It costs memory, but a full fine-tune recipe must not keep half-precision master weights.
+        out.append(Change("fp32_master", f"load the model in fp32 and train under {s.precision} autocast "
+                          f"(torch_dtype=torch.float32, {s.precision}=True): an fp32 master copy",
+                          replace(s, weights="fp32"), "fp32 master weights: more memory; KTO's small updates are kept",
+                          SAME))
     if s.logits == "full":
         out.append(Change("chunked_logits",
                           "a TRL whose KTOTrainer computes log-probs through the fused, chunked LM head (newer TRL)",
@@ -124,17 +131,24 @@ def _disqualified(original: Setup, new: Setup) -> str | None:
     return None
 
 
+def _half_master(setup: Setup) -> bool:
+    """A full fine-tune over bf16/fp16 master weights: never the result of a recipe, even when given."""
+    return setup.lora_rank == 0 and setup.weights in ("bf16", "fp16")
+
+
 def disqualified_note(setup: Setup, fits: bool) -> list[str]:
     """What the report says about the disqualified change: not offered, or a warning about the setup given."""
     if setup.lora_rank == 0 and setup.weights in ("bf16", "fp16"):
-        return [f"as given: {_BF16_MASTER}; loading in fp32 under {setup.precision} autocast keeps an fp32 master copy"]
+        return [f"as given: {_BF16_MASTER}; loading in fp32 under {setup.precision} autocast keeps an fp32 master copy, "
+                "so the full fine-tune recipes do that"]
     if setup.lora_rank == 0 and setup.weights == "fp32" and not fits:
         return [f"not offered: {_BF16_MASTER} (loading the base in bf16 is offered only together with LoRA)"]
     return []
 
 
 # Changes that cannot go together.
-_CONFLICTS = (frozenset({"lora", "qlora"}), frozenset({"qlora", "bf16_weights"}),
+_CONFLICTS = (frozenset({"lora", "qlora"}), frozenset({"qlora", "bf16_weights"}), frozenset({"qlora", "fp32_master"}),
+              frozenset({"lora", "fp32_master"}),
               frozenset({"zero2", "zero3", "fsdp"}))
 
 
@@ -207,7 +221,7 @@ def _recipe(original: Setup, subset: tuple[Change, ...], min_batch: int, allow_b
             return None
         chosen.append(batch)
         new = batch.setup
-    if _disqualified(original, new):
+    if _disqualified(original, new) or _half_master(new):
         return None
     return Combination(tuple(c.key for c in chosen), tuple(c.change for c in chosen), new, estimate(new).total, True,
                        tuple(c.caveat for c in chosen), max((c.severity for c in chosen), default=SAME),
@@ -247,6 +261,8 @@ def all_fixes(setup: Setup, min_batch: int = 2) -> Setup:
     """Every compatible change at once, at the smallest allowed batch: the floor of what these knobs reach."""
     new, keys = setup, set()
     for c in _candidates(setup):
+        if c.key == "fp32_master":  # raises the peak: not a knob towards the floor
+            continue
         if _compatible(keys | {c.key}) and not _disqualified(setup, _merge(new, c.setup, setup)):
             new, keys = _merge(new, c.setup, setup), keys | {c.key}
     smaller = _smaller_batches(new, min_batch)

@@ -452,6 +452,19 @@ def test_full_fine_tune_in_bf16_as_given_is_warned_about():
     assert any(n.startswith("as given: bf16 master weights for a full fine-tune") for n in r.notes)
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_half_precision_weights_as_given_get_fp32_master_recipes(precision):
+    """Given bf16 (or fp16) weights, a full fine-tune recipe still never keeps them as the master copy: it loads
+    the model in fp32 under autocast, and the fp32 recipe that fits is offered (19.2 GiB for the story's run)."""
+    given = replace(STORY, weights=precision, precision=precision)
+    r = memory.report(given)
+    full = [c for c in r.recipes if c.full_fine_tune]
+    assert full and all(c.setup.weights == "fp32" and "fp32_master" in c.keys for c in full)
+    assert all(c.setup.lora_rank > 0 for c in r.recipes if c.setup.weights in ("bf16", "fp16"))
+    if precision == "bf16":
+        assert full[0].total == memory.recipes(STORY)[0].total  # the same fp32 recipe as when fp32 is given
+
+
 # --------------------------------------------------------------------------- QLoRA and sharding (estimates)
 
 
