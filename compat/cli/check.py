@@ -20,7 +20,7 @@ from compat.cell import adapter
 from compat.contract import ContractError
 from compat.harness import config as cfg
 from compat.harness import findings as findings_mod
-from compat.harness.plan import parse_only
+from compat.harness.plan import parse_pair
 from compat.harness.reports.vocab import pip_line
 from compat.cli import options
 
@@ -134,13 +134,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     """The installed pair's measured status; non-zero exit for a pair measured broken."""
     pair = None
     if args.pair:
-        sel = parse_only(args.pair, "--pair")
-        if sel.trl is None or sel.transformers is None:
-            raise cfg.ConfigError(f"--pair {args.pair!r}: expected trl==A,transformers==B")
-        if sel.trainer not in (None, "kto") or sel.resolution is not None:
-            raise cfg.ConfigError(f"--pair {args.pair!r}: check answers for KTOTrainer with today's dependencies; "
-                                  "name only trl and transformers")
-        pair = (str(sel.trl), str(sel.transformers))
+        trl, transformers = parse_pair(args.pair)
+        pair = (str(trl), str(transformers))
     path = args.findings or PACKAGE_FINDINGS
     try:
         data = findings_mod.load(path)

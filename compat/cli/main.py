@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "json", False):
             print(json.dumps({"error": str(exc), "exit_code": 2}))
         else:
-            print(f"compat: error: {exc}", file=sys.stderr)
+            print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # `kto-compat ... | head`: the reader left; say nothing more (and let the exit flush nothing).

@@ -132,6 +132,24 @@ def parse_only(text: str, flag: str = "--only") -> Only:
     return Only(text, versions.get("trl"), versions.get("transformers"), fields.get("resolution"), fields.get("trainer"))
 
 
+PAIR_FORM = "expected 'trl==A,transformers==B'"
+
+
+def parse_pair(text: str, flag: str = "--pair") -> tuple[Version, Version]:
+    """One KTO pair with today's dependencies (``check``, ``memory``): both axes, nothing else; the error
+    names only the form these commands take (``--only``'s rows, columns and modes do not apply)."""
+    try:
+        sel = parse_only(text, flag)
+    except ConfigError as exc:
+        if "is not a version" in str(exc):
+            raise
+        raise ConfigError(f"{flag} {text!r}: {PAIR_FORM}") from None
+    if sel.trl is None or sel.transformers is None or sel.trainer not in (None, "kto") or sel.resolution is not None:
+        raise ConfigError(f"{flag} {text!r}: {PAIR_FORM} (a KTOTrainer pair with today's dependencies; "
+                          "name only trl and transformers)")
+    return sel.trl, sel.transformers
+
+
 def with_index_facts(cell: Cell, lister: Lister) -> Cell:
     """Attach release time and yanked flags from the index listing."""
     times, yanked = [], []

@@ -1,7 +1,7 @@
 """``python -m compat memory``: the subparser and its handler; compat/cli/main.py calls ``register``.
 
 Numbers are taken as text and checked here, not by argparse, so every bad value
-(0, -1, nan, inf, banana) ends the same way: one ``compat: error:`` line naming
+(0, -1, nan, inf, banana) ends the same way: one ``<prog>: error:`` line naming
 the flag and the value, exit 2 (``MemoryInputError`` is a ``ConfigError``, which
 ``compat.cli.main`` reports).
 """

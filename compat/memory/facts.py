@@ -54,17 +54,15 @@ def load_findings(path: Path) -> dict[str, Any]:
 
 
 def parse_pair(text: str) -> tuple[str, str]:
-    """The one pair syntax every command takes (compat.harness.plan.parse_only), both axes required."""
+    """The one pair syntax every command takes (compat.harness.plan.parse_pair), both axes required."""
     from compat.harness.config import ConfigError
-    from compat.harness.plan import parse_only
+    from compat.harness.plan import parse_pair as parse
 
     try:
-        sel = parse_only(text, "--pair")
+        trl, transformers = parse(text, "--pair")
     except ConfigError as exc:
         raise MemoryInputError(str(exc)) from None
-    if sel.trl is None or sel.transformers is None:
-        raise MemoryInputError(f"--pair {text!r}: expected 'trl==A,transformers==B'")
-    return str(sel.trl), str(sel.transformers)
+    return str(trl), str(transformers)
 
 
 def _rules(findings: dict[str, Any], source: str) -> list[dict[str, Any]]:

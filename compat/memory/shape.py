@@ -19,7 +19,7 @@ from compat.harness.config import ConfigError
 class MemoryInputError(ConfigError):
     """Bad input for the estimator; the message names the flag or field and the value.
 
-    A ConfigError, so ``compat.cli.main`` prints it as one ``compat: error:`` line and exits 2.
+    A ConfigError, so ``compat.cli.main`` prints it as one ``<prog>: error:`` line and exits 2.
     """
 
 

@@ -41,3 +41,27 @@ def test_compatible_and_unmeasured_and_json(tmp_path):
     broken = json.loads(run_check(tmp_path, "trl==0.12.2,transformers==4.45.2", "--json").stdout)
     assert broken["exit_code"] == 1 and broken["broken"]["stage"] == "construct"
     assert broken["evidence"] == "measured"  # a cell ran this very pair
+
+
+def test_a_pair_that_is_not_one_kto_pair_names_the_form_check_takes(tmp_path):
+    """check answers for one KTOTrainer pair: a row, a column, a mode or another trainer is refused with the
+    form check itself takes (not --only's), under the program's own name, exit 2."""
+    for pair in ("bogus", "trl==1.0.0", "trl==1.0.0,transformers==5.0.0,trainer=dpo",
+                 "trl==1.0.0,transformers==5.0.0,resolution=as-of-release"):
+        proc = run_check(tmp_path, pair)
+        assert proc.returncode == 2 and proc.stdout == ""
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith(f"python -m compat: error: --pair {pair!r}: expected 'trl==A,transformers==B'"), line
+        assert "row or column" not in line and "resolution=MODE" not in line
+    proc = run_check(tmp_path, "trl==x,transformers==4.46.3")
+    assert proc.returncode == 2 and "trl 'x' is not a version" in proc.stderr
+
+
+def test_errors_carry_the_installed_command_name():
+    from compat.cli import main
+
+    assert main.prog_name("/venv/bin/kto-compat") == "kto-compat" and main.prog_name("-m") == "python -m compat"
+    proc = subprocess.run([sys.executable, "-c", "import sys; from compat.cli.main import main; "
+                           "sys.argv[0] = '/venv/bin/kto-compat'; sys.exit(main(['check', '--pair', 'bogus']))"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith("kto-compat: error: --pair 'bogus'"), proc.stderr
