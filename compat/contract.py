@@ -467,8 +467,8 @@ def facts(result: CellResult) -> dict[str, Any]:
     """What one cell says for findings.json: each registry finding (from a compatible cell),
     the tokenizer keyword to use, and whether the pair is broken or drifted."""
     out: dict[str, Any] = {}
-    if result.forced or result.trainer != "kto" or result.status in (Status.ERROR, Status.FLAKY):
-        return out  # forced runs test metadata, other trainers are not the adapter's, faults say nothing
+    if result.forced or result.status in (Status.ERROR, Status.FLAKY):
+        return out  # forced runs test metadata, faults say nothing; callers pick the trainers the adapter covers
     if result.status == Status.COMPATIBLE:
         out["keyword"] = result.use_keyword()
         for probe in probes.findings():

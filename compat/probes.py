@@ -20,7 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["PROBES", "Probe", "by_key", "findings", "for_trainer"]
+__all__ = ["EVERY", "PROBES", "Probe", "by_key", "findings", "for_trainer"]
+
+# A probe every trainer records (a new trainer spec needs no edit here).
+EVERY: tuple[str, ...] = ()
 
 _KEYWORD_STATES: Mapping[str, str] = {
     "accepted": "the trainer is built with it and the tokenizer lands in its processing_class",
@@ -41,7 +44,7 @@ class Probe:
     good: frozenset[str] = frozenset()  # values that are fine (colouring, JUnit pass); empty: any measured value
     bisect: bool = True  # `kto-compat bisect --probe KEY` may search for where it changes
     finding: str | None = None  # the fact it becomes in findings.json, from compatible cells
-    trainers: tuple[str, ...] = ("kto",)
+    trainers: tuple[str, ...] = ("kto",)  # EVERY (empty): every trainer
     unmeasured: frozenset[str] = frozenset({"untested"})  # values that mean "not measured" (bisect skips them)
 
     def allows(self, value: object) -> bool:
@@ -54,17 +57,17 @@ class Probe:
 
 PROBES: tuple[Probe, ...] = (
     Probe("import_path", "import_path", "the module KTOConfig/KTOTrainer import from without a forwarding shim",
-          finding="import_path", trainers=("kto", "dpo")),
+          finding="import_path", trainers=EVERY),
     Probe("keyword.processing_class", "keyword[processing_class]", "the trainer built with processing_class=tokenizer",
-          _KEYWORD_STATES, frozenset({"accepted", "deprecated"}), trainers=("kto", "dpo")),
+          _KEYWORD_STATES, frozenset({"accepted", "deprecated"}), trainers=EVERY),
     Probe("keyword.tokenizer", "keyword[tokenizer]", "the trainer built with tokenizer=tokenizer",
-          _KEYWORD_STATES, frozenset({"accepted", "deprecated"}), trainers=("kto", "dpo")),
+          _KEYWORD_STATES, frozenset({"accepted", "deprecated"}), trainers=EVERY),
     Probe("deprecated_by.processing_class", "deprecated_by[processing_class]",
           "the function that emitted processing_class='s deprecation warning (when it is deprecated)",
-          bisect=False, trainers=("kto", "dpo")),
+          bisect=False, trainers=EVERY),
     Probe("deprecated_by.tokenizer", "deprecated_by[tokenizer]",
           "the function that emitted tokenizer='s deprecation warning: TRL's trainer or transformers' Trainer",
-          bisect=False, trainers=("kto", "dpo")),
+          bisect=False, trainers=EVERY),
     Probe("format_mode", "format_mode", "whether KTOTrainer applies chat templates to message-list rows itself",
           {"conversational": "the trainer templates message lists itself: pass them as they are",
            "text": "the trainer needs rows rendered to text first"},
@@ -91,7 +94,7 @@ def by_key(key: str) -> Probe:
 
 
 def for_trainer(trainer: str) -> tuple[Probe, ...]:
-    return tuple(p for p in PROBES if trainer in p.trainers)
+    return tuple(p for p in PROBES if not p.trainers or trainer in p.trainers)
 
 
 def findings() -> tuple[Probe, ...]:

@@ -62,11 +62,16 @@ CONFIG_RENAMES: tuple[tuple[str, str], ...] = (
 # without one it is dropped with a warning.
 CONFIG_REMOVABLE: tuple[str, ...] = (
     "max_prompt_length", "max_completion_length", "generate_during_eval", "is_encoder_decoder",
-    "label_pad_token_id", "padding_value", "truncation_mode", "ref_model_init_kwargs", "model_adapter_name",
-    "ref_adapter_name", "precompute_ref_log_probs", "overwrite_output_dir", "logging_dir", "push_to_hub_token",
-    "per_gpu_train_batch_size", "use_mps_device", "max_length",
+    "label_pad_token_id", "padding_value", "truncation_mode", "ref_model_init_kwargs", "overwrite_output_dir",
+    "logging_dir", "push_to_hub_token", "per_gpu_train_batch_size", "use_mps_device",
 )
-CONFIG_WATCH: tuple[str, ...] = tuple(sorted({n for pair in CONFIG_RENAMES for n in pair} | set(CONFIG_REMOVABLE)))
+# Fields the config_fields probe watches but no published cell has measured absent: until one
+# does, a pair without them raises TypeError like KTOConfig instead of silently dropping them.
+CONFIG_WATCH_ONLY: tuple[str, ...] = (
+    "model_adapter_name", "ref_adapter_name", "precompute_ref_log_probs", "max_length",
+)
+CONFIG_WATCH: tuple[str, ...] = tuple(sorted({n for pair in CONFIG_RENAMES for n in pair} | set(CONFIG_REMOVABLE)
+                                             | set(CONFIG_WATCH_ONLY)))
 
 
 class AdapterWarning(UserWarning):
@@ -155,23 +160,30 @@ def lookup(fact: str, pair: tuple[str, str] | None = None, warn: bool = False) -
     if rule is None:
         return None
     if warn and not _measured(rule, pair):
-        basis = ", ".join(f"trl {a} + transformers {b}" for a, b in (rule.get("measured") or [])[:4])
-        _warn_once(f"inferred:{fact}", f"trl {pair[0]} + transformers {pair[1]} was not measured; its {fact} "
-                   f"({rule['value']!r}) is inferred from the measured pairs around it: {basis}", InferredPairWarning)
+        basis = "; ".join(f"trl {a} + transformers {b}" for a, b in closest(pair, rule.get("measured") or []))
+        # Once per pair, not per fact: one script asks several facts of the same inference.
+        _warn_once(f"inferred:{pair}", f"trl {pair[0]} + transformers {pair[1]} was not measured by kto-compat; "
+                   f"its {fact} ({rule['value']!r}) and the adapter's other answers for it are inferred from "
+                   f"the nearest measured pairs: {basis}", InferredPairWarning)
     return rule["value"]
+
+
+def _distance(pair: tuple[str, str], point: list[str] | tuple[str, str]) -> tuple[int, float]:
+    """Same TRL first, then same transformers, then the fewest minors apart."""
+    trl, tf, a, b = Version(pair[0]), Version(pair[1]), Version(point[0]), Version(point[1])
+    tier = 0 if a == trl else 1 if b == tf else 2
+    return tier, abs(_ordinal(a) - _ordinal(trl)) + abs(_ordinal(b) - _ordinal(tf))
+
+
+def closest(pair: tuple[str, str], points: list[list[str]], limit: int = 4) -> list[tuple[str, str]]:
+    """The measured points nearest to ``pair``."""
+    ranked = sorted(points, key=lambda p: (*_distance(pair, p), p))
+    return [(p[0], p[1]) for p in ranked[:limit]]
 
 
 def nearest_working(pair: tuple[str, str], limit: int = 3) -> list[tuple[str, str]]:
     """Measured-compatible pairs closest to ``pair``: same TRL first, then same transformers."""
-    trl, tf = Version(pair[0]), Version(pair[1])
-
-    def distance(p: list[str]) -> tuple[int, float]:
-        a, b = Version(p[0]), Version(p[1])
-        tier = 0 if a == trl else 1 if b == tf else 2
-        return tier, abs(_ordinal(a) - _ordinal(trl)) + abs(_ordinal(b) - _ordinal(tf))
-
-    ranked = sorted(findings().get("working", []), key=lambda p: (*distance(p), p))
-    return [(p[0], p[1]) for p in ranked[:limit]]
+    return closest(pair, findings().get("working", []), limit)
 
 
 def _ordinal(v: Version) -> float:
@@ -193,7 +205,7 @@ def advice(pair: tuple[str, str], broken: dict[str, Any], basis: list[list[str]]
     if basis is None:
         head = f"{name} was measured broken by kto-compat: it fails at the '{broken.get('stage')}' stage with: "
     else:
-        around = "; ".join(f"trl {a} + transformers {b}" for a, b in basis[:4])
+        around = "; ".join(f"trl {a} + transformers {b}" for a, b in closest(pair, basis))
         head = (f"{name} was not measured, but lies inside a range kto-compat measured broken ({around}): "
                 f"those fail at the '{broken.get('stage')}' stage with: ")
     refused = broken.get("refused") or {}
@@ -295,8 +307,10 @@ def make_kto_config(**kwargs: Any) -> Any:
         else:
             raise TypeError(f"{config_cls.__name__}.__init__() got an unexpected keyword argument {name!r}")
     cpu_flag = next((n for n in ("use_cpu", "no_cuda") if n in fields), None)
-    wants_half = accepted.get("bf16") or ("bf16" not in accepted and _default(config_cls, "bf16"))
-    if wants_half and cpu_flag and not any(n in kwargs for n in ("use_cpu", "no_cuda")) and not _cuda_available():
+    bf16 = accepted["bf16"] if "bf16" in accepted else _default(config_cls, "bf16")
+    if bf16 is None:  # newer TRL defaults bf16 to None and turns it on in __post_init__ unless fp16 is set
+        bf16 = not accepted.get("fp16")
+    if bf16 and cpu_flag and not any(n in kwargs for n in ("use_cpu", "no_cuda")) and not _cuda_available():
         # TrainingArguments refuses bf16 on a machine without a bf16 GPU unless told to use the CPU;
         # the cells train exactly this way (BF16 as CPU autocast).
         _warn_once("cpu", f"make_kto_config: no CUDA device: setting {cpu_flag}=True so bf16 runs as CPU autocast")
@@ -314,7 +328,7 @@ def _default(config_cls: type, name: str) -> Any:
 # --------------------------------------------------------------------------- trainer
 
 
-def _explicit_inits(cls: type) -> list[tuple[type, inspect.Signature]]:
+def _explicit_inits(cls: type) -> list[tuple[type, Any, inspect.Signature]]:
     """Every ``__init__`` up the MRO that names its parameters (``*args, **kwargs`` forwarders skipped)."""
     forwarding = {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD}
     out = []
@@ -327,13 +341,34 @@ def _explicit_inits(cls: type) -> list[tuple[type, inspect.Signature]]:
         except (TypeError, ValueError):
             continue
         if not {p.kind for p in list(sig.parameters.values())[1:]} <= forwarding:
-            out.append((klass, sig))
+            out.append((klass, init, sig))
     return out
 
 
-def _takes(sig: inspect.Signature, keyword: str) -> bool:
+def _renames(init: Any) -> dict[str, str]:
+    """Old -> new keyword names a deprecation wrapper around ``init`` still accepts.
+
+    transformers wraps ``Trainer.__init__`` in ``deprecate_kwarg("tokenizer",
+    new_name="processing_class")``; the signature shows only the new name, yet
+    the old one works (with a warning). The wrapper keeps both names in its closure.
+    """
+    out: dict[str, str] = {}
+    while init is not None:
+        try:
+            names = inspect.getclosurevars(init).nonlocals
+        except (TypeError, ValueError):
+            names = {}
+        old, new = names.get("old_name"), names.get("new_name")
+        if isinstance(old, str) and isinstance(new, str):
+            out[old] = new
+        init = getattr(init, "__wrapped__", None)
+    return out
+
+
+def _takes(init: Any, sig: inspect.Signature, keyword: str) -> bool:
     params = sig.parameters
-    return keyword in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return (keyword in params or _renames(init).get(keyword) in params
+            or any(p.kind is p.VAR_KEYWORD for p in params.values()))
 
 
 def introspect_keyword(trainer_cls: type) -> str:
@@ -348,7 +383,7 @@ def introspect_keyword(trainer_cls: type) -> str:
         raise TypeError(f"{trainer_cls.__qualname__}: no explicit __init__ signature to inspect")
     refusals: list[str] = []
     for kw in KEYWORDS:
-        refusing = [klass for klass, sig in chain if not _takes(sig, kw)]
+        refusing = [klass for klass, init, sig in chain if not _takes(init, sig, kw)]
         if not refusing:
             return kw
         refusals.append(f"{refusing[0].__module__}.{refusing[0].__qualname__}.__init__ does not take {kw}=")

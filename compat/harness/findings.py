@@ -114,7 +114,7 @@ def build(results: Sequence[CellResult]) -> dict[str, Any]:
                 points.setdefault(name, {})[r.pair] = value
     remedies = _remedies(results)
     for r in results:  # drift under `latest` is reported even where another mode trains
-        value = facts(r).get("drift")
+        value = facts(r).get("drift") if specs.adapter_covers(r.trainer) else None
         if value is not None:
             points.setdefault("drift", {})[r.pair] = {**value, **({"remedy": remedies[r.pair]} if r.pair in remedies else {})}
     ok = [r for r in chosen if r.status == Status.COMPATIBLE]

@@ -125,6 +125,8 @@
       ["", "", "yanked / forced", "a yanked release; run past TRL's declared requirements with uv overrides"]]),
   }];
   // One entry per probe of the registry (compat/probes.py): a new probe shows up here by itself.
+  // A probe with no trainers listed is one every trainer records.
+  const appliesTo = (p, c) => !(p.trainers || []).length || p.trainers.includes(c.trainer);
   for (const p of D.probes) {
     const meanings = p.values || {};
     const known = Object.keys(meanings);
@@ -134,7 +136,7 @@
       value: (c) => {
         const v = pval(c, p.key);
         if (v === null || (p.unmeasured || []).includes(str(v))) {
-          const applies = (p.trainers || []).includes(c.trainer);
+          const applies = appliesTo(p, c);
           return { k: "none", sym: DASH, text: applies ? "not measured" : "n/a", bad: false };
         }
         const good = isGood(str(v));
@@ -527,7 +529,7 @@
     body.append(el("h3", "Tokenizer keyword"));
     table(body, ["keyword", "state", "meaning", "rejected by"], keywordRows(c));
     body.append(el("h3", "Probes"));
-    table(body, ["probe", "value", "meaning"], D.probes.filter((p) => (p.trainers || []).includes(c.trainer)).map((p) => {
+    table(body, ["probe", "value", "meaning"], D.probes.filter((p) => appliesTo(p, c)).map((p) => {
       const v = pval(c, p.key);
       const unmeasured = v === null || (p.unmeasured || []).includes(str(v));
       return [p.label, unmeasured ? "not measured" : str(v), unmeasured ? p.about : (p.values || {})[str(v)] || p.about];
