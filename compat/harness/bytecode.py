@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 
 TAG = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
+SEEDED = ".compat-bytecode"  # in an environment: seeded and harvested once
+
 
 def _key(stat: os.stat_result) -> str:
     return f"{stat.st_dev:x}-{stat.st_ino:x}-{stat.st_size:x}-{stat.st_mtime_ns:x}"
@@ -75,12 +77,32 @@ def seed(env: Path, store: Path) -> int:
     return linked
 
 
-def harvest(env: Path, store: Path) -> int:
-    """Link every ``.pyc`` the cell wrote into the store under its source's identity; returns how many were new."""
+def seeded(env: Path) -> bool:
+    """Whether ``env`` was seeded and harvested by an earlier cell: it holds every ``.pyc`` its suite
+    needs already, so seeding it again would only stat each source file to link nothing."""
+    return (env / SEEDED).exists()
+
+
+def harvest(env: Path, store: Path, since: float | None = None) -> int:
+    """Link every ``.pyc`` the cell wrote into the store under its source's identity; returns how many were new.
+
+    ``since`` (a time before the suite started): only ``__pycache__`` dirs changed after it are read.
+    Python puts a new ``.pyc`` in place by renaming, which touches its directory, and seeded links
+    are in the store already.
+    """
     tag, added = _tag(env), 0
     store.mkdir(parents=True, exist_ok=True)
     for site in _site_packages(env):
-        for cache in site.rglob("__pycache__"):
+        for root, dirs, _files in os.walk(site):
+            if "__pycache__" not in dirs:
+                continue
+            dirs.remove("__pycache__")
+            cache = Path(root) / "__pycache__"
+            try:
+                if since is not None and cache.stat().st_mtime < since:
+                    continue
+            except OSError:
+                continue
             for pyc in cache.glob(f"*.{tag}.pyc"):
                 source = cache.parent / f"{pyc.name[: -len(f'.{tag}.pyc')]}.py"
                 try:
@@ -88,6 +110,7 @@ def harvest(env: Path, store: Path) -> int:
                 except OSError:
                     continue
                 added += _link(pyc, store / key)
+    (env / SEEDED).touch()
     return added
 
 

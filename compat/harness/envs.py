@@ -207,6 +207,16 @@ def declared_in_message(message: str) -> str | None:
     return m.group(1).rstrip(".,") if m else None
 
 
+MARKER = ".compat-lock"  # in an environment: the digest of the pins it was synced from
+PINS = ".compat-pins.txt"  # ... and those pins
+
+
+def pins_digest(lock_text: str) -> str:
+    """The identity of a resolution: its pins, comments and blank lines aside."""
+    pins = [ln for ln in lock_text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return hashlib.sha256("\n".join(pins).encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Envs:
     """Where cell environments live and how uv is called."""
@@ -248,9 +258,8 @@ class Envs:
         """A venv matching the lock; reused untouched while the lock is unchanged (cells of several
         trainers on one pair share it)."""
         env = self.root / cell.env_id
-        pins = [ln for ln in lock.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-        digest = hashlib.sha256("\n".join(pins).encode()).hexdigest()
-        marker = env / ".compat-lock"
+        digest = pins_digest(lock.read_text())
+        marker = env / MARKER
         if marker.exists() and marker.read_text() == digest and (env / "bin" / "python").exists():
             os.utime(marker)  # least recently used environments are the first collected
             return Step(True, 0.0, "reused"), env, True
@@ -260,8 +269,18 @@ class Envs:
             return made, env, False
         synced = _run(self.sync_cmd(env, lock), 1200)
         if synced.ok:
+            shutil.copyfile(lock, env / PINS)
             marker.write_text(digest)
         return Step(synced.ok, time.perf_counter() - start, synced.output, synced.returncode), env, False
+
+    def installed_pins(self, cell: Cell) -> Path | None:
+        """The lock an existing environment of this cell was synced from, or None (no such environment)."""
+        env = self.root / cell.env_id
+        try:
+            ok = (env / MARKER).read_text() == pins_digest((env / PINS).read_text()) and (env / "bin" / "python").exists()
+        except OSError:
+            return None
+        return env / PINS if ok else None
 
     def collect(self, keep: int, busy: Path | None = None) -> list[str]:
         """Delete the least recently used environments beyond ``keep``, skipping any another run holds

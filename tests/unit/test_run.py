@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import stat
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from packaging.version import Version
 
@@ -43,16 +45,28 @@ class FakeEnvs:
     resolve_outcome: dict[str, Step] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     python_body: str = ""
+    installed: dict[str, str] = field(default_factory=dict)  # cell id -> pins of an environment that exists
+    resolving: Any = None  # called inside resolve (tests hold it there)
 
     def resolve(self, cell: Cell, workdir: Path):
+        if self.resolving:
+            self.resolving()
         self.calls.append(f"resolve {cell.id}")
         workdir.mkdir(parents=True, exist_ok=True)
         lock = workdir / "requirements.txt"
         lock.write_text(cell.only)
         return self.resolve_outcome.get(cell.id, Step(True, 0.1, "")), lock
 
+    def installed_pins(self, cell: Cell) -> Path | None:
+        if cell.id not in self.installed:
+            return None
+        pins = self.root / f"{cell.id}.pins"
+        pins.parent.mkdir(parents=True, exist_ok=True)
+        pins.write_text(self.installed[cell.id])
+        return pins
+
     def ensure(self, cell: Cell, lock: Path):
-        self.calls.append(f"ensure {cell.id}")
+        self.calls.append(f"ensure {cell.id} {lock.read_text()}")
         env = self.root / cell.id
         fake_python(env, self.python_body or f"cat > \"$COMPAT_CELL_RESULT\" <<'EOF'\n{OBS_LINES}\nEOF\n")
         return Step(True, 0.2, ""), env, False
@@ -97,6 +111,45 @@ def test_hung_cell_is_killed_and_recorded_as_timeout(tmp_path):
     [r] = run.run_all(ctx(tmp_path, envs, timeout=1), CELLS[:1], 1, run.Reporter(1, io.StringIO()))
     assert r.failure.stage == "timeout" and r.seconds < 20
     assert (tmp_path / "out" / r.log).exists()
+
+
+def test_a_warm_cell_runs_its_suite_while_resolving_and_keeps_it_when_the_pins_agree(tmp_path):
+    """The environment exists: resolve and suite overlap (resolve is held until the suite has
+    started), and the suite's result stands because today's pins are the environment's."""
+    cell = CELLS[0]
+    started = threading.Event()
+    envs = FakeEnvs(tmp_path / "envs", installed={cell.id: cell.only},
+                    python_body=f"touch {tmp_path}/suite-started\ncat > \"$COMPAT_CELL_RESULT\" <<'EOF'\n{OBS_LINES}\nEOF\n")
+
+    def hold() -> None:  # the suite must start before the resolver answers
+        for _ in range(200):
+            if (tmp_path / "suite-started").exists():
+                started.set()
+                return
+            threading.Event().wait(0.05)
+
+    envs.resolving = hold
+    [r] = run.run_all(ctx(tmp_path, envs), [cell], 1, run.Reporter(1, io.StringIO()))
+    assert started.is_set(), "resolution waited for nothing: the suite never ran alongside it"
+    assert r.status == "compatible" and "resolve" in r.timings
+    assert [c for c in envs.calls if c.startswith("ensure")] == [f"ensure {cell.id} {cell.only}"]
+
+
+def test_new_pins_rerun_the_suite_in_the_resynced_environment(tmp_path):
+    cell = CELLS[0]
+    envs = FakeEnvs(tmp_path / "envs", installed={cell.id: "trl==0.12.1"})
+    [r] = run.run_all(ctx(tmp_path, envs), [cell], 1, run.Reporter(1, io.StringIO()))
+    assert r.status == "compatible"
+    assert [c for c in envs.calls if c.startswith("ensure")] == [f"ensure {cell.id} trl==0.12.1", f"ensure {cell.id} {cell.only}"]
+    assert "differs from the environment's pins" in (tmp_path / "out" / r.log).read_text()
+
+
+def test_a_failed_resolution_decides_a_warm_cell_whatever_its_suite_said(tmp_path):
+    refusal = "× No solution found when resolving dependencies:\n╰─▶ Because trl==0.12.2 depends on transformers>=4.56"
+    cell = CELLS[0]
+    envs = FakeEnvs(tmp_path / "envs", {cell.id: Step(False, 0.3, refusal, returncode=1)}, installed={cell.id: cell.only})
+    [r] = run.run_all(ctx(tmp_path, envs), [cell], 1, run.Reporter(1, io.StringIO()))
+    assert (r.status, r.failure.stage) == ("unresolvable", "resolve")
 
 
 def test_suite_hash_changes_with_cell_code_not_findings(tmp_path):
