@@ -83,6 +83,21 @@ def seeded(env: Path) -> bool:
     return (env / SEEDED).exists()
 
 
+def forget(env: Path) -> None:
+    """The next harvest of ``env`` reads every cache (a suite was killed before its harvest)."""
+    (env / SEEDED).unlink(missing_ok=True)
+
+
+def stamp(env: Path) -> float | None:
+    """Just before a suite runs: the time a later ``harvest(since=...)`` reads caches changed after,
+    taken from the environment's own filesystem clock. None (read every cache) on a first harvest."""
+    if not seeded(env):
+        return None
+    mark = env / ".compat-suite-start"
+    mark.touch()
+    return mark.stat().st_mtime
+
+
 def harvest(env: Path, store: Path, since: float | None = None) -> int:
     """Link every ``.pyc`` the cell wrote into the store under its source's identity; returns how many were new.
 

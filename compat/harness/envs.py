@@ -262,6 +262,8 @@ class Envs:
         marker = env / MARKER
         if marker.exists() and marker.read_text() == digest and (env / "bin" / "python").exists():
             os.utime(marker)  # least recently used environments are the first collected
+            if not (env / PINS).exists():  # an environment from before the pins were kept beside it
+                shutil.copyfile(lock, env / PINS)
             return Step(True, 0.0, "reused"), env, True
         start = time.perf_counter()
         made = _run(self.venv_cmd(env), 120)

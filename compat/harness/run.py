@@ -154,12 +154,18 @@ def run_cell(ctx: Context, cell: Cell) -> CellResult:
 
 
 def _run_steps(ctx: Context, cell: Cell, work: Path, log: Any) -> CellResult:
-    with shared_env(ctx.envs.root / cell.env_id):
-        installed = ctx.envs.installed_pins(cell)
-        if installed is not None:
-            return _speculate(ctx, cell, work, log, installed)
-        lock, timings, failed = _resolve(ctx, cell, work, log)
-        return failed or _in_env(ctx, cell, lock, log, work, timings)
+    env = ctx.envs.root / cell.env_id
+    if ctx.envs.installed_pins(cell) is not None:  # looked at again under the lock: another run may be syncing it
+        with shared_env(env):
+            installed = ctx.envs.installed_pins(cell)
+            if installed is not None:
+                return _speculate(ctx, cell, work, log, installed)
+    # Resolving needs no environment: an unresolvable pair never takes (or leaves) its lock file.
+    lock, timings, failed = _resolve(ctx, cell, work, log)
+    if failed is not None:
+        return failed
+    with shared_env(env):
+        return _in_env(ctx, cell, lock, log, work, timings)
 
 
 def _resolve(ctx: Context, cell: Cell, work: Path, log: Any) -> tuple[Path, dict[str, float], CellResult | None]:
@@ -190,11 +196,20 @@ def _speculate(ctx: Context, cell: Cell, work: Path, log: Any, installed: Path) 
         return failed
     if pins_digest(lock.read_text()) == pins_digest(installed.read_text()):
         return replace(guess, timings={**timings, **guess.timings})
+    if ctx.stop.is_set():  # the guess does not stand, and a stopping run rebuilds nothing
+        return _interrupted(ctx, cell, timings)
     log.write("$ today's resolution differs from the environment's pins: the suite runs again after syncing\n")
     return _in_env(ctx, cell, lock, log, work, timings)
 
 
+def _interrupted(ctx: Context, cell: Cell, timings: dict[str, float]) -> CellResult:
+    """Not the pair's fault: an error, never cached; a rerun resumes the cell."""
+    return _result(ctx, cell, Status.ERROR, Failure(Stage.INTERRUPTED, INTERRUPTED, fault="interrupt"), timings=timings)
+
+
 def _in_env(ctx: Context, cell: Cell, lock: Path, log: Any, work: Path, timings: dict[str, float]) -> CellResult:
+    if ctx.stop.is_set():
+        return _interrupted(ctx, cell, timings)
     installed, env_dir, reused = _retry(ctx, log, "uv venv + pip sync", lambda: ctx.envs.ensure(cell, lock))
     timings["install"] = round(installed.seconds, 2)
     if not installed.ok:
@@ -204,19 +219,20 @@ def _in_env(ctx: Context, cell: Cell, lock: Path, log: Any, work: Path, timings:
         start = time.perf_counter()
         bytecode.seed(env_dir, ctx.bytecode)
         timings["bytecode"] = round(time.perf_counter() - start, 2)
-    began = time.time() - 2  # a margin for coarse directory timestamps
+    began = bytecode.stamp(env_dir) if ctx.bytecode is not None else None
     ran = suite.run(ctx.root, env_dir, cell.trainer, work, log, ctx.settings.cell_timeout, ctx.threads,
                     ctx.stop.is_set)
     timings["suite"] = round(ran.seconds, 2)
+    if ctx.bytecode is not None and ran.killed is not None:
+        bytecode.forget(env_dir)  # what the killed suite compiled stays unharvested: read everything next time
     if ctx.bytecode is not None and ran.killed is None:
         start = time.perf_counter()
         bytecode.harvest(env_dir, ctx.bytecode, since=began)
         timings["bytecode"] = round(timings.get("bytecode", 0.0) + time.perf_counter() - start, 2)
     ctx.envs.collect(ctx.settings.keep_environments, busy=env_dir)
     peak = ran.peak_rss_bytes
-    if ran.killed == "stop":  # not the pair's fault: an error, never cached, rerun resumes it
-        return _result(ctx, cell, Status.ERROR, Failure(Stage.INTERRUPTED, INTERRUPTED, fault="interrupt"),
-                       timings=timings)
+    if ran.killed == "stop":
+        return _interrupted(ctx, cell, timings)
     if ran.killed == "timeout":
         message = f"cell exceeded its {ctx.settings.cell_timeout:.0f}s time limit and was killed"
         return _result(ctx, cell, Status.INCOMPATIBLE, Failure(Stage.TIMEOUT, message), timings=timings)

@@ -57,3 +57,18 @@ def test_harvest_since_reads_only_caches_changed_after_it(tmp_path):
     compile_(site, "pkg/sub/b.py")  # written "during the suite"
     assert bytecode.harvest(tmp_path / "env", store, since=began) == 1  # only b's cache was read
     assert bytecode.harvest(tmp_path / "env", store) == 1  # a full harvest finds a as well
+
+
+def test_a_killed_suite_makes_the_next_harvest_read_everything(tmp_path):
+    store = tmp_path / "store"
+    env = tmp_path / "env"
+    site = env_with(env)
+    assert bytecode.stamp(env) is None  # never harvested: the first harvest reads every cache
+    bytecode.harvest(env, store)
+    assert bytecode.stamp(env) is not None
+    compile_(site, "pkg/a.py")  # written by a suite that is then killed: no harvest
+    old = time.time() - 100
+    os.utime(site / "pkg" / "__pycache__", (old, old))  # next run finds it valid and leaves it as is
+    bytecode.forget(env)
+    assert bytecode.stamp(env) is None
+    assert bytecode.harvest(env, store, since=None) == 1

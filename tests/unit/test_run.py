@@ -113,26 +113,50 @@ def test_hung_cell_is_killed_and_recorded_as_timeout(tmp_path):
     assert (tmp_path / "out" / r.log).exists()
 
 
+def _wait_for(path: Path, seconds: float = 10) -> bool:
+    for _ in range(int(seconds / 0.05)):
+        if path.exists():
+            return True
+        threading.Event().wait(0.05)
+    return False
+
+
 def test_a_warm_cell_runs_its_suite_while_resolving_and_keeps_it_when_the_pins_agree(tmp_path):
-    """The environment exists: resolve and suite overlap (resolve is held until the suite has
-    started), and the suite's result stands because today's pins are the environment's."""
+    """The environment exists: each side waits for the other to have started, so run one after the
+    other (either order) they cannot both see it; the suite's result stands as the pins agree."""
     cell = CELLS[0]
-    started = threading.Event()
-    envs = FakeEnvs(tmp_path / "envs", installed={cell.id: cell.only},
-                    python_body=f"touch {tmp_path}/suite-started\ncat > \"$COMPAT_CELL_RESULT\" <<'EOF'\n{OBS_LINES}\nEOF\n")
-
-    def hold() -> None:  # the suite must start before the resolver answers
-        for _ in range(200):
-            if (tmp_path / "suite-started").exists():
-                started.set()
-                return
-            threading.Event().wait(0.05)
-
-    envs.resolving = hold
+    suite_started, resolve_started = tmp_path / "suite-started", tmp_path / "resolve-started"
+    body = (f"touch {suite_started}\n"
+            f"for i in $(seq 200); do [ -e {resolve_started} ] && break; sleep 0.05; done\n"
+            f"[ -e {resolve_started} ] || touch {tmp_path}/suite-gave-up\n"
+            f"cat > \"$COMPAT_CELL_RESULT\" <<'EOF'\n{OBS_LINES}\nEOF\n")
+    envs = FakeEnvs(tmp_path / "envs", installed={cell.id: cell.only}, python_body=body)
+    seen: list[bool] = []
+    envs.resolving = lambda: (resolve_started.touch(), seen.append(_wait_for(suite_started)))
     [r] = run.run_all(ctx(tmp_path, envs), [cell], 1, run.Reporter(1, io.StringIO()))
-    assert started.is_set(), "resolution waited for nothing: the suite never ran alongside it"
+    assert seen == [True] and not (tmp_path / "suite-gave-up").exists(), "resolve and suite did not overlap"
     assert r.status == "compatible" and "resolve" in r.timings
     assert [c for c in envs.calls if c.startswith("ensure")] == [f"ensure {cell.id} {cell.only}"]
+
+
+def test_a_stop_during_a_warm_cell_with_new_pins_rebuilds_nothing(tmp_path):
+    cell = CELLS[0]
+    envs = FakeEnvs(tmp_path / "envs", installed={cell.id: "trl==0.12.1"})
+    context = ctx(tmp_path, envs)
+    envs.resolving = context.stop.set  # SIGTERM arrives while today's resolution runs
+    [r] = run.run_all(context, [cell], 1, run.Reporter(1, io.StringIO()))
+    assert (r.status, r.failure.fault) == ("error", "interrupt")
+    assert f"ensure {cell.id} {cell.only}" not in envs.calls  # the environment was not synced to the new pins
+    assert not any((tmp_path / "cache").glob("*.json"))
+
+
+def test_a_network_fault_while_resolving_a_warm_cell_is_an_error_whatever_its_suite_said(tmp_path):
+    cell = CELLS[0]
+    envs = FakeEnvs(tmp_path / "envs", {cell.id: Step(False, 0.1, "error: Failed to fetch: `http://127.0.0.1:9/simple/trl/`",
+                                                      returncode=2)}, installed={cell.id: cell.only})
+    [r] = run.run_all(ctx(tmp_path, envs, sleep=lambda s: None), [cell], 1, run.Reporter(1, io.StringIO()))
+    assert (r.status, r.failure.stage, r.failure.fault) == ("error", "resolve", "network")
+    assert not any((tmp_path / "cache").glob("*.json"))
 
 
 def test_new_pins_rerun_the_suite_in_the_resynced_environment(tmp_path):
