@@ -92,3 +92,14 @@ def test_the_exported_adapter_is_built_from_compat_cell_alone():
     own = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
            and ((getattr(n, "module", None) or "").startswith("compat") or any(a.name.startswith("compat") for a in n.names))]
     assert not own, "the export must not import the compat package"
+
+
+def test_a_new_trainer_needs_no_edit_to_the_probe_registry():
+    """Probes every trainer records say EVERY, so a trainer the registry has never heard of gets them."""
+    from compat import probes, trainers
+
+    shared = probes.for_trainer("a-trainer-added-tomorrow")
+    assert {p.key for p in shared} >= {"import_path", "keyword.processing_class", "keyword.tokenizer"}
+    every = set(trainers.names())
+    listing = [p.key for p in probes.PROBES if len(every) > 1 and set(p.trainers) >= every]
+    assert not listing, f"{listing} list every trainer by name: say EVERY, or the next trainer misses them"
