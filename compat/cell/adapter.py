@@ -346,29 +346,50 @@ def _explicit_inits(cls: type) -> list[tuple[type, Any, inspect.Signature]]:
 
 
 def _renames(init: Any) -> dict[str, str]:
-    """Old -> new keyword names a deprecation wrapper around ``init`` still accepts.
+    """Old -> new keyword names a deprecation wrapper around ``init`` translates.
 
     transformers wraps ``Trainer.__init__`` in ``deprecate_kwarg("tokenizer",
-    new_name="processing_class")``; the signature shows only the new name, yet
-    the old one works (with a warning). The wrapper keeps both names in its closure.
+    new_name="processing_class")`` (and TRL 0.12-0.13 their trainers): the
+    signature shows only the new name, the wrapper turns the old one into it.
+    It keeps both names in its closure. A wrapper set to raise once its
+    version is reached translates nothing.
     """
     out: dict[str, str] = {}
-    while init is not None:
+    seen: set[int] = set()
+    while init is not None and id(init) not in seen and len(seen) < 16:  # a __wrapped__ cycle ends here
+        seen.add(id(init))
         try:
             names = inspect.getclosurevars(init).nonlocals
         except (TypeError, ValueError):
             names = {}
         old, new = names.get("old_name"), names.get("new_name")
-        if isinstance(old, str) and isinstance(new, str):
+        raises = names.get("raise_if_greater_or_equal_version") is True and names.get("is_greater_or_equal_version") is True
+        if isinstance(old, str) and isinstance(new, str) and not raises:
             out[old] = new
         init = getattr(init, "__wrapped__", None)
     return out
 
 
-def _takes(init: Any, sig: inspect.Signature, keyword: str) -> bool:
-    params = sig.parameters
-    return (keyword in params or _renames(init).get(keyword) in params
-            or any(p.kind is p.VAR_KEYWORD for p in params.values()))
+def _refusal(chain: list[tuple[type, Any, inspect.Signature]], keyword: str) -> str | None:
+    """Why ``keyword`` cannot pass down the constructor chain, or None when every class takes it.
+
+    Each class receives the name the class above passed on: a deprecation
+    wrapper that renames it (old -> new) hands the new name down, so TRL 0.12's
+    ``tokenizer=`` reaches transformers' Trainer as ``processing_class=``.
+    """
+    name, renamed_by = keyword, None
+    for klass, init, sig in chain:
+        new = _renames(init).get(name)
+        if new is not None:
+            name, renamed_by = new, klass
+        params = sig.parameters
+        if name in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            continue
+        where = f"{klass.__module__}.{klass.__qualname__}.__init__ does not take {name}="
+        if renamed_by is not None:
+            where += f" ({keyword}= becomes {name}= in {renamed_by.__module__}.{renamed_by.__qualname__}.__init__)"
+        return where
+    return None
 
 
 def introspect_keyword(trainer_cls: type) -> str:
@@ -383,10 +404,10 @@ def introspect_keyword(trainer_cls: type) -> str:
         raise TypeError(f"{trainer_cls.__qualname__}: no explicit __init__ signature to inspect")
     refusals: list[str] = []
     for kw in KEYWORDS:
-        refusing = [klass for klass, init, sig in chain if not _takes(init, sig, kw)]
-        if not refusing:
+        why = _refusal(chain, kw)
+        if why is None:
             return kw
-        refusals.append(f"{refusing[0].__module__}.{refusing[0].__qualname__}.__init__ does not take {kw}=")
+        refusals.append(why)
     pair = installed_pair()
     raise BrokenPairError("\n".join([f"trl {pair[0]} + transformers {pair[1]}: no tokenizer keyword can build "
                                      f"{trainer_cls.__name__}: " + "; ".join(refusals), *_nearest_lines(pair)]))
