@@ -262,8 +262,9 @@ class Envs:
         marker = env / MARKER
         if marker.exists() and marker.read_text() == digest and (env / "bin" / "python").exists():
             os.utime(marker)  # least recently used environments are the first collected
-            if not (env / PINS).exists():  # an environment from before the pins were kept beside it
-                shutil.copyfile(lock, env / PINS)
+            for copy in (env / PINS, self._kept(cell)):  # an environment from before the pins were kept
+                if not copy.exists():
+                    self._keep(lock, copy)
             return Step(True, 0.0, "reused"), env, True
         start = time.perf_counter()
         made = _run(self.venv_cmd(env), 120)
@@ -272,17 +273,31 @@ class Envs:
         synced = _run(self.sync_cmd(env, lock), 1200)
         if synced.ok:
             shutil.copyfile(lock, env / PINS)
+            self._keep(lock, self._kept(cell))
             marker.write_text(digest)
         return Step(synced.ok, time.perf_counter() - start, synced.output, synced.returncode), env, False
 
-    def installed_pins(self, cell: Cell) -> Path | None:
-        """The lock an existing environment of this cell was synced from, or None (no such environment)."""
+    def _kept(self, cell: Cell) -> Path:
+        return self.root.parent / "pins" / f"{cell.env_id}.txt"
+
+    @staticmethod
+    def _keep(lock: Path, copy: Path) -> None:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        tmp = copy.with_name(copy.name + ".tmp")
+        shutil.copyfile(lock, tmp)
+        os.replace(tmp, copy)  # never half a lock: a concurrent reader sees the old pins or the new
+
+    def known_pins(self, cell: Cell) -> Path | None:
+        """The pins this cell's environment was last synced from: the environment's own while it
+        exists, else the copy kept beside the environments once it was collected; None if it was never built."""
         env = self.root / cell.env_id
         try:
-            ok = (env / MARKER).read_text() == pins_digest((env / PINS).read_text()) and (env / "bin" / "python").exists()
+            if (env / MARKER).read_text() == pins_digest((env / PINS).read_text()) and (env / "bin" / "python").exists():
+                return env / PINS
         except OSError:
-            return None
-        return env / PINS if ok else None
+            pass
+        kept = self._kept(cell)
+        return kept if kept.exists() and not env.exists() else None
 
     def collect(self, keep: int, busy: Path | None = None) -> list[str]:
         """Delete the least recently used environments beyond ``keep``, skipping any another run holds

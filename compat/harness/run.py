@@ -155,11 +155,11 @@ def run_cell(ctx: Context, cell: Cell) -> CellResult:
 
 def _run_steps(ctx: Context, cell: Cell, work: Path, log: Any) -> CellResult:
     env = ctx.envs.root / cell.env_id
-    if ctx.envs.installed_pins(cell) is not None:  # looked at again under the lock: another run may be syncing it
+    if ctx.envs.known_pins(cell) is not None:  # looked at again under the lock: another run may be syncing it
         with shared_env(env):
-            installed = ctx.envs.installed_pins(cell)
-            if installed is not None:
-                return _speculate(ctx, cell, work, log, installed)
+            known = ctx.envs.known_pins(cell)
+            if known is not None:
+                return _speculate(ctx, cell, work, log, known)
     # Resolving needs no environment: an unresolvable pair never takes (or leaves) its lock file.
     lock, timings, failed = _resolve(ctx, cell, work, log)
     if failed is not None:
@@ -181,11 +181,12 @@ def _resolve(ctx: Context, cell: Cell, work: Path, log: Any) -> tuple[Path, dict
 
 
 def _speculate(ctx: Context, cell: Cell, work: Path, log: Any, installed: Path) -> CellResult:
-    """The cell's environment exists: run the suite in it while today's resolution runs, since the
-    resolver almost always returns the same pins. The suite's result stands only when it does (the
-    environment is then exactly what resolving first would have installed); a failed resolution
-    decides the cell as before, and new pins mean the suite runs again in the re-synced environment.
-    A warm cell costs the longer of the two steps instead of their sum."""
+    """The cell's environment was built before (it exists, or its pins were kept when it was
+    collected): set it up from those pins and run the suite while today's resolution runs, since
+    the resolver almost always returns the same pins. The suite's result stands only when it does
+    (the environment is then exactly what resolving first would have installed); a failed
+    resolution decides the cell as before, and new pins mean the suite runs again in the re-synced
+    environment. A cell costs the longer of the two steps instead of their sum."""
     resolve_log = io.StringIO()
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(_resolve, ctx, cell, work / "resolve", resolve_log)

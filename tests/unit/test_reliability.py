@@ -49,6 +49,27 @@ def test_fake_run_writes_reports(project):
     assert [(c["trl"], c["status"]) for c in cells] == [("0.12.2", "compatible"), ("1.0.0", "compatible")]
 
 
+def test_a_rerun_sets_up_from_the_known_pins_while_resolving_even_after_collection(project):
+    """A --fresh rerun runs the suite before the resolver's answer is logged (speculation); so does
+    one after its environment was collected, rebuilt from the pins kept beside the environments."""
+    def order(out: Path) -> list[str]:
+        log = (out / "logs" / "trl0.12.2-tf4.46.3.log").read_text()
+        return [line.split(" (")[0] for line in log.splitlines() if line.startswith("$ ")]
+
+    assert compat(project, "matrix", "--out", str(project / "cold")).returncode == 0
+    assert order(project / "cold") == ["$ uv pip compile", "$ uv venv + pip sync"]
+    assert compat(project, "matrix", "--fresh", "--out", str(project / "warm")).returncode == 0
+    assert order(project / "warm") == ["$ uv venv + pip sync", "$ uv pip compile"]
+    for env in (project / ".compat" / "envs").iterdir():
+        if env.is_dir():
+            subprocess.run(["rm", "-rf", str(env)], check=True)  # what collection does
+    proc = compat(project, "matrix", "--fresh", "--out", str(project / "collected"))
+    assert proc.returncode == 0, proc.stderr
+    assert order(project / "collected") == ["$ uv venv + pip sync", "$ uv pip compile"]
+    cells = json.loads((project / "collected" / "compat.json").read_text())["cells"]
+    assert {c["status"] for c in cells} == {"compatible"} and all(c["timings"]["install"] > 0 for c in cells)
+
+
 def test_report_rerenders_without_rewriting_the_measured_document(project):
     out = project / "out"
     assert compat(project, "matrix", "--out", str(out)).returncode == 0

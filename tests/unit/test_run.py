@@ -57,7 +57,7 @@ class FakeEnvs:
         lock.write_text(cell.only)
         return self.resolve_outcome.get(cell.id, Step(True, 0.1, "")), lock
 
-    def installed_pins(self, cell: Cell) -> Path | None:
+    def known_pins(self, cell: Cell) -> Path | None:
         if cell.id not in self.installed:
             return None
         pins = self.root / f"{cell.id}.pins"
