@@ -211,6 +211,11 @@ MARKER = ".compat-lock"  # in an environment: the digest of the pins it was sync
 PINS = ".compat-pins.txt"  # ... and those pins
 
 
+def kept_pins(envs_root: Path, env_id: str) -> Path:
+    """Where an environment's pins outlive it (``.compat/pins/``), for rebuilding it while resolving."""
+    return envs_root.parent / "pins" / f"{env_id}.txt"
+
+
 def pins_digest(lock_text: str) -> str:
     """The identity of a resolution: its pins, comments and blank lines aside."""
     pins = [ln for ln in lock_text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
@@ -278,7 +283,7 @@ class Envs:
         return Step(synced.ok, time.perf_counter() - start, synced.output, synced.returncode), env, False
 
     def _kept(self, cell: Cell) -> Path:
-        return self.root.parent / "pins" / f"{cell.env_id}.txt"
+        return kept_pins(self.root, cell.env_id)
 
     @staticmethod
     def _keep(lock: Path, copy: Path) -> None:

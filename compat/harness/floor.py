@@ -7,8 +7,11 @@ does (resolve, environment, the suite's other probes, the adapter run) is
 overhead against it. Measured side by side in one run, as ratios:
 
 - warm cell: its environment and bytecode exist (a rerun with ``--fresh``);
-- cold cell: its environment is deleted first and built again, with the
-  shared bytecode store as a matrix run has it;
+- cold cell: its environment and kept pins are deleted first, so it resolves,
+  then builds the environment, with the shared bytecode store as a matrix run
+  has it (a new cell: a new release, a fresh CI runner);
+- rebuilt cell: its environment was collected but its pins were kept (a rerun
+  after a suite change): the environment is rebuilt while resolving;
 - cold cell with an empty bytecode store as well: the very first cell of a machine.
 
 Beside them, a bare training run: the floor's imports, then one trainer built
@@ -35,6 +38,7 @@ from pathlib import Path
 
 from compat.contract import CellResult, ContractError, Status, loads_cell
 from compat.harness import lock, suite
+from compat.harness.envs import kept_pins
 
 IMPORTS = "import torch, transformers, trl; from trl import KTOTrainer"
 # The cell's own recipe (compat.cell), one trainer, its steps; os._exit skips teardown as the cell's suite does.
@@ -71,6 +75,7 @@ class CellFigures:
     cold_no_store: float | None = None  # ... and the bytecode store emptied too (one run)
     runs: int = 3
     bare: float | None = None  # imports + one trainer from the cell's recipe + its steps, one process (median)
+    rebuilt: float | None = None  # environment deleted, its pins kept (median)
 
     @property
     def floor(self) -> float:
@@ -83,8 +88,11 @@ class CellFigures:
         lines = [f"floor {self.floor:.1f}s = import torch+transformers+trl with warm bytecode {self.imports:.1f}s "
                  f"+ the cell's training steps {self.training:.1f}s (medians of {self.runs})",
                  f"warm cell / floor = {self.ratio(self.warm):.1f}x (cell {self.warm:.1f}s: environment and bytecode exist)",
-                 f"cold cell / floor = {self.ratio(self.cold):.1f}x (cell {self.cold:.1f}s: new environment, bytecode "
-                 "store as a matrix run has it)"]
+                 f"cold cell / floor = {self.ratio(self.cold):.1f}x (cell {self.cold:.1f}s: resolved, then a new "
+                 "environment; bytecode store as a matrix run has it)"]
+        if self.rebuilt is not None:
+            lines.append(f"rebuilt cell / floor = {self.ratio(self.rebuilt):.1f}x (cell {self.rebuilt:.1f}s: environment "
+                         "collected, rebuilt from its kept pins while resolving)")
         if self.cold_no_store is not None:
             lines.append(f"cold cell, empty bytecode store / floor = {self.ratio(self.cold_no_store):.1f}x "
                          f"(cell {self.cold_no_store:.1f}s: the first cell on a new machine)")
@@ -140,7 +148,12 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
     cold = []
     for _ in range(runs):
         _remove(env_dir)
+        kept_pins(envs, env_dir.name).unlink(missing_ok=True)
         cold.append(run(only, out))
+    rebuilt = []
+    for _ in range(runs):
+        _remove(env_dir)
+        rebuilt.append(run(only, out))
     cold_no_store = None
     if empty_store and store.is_dir():
         aside = store.with_name(store.name + ".bench-aside")
@@ -156,9 +169,10 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
             with lock.store(store, exclusive=True):
                 shutil.rmtree(store, ignore_errors=True)
                 aside.rename(store)
-    training = statistics.median(float((r.training or {}).get("seconds") or 0.0) for r in [first, *warm, *cold])
+    training = statistics.median(float((r.training or {}).get("seconds") or 0.0) for r in [first, *warm, *cold, *rebuilt])
     return CellFigures(only, imports, training, statistics.median(r.seconds for r in warm),
-                       statistics.median(r.seconds for r in cold), cold_no_store, runs, bare)
+                       statistics.median(r.seconds for r in cold), cold_no_store, runs, bare,
+                       statistics.median(r.seconds for r in rebuilt))
 
 
 def _remove(env_dir: Path) -> None:

@@ -84,24 +84,30 @@ def test_floor_ratios_from_warm_cold_and_store_cold_runs(tmp_path):
     (envs / "trl0.12.2-tf4.46.3" / "bin").mkdir(parents=True)
     store.mkdir()
     (store / "k").write_text("pyc")
-    runs: list[tuple[bool, bool]] = []  # (environment present, store present) at each cell run
-    seconds = iter([9.0, 8.0, 8.4, 8.2, 11.0, 10.6, 10.8, 16.0])
+    pins = tmp_path / "pins" / "trl0.12.2-tf4.46.3.txt"
+    runs: list[tuple[bool, bool, bool]] = []  # (environment, kept pins, store present) at each cell run
+    seconds = iter([9.0, 8.0, 8.4, 8.2, 11.0, 10.6, 10.8, 9.5, 9.7, 9.6, 16.0])
 
     def run(only: str, out: Path):
-        runs.append(((envs / "trl0.12.2-tf4.46.3").exists(), (store / "k").exists()))
+        runs.append(((envs / "trl0.12.2-tf4.46.3").exists(), pins.exists(), (store / "k").exists()))
         (envs / "trl0.12.2-tf4.46.3" / "bin").mkdir(parents=True, exist_ok=True)
+        pins.parent.mkdir(exist_ok=True)
+        pins.write_text("trl==0.12.2\n")  # a run that syncs keeps its pins
         return _cell(next(seconds))
 
     figures = floor.measure("trl==0.12.2,transformers==4.46.3", envs, store, tmp_path / "out", run,
                             timed=lambda cmd, env: 5.6, runs=3)
-    assert runs[:4] == [(True, True)] * 4  # first (filling) run, then 3 warm
-    assert runs[4:7] == [(False, True)] * 3  # cold: environment removed, store kept
-    assert runs[7] == (False, False)  # the store moved aside for the very-first-cell figure
+    assert runs[:4] == [(True, False, True)] + [(True, True, True)] * 3  # first (filling) run, then 3 warm
+    assert runs[4:7] == [(False, False, True)] * 3  # cold: environment and kept pins removed, store kept
+    assert runs[7:10] == [(False, True, True)] * 3  # rebuilt: environment removed, pins kept
+    assert runs[10][0] is False and runs[10][2] is False  # the store moved aside for the very-first-cell figure
     assert (store / "k").read_text() == "pyc"  # and restored afterwards
     assert figures.floor == pytest.approx(6.0) and figures.warm == 8.2 and figures.cold == 10.8
+    assert figures.rebuilt == 9.6
     lines = figures.render()
     assert "warm cell / floor = 1.4x" in lines[1] and "cold cell / floor = 1.8x" in lines[2]
-    assert "cold cell, empty bytecode store / floor = 2.7x" in lines[3]
+    assert "rebuilt cell / floor = 1.6x" in lines[3]
+    assert "cold cell, empty bytecode store / floor = 2.7x" in lines[4]
 
 
 def test_bare_training_run_splits_the_gap_between_stack_and_checks(tmp_path):
