@@ -174,6 +174,18 @@ def wait_dialog(driver, is_open: bool = True) -> None:
     WebDriverWait(driver, 5).until(lambda d: dialog_open(d) == is_open)
 
 
+def open_detail(driver, trl: str, tf: str) -> str:
+    """Click the cell, wait for its dialog, and return the dialog's text."""
+    button(driver, trl, tf).click()
+    wait_dialog(driver)
+    return driver.find_element(By.ID, "detail").text
+
+
+def close_detail(driver) -> None:
+    driver.find_element(By.ID, "detail-close").click()
+    wait_dialog(driver, False)
+
+
 def row_header(driver, trl: str):
     return driver.find_element(By.XPATH, f"//table[contains(@class,'grid')]/tbody/tr/th[normalize-space()='{trl}']")
 
@@ -256,49 +268,35 @@ def test_rows_show_measured_ranges_keywords_and_mark_what_was_not_measured(drive
 
 def test_click_opens_the_cells_detail(driver, tmp_path):
     load(driver, tmp_path, matrix())
-    button(driver, "0.11.4", "4.45.2").click()
-    wait_dialog(driver)
+    text = open_detail(driver, "0.11.4", "4.45.2")
     dialog = driver.find_element(By.ID, "detail")
-    text = dialog.text
     assert "TRL 0.11.4 \u00d7 transformers 4.45.2" in text
     assert EVIL.splitlines()[0] in text and "trl.trainer.utils.<module>" in text  # the hostile error, as plain text
     assert not dialog.find_elements(By.TAG_NAME, "img") and driver.execute_script("return window.pwned") is None
-    driver.find_element(By.ID, "detail-close").click()
-    wait_dialog(driver, False)
-    button(driver, "0.12.2", "4.45.2").click()
-    wait_dialog(driver)
-    text = dialog.text
+    close_detail(driver)
+    text = open_detail(driver, "0.12.2", "4.45.2")
     assert "processing_class=" in text and "transformers.trainer.Trainer.__init__" in text and "rejected" in text
     assert "legacy formatter" in text and "4 / 16" in text and "16 / 16" in text  # legacy vs adapter counts
     assert "0.12.2" in text and "1.15.0" in text  # installed versions
     assert "released (the later upload time of the two releases)" in text
     driver.save_screenshot(str(ARTIFACTS / "compat-detail.png"))
-    driver.find_element(By.ID, "detail-close").click()
-    wait_dialog(driver, False)
+    close_detail(driver)
 
 
 def test_detail_explains_the_adapter_drift_and_tests(driver, tmp_path):
     load(driver, tmp_path, matrix())
-    button(driver, "0.11.4", "4.46.3").click()
-    wait_dialog(driver)
-    text = driver.find_element(By.ID, "detail").text
+    text = open_detail(driver, "0.11.4", "4.46.3")
     # "adapter check: pass" on a broken pair means it refused the pair up front: the page says so.
     assert "pass, by refusing" in text and "refused it up front" in text and REFUSED in text
     assert "undeclared dependency" in text and "package that moved\nrich" in text and "importer\ntrl.trainer.utils" in text
     assert "trl.trainer.utils needs rich, which no declared requirement brings any more" in text  # Drift.describe()
-    driver.find_element(By.ID, "detail-close").click()
-    wait_dialog(driver, False)
-    button(driver, "0.14.0", "4.57.6").click()
-    wait_dialog(driver)
-    text = driver.find_element(By.ID, "detail").text
+    close_detail(driver)
+    text = open_detail(driver, "0.14.0", "4.57.6")
     assert "30 passed, 2 skipped (a skipped test is not counted as passed), 1 failed." in text
     assert "tests/cell/kto/test_train.py::test_three_bf16_steps" in text and "AssertionError: expected 3 steps" in text
     assert "assert 0 >= 3" not in text  # the first line only
-    driver.find_element(By.ID, "detail-close").click()
-    wait_dialog(driver, False)
-    button(driver, "1.16.0", "4.46.3").click()
-    wait_dialog(driver)
-    text = driver.find_element(By.ID, "detail").text
+    close_detail(driver)
+    text = open_detail(driver, "1.16.0", "4.46.3")
     assert "network (the harness failed; this says nothing about the pair)" in text
     assert "not run: the harness failed before the check" in text
 
