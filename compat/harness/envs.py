@@ -20,6 +20,7 @@ from pathlib import Path
 from compat.contract import CompatError
 
 from .config import Settings
+from .files import atomic_write
 from .plan import Cell
 
 
@@ -269,7 +270,7 @@ class Envs:
             os.utime(marker)  # least recently used environments are the first collected
             for copy in (env / PINS, self._kept(cell)):  # an environment from before the pins were kept
                 if not copy.exists():
-                    self._keep(lock, copy)
+                    atomic_write(copy, lock.read_text())
             return Step(True, 0.0, "reused"), env, True
         start = time.perf_counter()
         made = _run(self.venv_cmd(env), 120)
@@ -277,20 +278,13 @@ class Envs:
             return made, env, False
         synced = _run(self.sync_cmd(env, lock), 1200)
         if synced.ok:
-            shutil.copyfile(lock, env / PINS)
-            self._keep(lock, self._kept(cell))
+            for copy in (env / PINS, self._kept(cell)):
+                atomic_write(copy, lock.read_text())
             marker.write_text(digest)
         return Step(synced.ok, time.perf_counter() - start, synced.output, synced.returncode), env, False
 
     def _kept(self, cell: Cell) -> Path:
         return kept_pins(self.root, cell.env_id)
-
-    @staticmethod
-    def _keep(lock: Path, copy: Path) -> None:
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        tmp = copy.with_name(copy.name + ".tmp")
-        shutil.copyfile(lock, tmp)
-        os.replace(tmp, copy)  # never half a lock: a concurrent reader sees the old pins or the new
 
     def known_pins(self, cell: Cell) -> Path | None:
         """The pins this cell's environment was last synced from: the environment's own while it
