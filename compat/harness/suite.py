@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import subprocess
 import time
 from dataclasses import dataclass
@@ -52,6 +53,14 @@ def suite_hash(root: Path) -> str:
     for p in _files(root):
         h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:16]
+
+
+def _exit_handle(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits (Linux pidfd), or None: then poll."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -102,18 +111,27 @@ def run(root: Path, env_dir: Path, trainer: str, workdir: Path, log: TextIO, tim
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + timeout
     killed, returncode, peak = None, None, None
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # wait4: the exit status and this child's rusage
-        if pid:
-            returncode, peak = os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024
-            proc.returncode = returncode
-            break
-        if should_stop() or time.monotonic() > deadline:
-            killed = "stop" if should_stop() else "timeout"
-            os.killpg(proc.pid, 9)
-            proc.wait()
-            break
-        time.sleep(0.05)
+    exited = _exit_handle(proc.pid)
+    try:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # wait4: the exit status and this child's rusage
+            if pid:
+                returncode, peak = os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024
+                proc.returncode = returncode
+                break
+            if should_stop() or time.monotonic() > deadline:
+                killed = "stop" if should_stop() else "timeout"
+                os.killpg(proc.pid, 9)
+                proc.wait()
+                break
+            # Stops and deadlines are checked every 50 ms; the exit itself wakes the loop at once.
+            if exited is None:
+                time.sleep(0.05)
+            else:
+                select.select([exited], [], [], 0.05)
+    finally:
+        if exited is not None:
+            os.close(exited)
     seconds = time.perf_counter() - start
     try:
         text = result.read_text(encoding="utf-8")
