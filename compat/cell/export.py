@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+from functools import lru_cache
 from pathlib import Path
 
 CELL = Path(__file__).resolve().parent
@@ -66,7 +67,16 @@ def _strip(source: str, keep_all: bool) -> tuple[list[str], set[str]]:
 
 def render(package_dir: Path, findings: dict) -> str:
     """The single-file adapter; ``package_dir`` is the compat package (its cell/ is read)."""
+    text = json.dumps(findings, sort_keys=True, separators=(",", ":"))
     cell_dir = package_dir / "cell"
+    stamp = tuple((p.name, st.st_mtime_ns, st.st_size) for p in sorted(cell_dir.glob("*.py")) for st in [p.stat()])
+    return _inlined(cell_dir, stamp) + f"# ---- measured findings (generated) ----\nFINDINGS = json.loads({text!r})\n"
+
+
+@lru_cache(maxsize=4)
+def _inlined(cell_dir: Path, _stamp: tuple) -> str:
+    """Everything but the findings. Cached while the sources are unchanged (``_stamp``): a cell
+    exports a dozen adapters, and parsing the sources was most of each export's time."""
     parts = [HEADER, "from __future__ import annotations", ""]
     seen: dict[str, str] = {}
     for name in modules(cell_dir):
@@ -77,9 +87,7 @@ def render(package_dir: Path, findings: dict) -> str:
                               "rename before exporting")
         seen.update(dict.fromkeys(defined, name))
         parts += [f"# ---- inlined from compat/cell/{name}.py ----", *lines, ""]
-    text = json.dumps(findings, sort_keys=True, separators=(",", ":"))
-    parts += ["# ---- measured findings (generated) ----", f"FINDINGS = json.loads({text!r})", ""]
-    return "\n".join(parts)
+    return "\n".join(parts) + "\n"
 
 
 def export(package_dir: Path, findings: dict) -> str:

@@ -16,6 +16,7 @@ spec (compat/trainers) the shared fixtures serve.
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import os
 import sys
@@ -191,7 +192,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from compat.cell.discover import discover_once
 
     chosen = get(os.environ.get("COMPAT_TRAINER", "kto"))
-    discover_once(chosen.candidates, (chosen.config_class, chosen.trainer_class))
+    # The collector stays off while the stack imports: that allocates about a million objects that live
+    # to the end, and Python's default thresholds rescan them again and again (about a tenth of a warm
+    # cell). Then what the imports built is frozen, so later collections skip it (accelerate runs a full
+    # one in every train()), and the first generation is collected less often.
+    gc.disable()
+    try:
+        discover_once(chosen.candidates, (chosen.config_class, chosen.trainer_class))
+    finally:
+        gc.freeze()
+        gc.set_threshold(10_000, 10, 10)
+        gc.enable()
 
 
 @pytest.fixture(scope="session")
