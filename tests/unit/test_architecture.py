@@ -94,6 +94,23 @@ def test_the_exported_adapter_is_built_from_compat_cell_alone():
     assert not own, "the export must not import the compat package"
 
 
+def test_the_export_reads_its_sources_again_once_they_change(tmp_path):
+    """A cell exports a dozen adapters from one parse of compat/cell; an edited source is parsed again."""
+    import shutil
+
+    from compat.cell.export import render
+
+    package = tmp_path / "compat"
+    shutil.copytree(COMPAT / "cell", package / "cell", ignore=shutil.ignore_patterns("__pycache__"))
+    findings = {"schema_version": 2, "facts": {}, "working": []}
+    first = render(package, findings)
+    assert render(package, findings) == first == render(COMPAT, findings)
+    assert render(package, {**findings, "working": ["x"]}).endswith("FINDINGS = json.loads('{\"facts\":{},\"schema_version\":2,\"working\":[\"x\"]}')\n")
+    source = package / "cell" / "adapter.py"
+    source.write_text(source.read_text(encoding="utf-8") + "\nEDITED_AFTER_THE_FIRST_EXPORT = 1\n", encoding="utf-8")
+    assert "EDITED_AFTER_THE_FIRST_EXPORT = 1" in render(package, findings)
+
+
 def test_a_new_trainer_needs_no_edit_to_the_probe_registry():
     """Probes every trainer records say EVERY, so a trainer the registry has never heard of gets them."""
     from compat import probes, trainers
