@@ -41,6 +41,9 @@ from compat.harness import lock, suite
 from compat.harness.envs import kept_pins
 
 IMPORTS = "import torch, transformers, trl; from trl import KTOTrainer"
+# The same imports as the cell suite runs them: tests/cell/conftest.py keeps the cyclic collector off
+# while the stack imports. Printed beside the floor, so the ratio's gain from that is in plain view.
+IMPORTS_NO_GC = "import gc; gc.disable(); " + IMPORTS
 # The cell's own recipe (compat.cell), one trainer, its steps; os._exit skips teardown as the cell's suite does.
 BARE_RUN = """
 import os, sys, tempfile
@@ -76,6 +79,7 @@ class CellFigures:
     runs: int = 3
     bare: float | None = None  # imports + one trainer from the cell's recipe + its steps, one process (median)
     rebuilt: float | None = None  # environment deleted, its pins kept (median)
+    imports_no_gc: float | None = None  # the floor's imports with the collector off, as the cell imports (median)
 
     @property
     def floor(self) -> float:
@@ -100,6 +104,10 @@ class CellFigures:
             lines.append(f"bare training run / floor = {self.ratio(self.bare):.1f}x ({self.bare:.1f}s: the imports, one "
                          f"trainer from the cell's recipe and its steps; warm cell / bare run = "
                          f"{self.warm / max(self.bare, 1e-9):.1f}x is what the cell's checks add)")
+        if self.imports_no_gc is not None:
+            floor = self.imports_no_gc + self.training
+            lines.append(f"warm cell / floor with the collector off while importing = {self.warm / max(floor, 1e-9):.1f}x "
+                         f"(floor {floor:.1f}s: the cell suite imports that way; the floor above uses Python's defaults)")
         return lines
 
 
@@ -138,6 +146,7 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
     python = [str(env_dir / "bin" / "python"), "-c", IMPORTS]
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     imports = statistics.median(timed(python, environ) for _ in range(runs))
+    imports_no_gc = statistics.median(timed([*python[:2], IMPORTS_NO_GC], environ) for _ in range(runs))
     keyword = next((k for k, state in first.keyword.items() if state == "accepted"), None)
     bare = None
     if keyword is not None:  # only a deprecated keyword builds: no plain run to compare with
@@ -172,7 +181,7 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
     training = statistics.median(float((r.training or {}).get("seconds") or 0.0) for r in [first, *warm, *cold, *rebuilt])
     return CellFigures(only, imports, training, statistics.median(r.seconds for r in warm),
                        statistics.median(r.seconds for r in cold), cold_no_store, runs, bare,
-                       statistics.median(r.seconds for r in rebuilt))
+                       statistics.median(r.seconds for r in rebuilt), imports_no_gc)
 
 
 def _remove(env_dir: Path) -> None:
