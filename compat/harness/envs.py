@@ -264,13 +264,12 @@ class Envs:
         """A venv matching the lock; reused untouched while the lock is unchanged (cells of several
         trainers on one pair share it)."""
         env = self.root / cell.env_id
-        digest = pins_digest(lock.read_text())
+        pins = lock.read_text()
+        digest = pins_digest(pins)
         marker = env / MARKER
         if marker.exists() and marker.read_text() == digest and (env / "bin" / "python").exists():
             os.utime(marker)  # least recently used environments are the first collected
-            for copy in (env / PINS, self._kept(cell)):  # an environment from before the pins were kept
-                if not copy.exists():
-                    atomic_write(copy, lock.read_text())
+            self._keep_pins(cell, pins, missing_only=True)  # an environment from before the pins were kept
             return Step(True, 0.0, "reused"), env, True
         start = time.perf_counter()
         made = _run(self.venv_cmd(env), 120)
@@ -278,13 +277,18 @@ class Envs:
             return made, env, False
         synced = _run(self.sync_cmd(env, lock), 1200)
         if synced.ok:
-            for copy in (env / PINS, self._kept(cell)):
-                atomic_write(copy, lock.read_text())
+            self._keep_pins(cell, pins)
             marker.write_text(digest)
         return Step(synced.ok, time.perf_counter() - start, synced.output, synced.returncode), env, False
 
     def _kept(self, cell: Cell) -> Path:
         return kept_pins(self.root, cell.env_id)
+
+    def _keep_pins(self, cell: Cell, pins: str, missing_only: bool = False) -> None:
+        """The pins beside the environment, and a copy that outlives its collection."""
+        for copy in (self.root / cell.env_id / PINS, self._kept(cell)):
+            if not (missing_only and copy.exists()):
+                atomic_write(copy, pins)
 
     def known_pins(self, cell: Cell) -> Path | None:
         """The pins this cell's environment was last synced from: the environment's own while it
