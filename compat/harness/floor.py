@@ -14,6 +14,11 @@ overhead against it. Measured side by side in one run, as ratios:
   after a suite change): the environment is rebuilt while resolving;
 - cold cell with an empty bytecode store as well: the very first cell of a machine.
 
+Each warm and cold run is paired with a floor timed just before it, and the
+printed ratio is the median of those pairs: the load of a shared machine
+drifts over minutes, so a ratio of two medians taken minutes apart moves with
+it, while the two sides of one pair share it.
+
 Beside them, a bare training run: the floor's imports, then one trainer built
 from the cell's own tiny recipe and its steps, in one process - what any
 training script on the pair costs. It splits the gap to the floor into what
@@ -80,6 +85,10 @@ class CellFigures:
     bare: float | None = None  # imports + one trainer from the cell's recipe + its steps, one process (median)
     rebuilt: float | None = None  # environment deleted, its pins kept (median)
     imports_no_gc: float | None = None  # the floor's imports with the collector off, as the cell imports (median)
+    # Each warm and cold run over the floor timed just before it (its imports + that run's own steps):
+    # a shared machine's load drifts over minutes, and a pair shares it. The printed ratio is their median.
+    warm_pairs: tuple[float, ...] = ()
+    cold_pairs: tuple[float, ...] = ()
 
     @property
     def floor(self) -> float:
@@ -88,12 +97,20 @@ class CellFigures:
     def ratio(self, seconds: float) -> float:
         return seconds / max(self.floor, 1e-9)
 
+    def _paired(self, name: str, seconds: float, pairs: tuple[float, ...]) -> str:
+        if not pairs:
+            return f"{name} / floor = {self.ratio(seconds):.1f}x"
+        return (f"{name} / floor = {statistics.median(pairs):.1f}x (median of {len(pairs)} runs each over the floor "
+                f"timed just before it: {min(pairs):.2f}-{max(pairs):.2f}x)")
+
     def render(self) -> list[str]:
         lines = [f"floor {self.floor:.1f}s = import torch+transformers+trl with warm bytecode {self.imports:.1f}s "
-                 f"+ the cell's training steps {self.training:.1f}s (medians of {self.runs})",
-                 f"warm cell / floor = {self.ratio(self.warm):.1f}x (cell {self.warm:.1f}s: environment and bytecode exist)",
-                 f"cold cell / floor = {self.ratio(self.cold):.1f}x (cell {self.cold:.1f}s: resolved, then a new "
-                 "environment; bytecode store as a matrix run has it)"]
+                 f"+ the cell's training steps {self.training:.1f}s (medians; the imports timed before each of "
+                 f"{self.runs} warm and {self.runs} cold cells)",
+                 f"{self._paired('warm cell', self.warm, self.warm_pairs)} (cell {self.warm:.1f}s: environment and "
+                 "bytecode exist)",
+                 f"{self._paired('cold cell', self.cold, self.cold_pairs)} (cell {self.cold:.1f}s: resolved, then a "
+                 "new environment; bytecode store as a matrix run has it)"]
         if self.rebuilt is not None:
             lines.append(f"rebuilt cell / floor = {self.ratio(self.rebuilt):.1f}x (cell {self.rebuilt:.1f}s: environment "
                          "collected, rebuilt from its kept pins while resolving)")
@@ -145,7 +162,14 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
     env_dir = envs / _env_id(first)
     python = [str(env_dir / "bin" / "python"), "-c", IMPORTS]
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    imports = statistics.median(timed(python, environ) for _ in range(runs))
+    floors: list[float] = []
+
+    def paired(cell: Callable[[], CellResult]) -> tuple[CellResult, float]:
+        """One cell run and its ratio over the floor timed just before it."""
+        floors.append(timed(python, environ))
+        result = cell()
+        return result, result.seconds / max(floors[-1] + _trained(result), 1e-9)
+
     imports_no_gc = statistics.median(timed([*python[:2], IMPORTS_NO_GC], environ) for _ in range(runs))
     keyword = next((k for k, state in first.keyword.items() if state == "accepted"), None)
     bare = None
@@ -153,12 +177,14 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
         script = [str(env_dir / "bin" / "python"), "-c", BARE_RUN, first.trainer, keyword]
         cell_env = suite.environment(suite.checkout(), out / "bare.jsonl", out / "bare-hf", first.trainer, threads)
         bare = statistics.median(timed(script, cell_env) for _ in range(runs))
-    warm = [run(only, out) for _ in range(runs)]
-    cold = []
-    for _ in range(runs):
+    warm = [paired(lambda: run(only, out)) for _ in range(runs)]
+
+    def cold_run() -> CellResult:
         _remove(env_dir)
         kept_pins(envs, env_dir.name).unlink(missing_ok=True)
-        cold.append(run(only, out))
+        return run(only, out)
+
+    cold = [paired(cold_run) for _ in range(runs)]
     rebuilt = []
     for _ in range(runs):
         _remove(env_dir)
@@ -178,10 +204,15 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
             with lock.store(store, exclusive=True):
                 shutil.rmtree(store, ignore_errors=True)
                 aside.rename(store)
-    training = statistics.median(float((r.training or {}).get("seconds") or 0.0) for r in [first, *warm, *cold, *rebuilt])
-    return CellFigures(only, imports, training, statistics.median(r.seconds for r in warm),
-                       statistics.median(r.seconds for r in cold), cold_no_store, runs, bare,
-                       statistics.median(r.seconds for r in rebuilt), imports_no_gc)
+    results = [first, *(r for r, _ in warm), *(r for r, _ in cold), *rebuilt]
+    return CellFigures(only, statistics.median(floors), statistics.median(_trained(r) for r in results),
+                       statistics.median(r.seconds for r, _ in warm), statistics.median(r.seconds for r, _ in cold),
+                       cold_no_store, runs, bare, statistics.median(r.seconds for r in rebuilt), imports_no_gc,
+                       tuple(x for _, x in warm), tuple(x for _, x in cold))
+
+
+def _trained(result: CellResult) -> float:
+    return float((result.training or {}).get("seconds") or 0.0)
 
 
 def _remove(env_dir: Path) -> None:

@@ -110,6 +110,39 @@ def test_floor_ratios_from_warm_cold_and_store_cold_runs(tmp_path):
     assert "cold cell, empty bytecode store / floor = 2.7x" in lines[4]
 
 
+def test_each_warm_and_cold_run_is_over_the_floor_timed_just_before_it(tmp_path):
+    """A drifting machine: the floor and the cells slow down together. Paired, the ratio stays put;
+    a median over a median taken minutes apart would not."""
+    from compat.harness import floor
+
+    (tmp_path / "envs" / "trl0.12.2-tf4.46.3" / "bin").mkdir(parents=True)
+    events: list[str] = []
+    load = iter([1.0, 1.0, 1.5, 2.0, 2.0, 2.0])  # the machine's slowdown at each floor timing
+    factor = [1.0]
+
+    def timer(cmd, env):
+        if cmd[2] != floor.IMPORTS:
+            return 1.0
+        factor[0] = next(load)
+        events.append("floor")
+        return 2.6 * factor[0]
+
+    def run(only, out):
+        events.append("cell")
+        return _cell(round(4.2 * factor[0], 2), training=0.4 * factor[0])
+
+    figures = floor.measure("trl==0.12.2,transformers==4.46.3", tmp_path / "envs", tmp_path / "s", tmp_path / "o",
+                            run, timed=timer, runs=3, empty_store=False)
+    assert events[:2] == ["cell", "floor"]  # the first (filling) run, then floor and cell alternate
+    assert events[1:13] == ["floor", "cell"] * 6  # 3 warm and 3 cold runs
+    assert figures.warm_pairs == pytest.approx((1.4,) * 3) and figures.cold_pairs == pytest.approx((1.4,) * 3)
+    lines = figures.render()
+    assert lines[1].startswith("warm cell / floor = 1.4x (median of 3 runs each over the floor timed just before it: "
+                               "1.40-1.40x)")
+    assert lines[2].startswith("cold cell / floor = 1.4x")
+    assert figures.imports == pytest.approx(2.6 * 1.75)  # the median of the 6 floor timings
+
+
 def test_bare_training_run_splits_the_gap_between_stack_and_checks(tmp_path):
     """Beside the floor: one process with the imports, one trainer built with the keyword the cell
     measured accepted, and its steps, timed in the cell's own environment."""
