@@ -121,7 +121,7 @@ def test_each_warm_and_cold_run_is_over_the_floor_timed_just_before_it(tmp_path)
     factor = [1.0]
 
     def timer(cmd, env):
-        if cmd[2] != floor.IMPORTS:
+        if cmd[2] != floor.FLOOR:
             return 1.0
         factor[0] = next(load)
         events.append("floor")
@@ -157,7 +157,7 @@ def test_bare_training_run_splits_the_gap_between_stack_and_checks(tmp_path):
 
     def timer(cmd, env):
         timed.append((list(cmd), env))
-        return {floor.IMPORTS: 2.6, floor.IMPORTS_NO_GC: 2.0}.get(cmd[2], 4.0)
+        return {floor.FLOOR: 2.6, floor.IMPORTS_NO_GC: 2.0, floor.IMPORTS: 3.2}.get(cmd[2], 4.0)
 
     figures = floor.measure("trl==0.12.2,transformers==4.46.3", envs, tmp_path / "no-store", tmp_path / "out",
                             lambda only, out: cell, timed=timer, runs=3, threads=1)
@@ -174,6 +174,12 @@ def test_bare_training_run_splits_the_gap_between_stack_and_checks(tmp_path):
     assert [x for x, _ in timed].count([str(envs / "trl0.12.2-tf4.46.3" / "bin" / "python"), "-c", floor.IMPORTS_NO_GC]) == 3
     assert figures.imports_no_gc == 2.0
     assert lines[-1].startswith("warm cell / floor with the collector off while importing = 3.3x (floor 2.4s")
+    # The floor ends as the cell's suite does; ending the usual way (teardown) is printed beside it: 3.2s + 0.4s.
+    assert floor.FLOOR.startswith(floor.IMPORTS) and floor.FLOOR.endswith("os._exit(0)")
+    assert floor.IMPORTS_NO_GC.endswith(floor.FLOOR)
+    assert figures.imports_teardown == 3.2
+    assert lines[-2].startswith("warm cell / floor with Python's usual exit = 2.2x (floor 3.6s: 0.6s of interpreter "
+                                "teardown the cell skips")
 
 
 def test_no_bare_run_when_only_a_deprecated_keyword_builds(tmp_path):
