@@ -2,13 +2,9 @@
 
 The floor of a compatible cell is one Python process importing torch,
 transformers and trl with warm bytecode (then ``from trl import KTOTrainer``),
-plus the training steps the cell itself measured. The floor process ends as
-the cell's suite does, with ``os._exit``: interpreter teardown after torch is
-imported takes about half a second, the suite skips it, and a floor that paid
-it would flatter every ratio. The floor ending the usual way is printed beside
-it, as this bench measured it until then. Everything else a cell
-does (resolve, environment, the suite's other probes, the adapter run) is
-overhead against it. Measured side by side in one run, as ratios:
+plus the training steps the cell itself measured. Everything else a cell does
+(resolve, environment, the suite's other probes, the adapter run) is overhead
+against it. Measured side by side in one run, as ratios:
 
 - warm cell: its environment and bytecode exist (a rerun with ``--fresh``);
 - cold cell: its environment and kept pins are deleted first, so it resolves,
@@ -18,16 +14,23 @@ overhead against it. Measured side by side in one run, as ratios:
   after a suite change): the environment is rebuilt while resolving;
 - cold cell with an empty bytecode store as well: the very first cell of a machine.
 
-Each warm and cold run is paired with a floor timed just before it, and the
-printed ratio is the median of those pairs: the load of a shared machine
-drifts over minutes, so a ratio of two medians taken minutes apart moves with
-it, while the two sides of one pair share it.
+The floor process ends as the cell's suite does, with ``os._exit``:
+interpreter teardown after torch is imported takes about half a second here,
+the suite skips it, and a floor that paid it would flatter every ratio. The
+floor ending the usual way is printed beside it (this bench's floor until
+2026-12-05), and so is the floor imported the suite's way (collector off).
 
-Beside them, a bare training run: the floor's imports, then one trainer built
-from the cell's own tiny recipe and its steps, in one process - what any
-training script on the pair costs. It splits the gap to the floor into what
-the stack itself costs past its imports (trainer construction imports more,
-e.g. accelerate pulling in ``torch._dynamo``) and what the cell's checks add.
+Every timed run is paired with the floors timed just before it, and every
+printed ratio is the median of its pairs: the load of a shared machine drifts
+over the minutes a bench takes, so a ratio of two medians taken minutes apart
+moves with it, while the two sides of one pair share it.
+
+Beside the cells, a bare training run: the floor's imports, then one trainer
+built from the cell's own tiny recipe and its steps, in one process - what a
+plain training script on the pair costs - and the same run imported the
+suite's way. They split the gap to the floor into what the stack itself costs
+past its imports (trainer construction imports more, e.g. accelerate pulling
+in ``torch._dynamo``) and what the cell's checks add.
 
 Every step goes through two injectable callables (run one cell through the
 real CLI; time a command), so the arithmetic is tested without installs.
@@ -52,9 +55,10 @@ from compat.harness.envs import kept_pins
 IMPORTS = "import torch, transformers, trl; from trl import KTOTrainer"
 # The floor process: the imports, then the exit the cell's suite takes (tests/cell/conftest.py), no teardown.
 FLOOR = IMPORTS + "; import os; os._exit(0)"
-# The same imports as the cell suite runs them: tests/cell/conftest.py keeps the cyclic collector off
-# while the stack imports. Printed beside the floor, so the ratio's gain from that is in plain view.
-IMPORTS_NO_GC = "import gc; gc.disable(); " + FLOOR
+# The imports as the cell suite runs them (tests/cell/conftest.py: the collector off while the stack imports,
+# then what they built frozen and the first generation collected less often; the same settings as there).
+_NO_GC = "import gc; gc.disable()\n{imports}\ngc.freeze(); gc.set_threshold(10_000, 10, 10); gc.enable()\n"
+IMPORTS_NO_GC = _NO_GC.format(imports=FLOOR)
 # The cell's own recipe (compat.cell), one trainer, its steps; os._exit skips teardown as the cell's suite does.
 BARE_RUN = """
 import os, sys, tempfile
@@ -70,6 +74,7 @@ tok = make_tokenizer()
 trainer = runs.build(spec, disc, sys.argv[2], tok, Dataset.from_list(spec.rows(8, False)), Path(tempfile.mkdtemp()))
 os._exit(0 if runs.train(trainer)["steps"] == runs.STEPS else 1)
 """
+BARE_RUN_NO_GC = _NO_GC.format(imports=IMPORTS) + BARE_RUN
 
 RunCell = Callable[[str, Path], CellResult]  # (--only value, out dir) -> the cell's result
 TimeCmd = Callable[[Sequence[str], dict[str, str]], float]
@@ -80,63 +85,95 @@ class FloorError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Paired:
+    """One timed run and the floor's imports timed just before it; ``training``: the steps the run
+    recorded (a bare run records none: the cells' median is used)."""
+
+    seconds: float
+    imports: float
+    training: float
+
+    @property
+    def ratio(self) -> float:
+        return self.seconds / max(self.imports + self.training, 1e-9)
+
+
+def _median(runs: Sequence[Paired], attr: str = "seconds") -> float:
+    return statistics.median(getattr(r, attr) for r in runs)
+
+
+def _ratio(runs: Sequence[Paired]) -> tuple[str, str]:
+    """The median ratio, and its spread when there is more than one pair (for the line's brackets)."""
+    ratios = [r.ratio for r in runs]
+    spread = f"; {len(ratios)} runs, each over the floor timed just before it: {min(ratios):.2f}-{max(ratios):.2f}x" \
+        if len(ratios) > 1 else "; over the floor timed just before it"
+    return f"{statistics.median(ratios):.1f}x", spread
+
+
+@dataclass(frozen=True)
 class CellFigures:
     pair: str
-    imports: float  # warm-bytecode import of torch + transformers + trl, median
-    training: float  # the training steps the cell recorded
-    warm: float  # the cell's own wall time, environment and bytecode warm (median)
-    cold: float  # ... environment deleted first (median)
-    cold_no_store: float | None = None  # ... and the bytecode store emptied too (one run)
-    runs: int = 3
-    bare: float | None = None  # imports + one trainer from the cell's recipe + its steps, one process (median)
-    rebuilt: float | None = None  # environment deleted, its pins kept (median)
-    imports_no_gc: float | None = None  # the floor's imports with the collector off, as the cell imports (median)
-    imports_teardown: float | None = None  # the floor's imports ending the usual way, teardown included (median)
-    # Each warm and cold run over the floor timed just before it (its imports + that run's own steps):
-    # a shared machine's load drifts over minutes, and a pair shares it. The printed ratio is their median.
-    warm_pairs: tuple[float, ...] = ()
-    cold_pairs: tuple[float, ...] = ()
+    warm: tuple[Paired, ...]  # environment and bytecode warm
+    cold: tuple[Paired, ...]  # environment and kept pins deleted first
+    rebuilt: tuple[Paired, ...] = ()  # environment deleted, its pins kept
+    cold_no_store: Paired | None = None  # ... and the bytecode store emptied too (one run)
+    bare: tuple[Paired, ...] = ()  # imports + one trainer from the cell's recipe + its steps, one process
+    bare_no_gc: tuple[Paired, ...] = ()  # the same, imported the cell suite's way
+    # The warm runs again, over the floor ending the usual way (teardown paid) and over the floor imported
+    # the cell suite's way; each timed back to back with the floor before the same warm run.
+    usual_exit: tuple[Paired, ...] = ()
+    no_gc: tuple[Paired, ...] = ()
+
+    @property
+    def imports(self) -> float:
+        return _median([*self.warm, *self.cold], "imports")
+
+    @property
+    def training(self) -> float:
+        return _median([*self.warm, *self.cold], "training")
 
     @property
     def floor(self) -> float:
         return self.imports + self.training
 
-    def ratio(self, seconds: float) -> float:
-        return seconds / max(self.floor, 1e-9)
-
-    def _paired(self, name: str, seconds: float, pairs: tuple[float, ...]) -> str:
-        if not pairs:
-            return f"{name} / floor = {self.ratio(seconds):.1f}x"
-        return (f"{name} / floor = {statistics.median(pairs):.1f}x (median of {len(pairs)} runs each over the floor "
-                f"timed just before it: {min(pairs):.2f}-{max(pairs):.2f}x)")
+    def _line(self, name: str, runs: Sequence[Paired], what: str) -> str:
+        ratio, spread = _ratio(runs)
+        return f"{name} / floor = {ratio} (cell {_median(runs):.1f}s: {what}{spread})"
 
     def render(self) -> list[str]:
-        lines = [f"floor {self.floor:.1f}s = import torch+transformers+trl with warm bytecode {self.imports:.1f}s "
-                 f"+ the cell's training steps {self.training:.1f}s (medians; the imports timed before each of "
-                 f"{self.runs} warm and {self.runs} cold cells)",
-                 f"{self._paired('warm cell', self.warm, self.warm_pairs)} (cell {self.warm:.1f}s: environment and "
-                 "bytecode exist)",
-                 f"{self._paired('cold cell', self.cold, self.cold_pairs)} (cell {self.cold:.1f}s: resolved, then a "
-                 "new environment; bytecode store as a matrix run has it)"]
-        if self.rebuilt is not None:
-            lines.append(f"rebuilt cell / floor = {self.ratio(self.rebuilt):.1f}x (cell {self.rebuilt:.1f}s: environment "
-                         "collected, rebuilt from its kept pins while resolving)")
+        lines = [f"floor {self.floor:.2f}s = import torch+transformers+trl with warm bytecode {self.imports:.2f}s "
+                 f"+ the cell's training steps {self.training:.2f}s (medians of the floors timed before the warm "
+                 "and cold cells; the process ends with os._exit, as the cell's suite does)",
+                 self._line("warm cell", self.warm, "environment and bytecode exist"),
+                 self._line("cold cell", self.cold, "resolved, then a new environment; bytecode store as a matrix "
+                            "run has it")]
+        if self.rebuilt:
+            lines.append(self._line("rebuilt cell", self.rebuilt, "environment collected, rebuilt from its kept "
+                                    "pins while resolving"))
         if self.cold_no_store is not None:
-            lines.append(f"cold cell, empty bytecode store / floor = {self.ratio(self.cold_no_store):.1f}x "
-                         f"(cell {self.cold_no_store:.1f}s: the first cell on a new machine)")
-        if self.bare is not None:
-            lines.append(f"bare training run / floor = {self.ratio(self.bare):.1f}x ({self.bare:.1f}s: the imports, one "
-                         f"trainer from the cell's recipe and its steps; warm cell / bare run = "
-                         f"{self.warm / max(self.bare, 1e-9):.1f}x is what the cell's checks add)")
-        if self.imports_teardown is not None:
-            floor = self.imports_teardown + self.training
-            lines.append(f"warm cell / floor with Python's usual exit = {self.warm / max(floor, 1e-9):.1f}x (floor "
-                         f"{floor:.1f}s: {self.imports_teardown - self.imports:.1f}s of interpreter teardown the cell "
-                         "skips; the floor this bench used before)")
-        if self.imports_no_gc is not None:
-            floor = self.imports_no_gc + self.training
-            lines.append(f"warm cell / floor with the collector off while importing = {self.warm / max(floor, 1e-9):.1f}x "
-                         f"(floor {floor:.1f}s: the cell suite imports that way; the floor above uses Python's defaults)")
+            lines.append(self._line("cold cell, empty bytecode store", [self.cold_no_store], "the first cell on a "
+                                    "new machine"))
+        warm = _median(self.warm)
+        for name, runs, how in (("bare training run", self.bare, "Python's defaults"),
+                                ("bare training run imported the cell's way", self.bare_no_gc,
+                                 "the collector off while importing, as the cell suite imports")):
+            if runs:
+                ratio, spread = _ratio(runs)
+                lines.append(f"{name} / floor = {ratio} ({_median(runs):.1f}s: the imports ({how}), one trainer "
+                             f"from the cell's recipe and its steps{spread}; warm cell / this run = "
+                             f"{warm / max(_median(runs), 1e-9):.1f}x is what the cell's checks add)")
+        if self.usual_exit:
+            ratio, spread = _ratio(self.usual_exit)
+            teardown = statistics.median(u.imports - w.imports for u, w in zip(self.usual_exit, self.warm, strict=True))
+            lines.append(f"warm cell / floor with Python's usual exit = {ratio} (floor "
+                         f"{_median(self.usual_exit, 'imports') + self.training:.2f}s: {teardown:.2f}s of interpreter "
+                         f"teardown the cell skips, each timed back to back with the floor; this bench's floor until "
+                         f"2026-12-05{spread})")
+        if self.no_gc:
+            ratio, spread = _ratio(self.no_gc)
+            lines.append(f"warm cell / floor imported the cell's way = {ratio} (floor "
+                         f"{_median(self.no_gc, 'imports') + self.training:.2f}s: the collector off while importing, "
+                         f"as the cell suite imports; the floor on the first line uses Python's defaults{spread})")
         return lines
 
 
@@ -172,38 +209,47 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
     if first.status != Status.COMPATIBLE or not first.training:
         raise FloorError(f"{first.id} is {first.status}, not compatible: the floor is defined for a cell that trains")
     env_dir = envs / _env_id(first)
-    python = [str(env_dir / "bin" / "python"), "-c", FLOOR]
+    python = str(env_dir / "bin" / "python")
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    floors: list[float] = []
 
-    def paired(cell: Callable[[], CellResult]) -> tuple[CellResult, float]:
-        """One cell run and its ratio over the floor timed just before it."""
-        floors.append(timed(python, environ))
-        result = cell()
-        return result, result.seconds / max(floors[-1] + _trained(result), 1e-9)
+    def floor_of(code: str = FLOOR) -> float:
+        return timed([python, "-c", code], environ)
 
-    imports_no_gc = statistics.median(timed([*python[:2], IMPORTS_NO_GC], environ) for _ in range(runs))
-    imports_teardown = statistics.median(timed([*python[:2], IMPORTS], environ) for _ in range(runs))
+    def cell(before: Callable[[], None] = lambda: None) -> Paired:
+        """The floor, then (after ``before``) one cell run over it."""
+        imports = floor_of()
+        before()
+        result = run(only, out)
+        return Paired(result.seconds, imports, _trained(result))
+
+    warm, usual_exit, no_gc = [], [], []
+    for _ in range(runs):  # the floor's variants back to back before each warm run: they share its load
+        usual, off = floor_of(IMPORTS), floor_of(IMPORTS_NO_GC)
+        w = cell()
+        warm.append(w)
+        usual_exit.append(Paired(w.seconds, usual, w.training))
+        no_gc.append(Paired(w.seconds, off, w.training))
+    training = statistics.median(r.training for r in warm)
+    bare: list[Paired] = []
+    bare_no_gc: list[Paired] = []
     keyword = next((k for k, state in first.keyword.items() if state == "accepted"), None)
-    bare = None
     if keyword is not None:  # only a deprecated keyword builds: no plain run to compare with
-        script = [str(env_dir / "bin" / "python"), "-c", BARE_RUN, first.trainer, keyword]
         cell_env = suite.environment(suite.checkout(), out / "bare.jsonl", out / "bare-hf", first.trainer, threads)
-        bare = statistics.median(timed(script, cell_env) for _ in range(runs))
-    warm = [paired(lambda: run(only, out)) for _ in range(runs)]
+        for _ in range(runs):
+            imports = floor_of()
+            bare.append(Paired(timed([python, "-c", BARE_RUN, first.trainer, keyword], cell_env), imports, training))
+            bare_no_gc.append(Paired(timed([python, "-c", BARE_RUN_NO_GC, first.trainer, keyword], cell_env),
+                                     imports, training))
 
-    def cold_run() -> CellResult:
+    def forget_all() -> None:
         _remove(env_dir)
         kept_pins(envs, env_dir.name).unlink(missing_ok=True)
-        return run(only, out)
 
-    cold = [paired(cold_run) for _ in range(runs)]
-    rebuilt = []
-    for _ in range(runs):
-        _remove(env_dir)
-        rebuilt.append(run(only, out))
+    cold = [cell(forget_all) for _ in range(runs)]
+    rebuilt = [cell(lambda: _remove(env_dir)) for _ in range(runs)]
     cold_no_store = None
     if empty_store and store.is_dir():
+        imports = floor_of()
         aside = store.with_name(store.name + ".bench-aside")
         with lock.store(store, exclusive=True) as alone:  # held only while the store moves, not while the cell runs
             if not alone:  # a matrix run is seeding from the store: never pull it from under it
@@ -212,18 +258,14 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
             store.rename(aside)
         try:
             _remove(env_dir)
-            cold_no_store = run(only, out).seconds
+            result = run(only, out)
+            cold_no_store = Paired(result.seconds, imports, _trained(result))
         finally:
             with lock.store(store, exclusive=True):
                 shutil.rmtree(store, ignore_errors=True)
                 aside.rename(store)
-    results = [first, *(r for r, _ in warm), *(r for r, _ in cold), *rebuilt]
-    return CellFigures(only, statistics.median(floors), statistics.median(_trained(r) for r in results),
-                       statistics.median(r.seconds for r, _ in warm), statistics.median(r.seconds for r, _ in cold),
-                       cold_no_store=cold_no_store, runs=runs, bare=bare,
-                       rebuilt=statistics.median(r.seconds for r in rebuilt), imports_no_gc=imports_no_gc,
-                       imports_teardown=imports_teardown, warm_pairs=tuple(x for _, x in warm),
-                       cold_pairs=tuple(x for _, x in cold))
+    return CellFigures(only, tuple(warm), tuple(cold), tuple(rebuilt), cold_no_store, tuple(bare), tuple(bare_no_gc),
+                       tuple(usual_exit), tuple(no_gc))
 
 
 def _trained(result: CellResult) -> float:
