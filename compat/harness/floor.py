@@ -20,10 +20,12 @@ the suite skips it, and a floor that paid it would flatter every ratio. The
 floor ending the usual way is printed beside it (this bench's floor until
 2026-12-05), and so is the floor imported the suite's way (collector off).
 
-Every timed run is paired with the floors timed just before it, and every
-printed ratio is the median of its pairs: the load of a shared machine drifts
-over the minutes a bench takes, so a ratio of two medians taken minutes apart
-moves with it, while the two sides of one pair share it.
+Every ratio is the median over rounds of a run over the floor timed in its
+round: the load of a shared machine drifts over the minutes a bench takes, so
+a ratio of two medians taken minutes apart moves with it, while the two sides
+of one round share it. A warm round times the floor, its two variants and the
+bare runs in an order that rotates from round to round, then the warm cell; a
+cold, rebuilt or empty-store round times the floor, then the cell.
 
 Beside the cells, a bare training run: the floor's imports, then one trainer
 built from the cell's own tiny recipe and its steps, in one process - what a
@@ -53,14 +55,16 @@ from compat.harness import lock, suite
 from compat.harness.envs import kept_pins
 
 IMPORTS = "import torch, transformers, trl; from trl import KTOTrainer"
-# The floor process: the imports, then the exit the cell's suite takes (tests/cell/conftest.py), no teardown.
-FLOOR = IMPORTS + "; import os; os._exit(0)"
-# The imports as the cell suite runs them (tests/cell/conftest.py: the collector off while the stack imports,
-# then what they built frozen and the first generation collected less often; the same settings as there).
-_NO_GC = "import gc; gc.disable()\n{imports}\ngc.freeze(); gc.set_threshold(10_000, 10, 10); gc.enable()\n"
-IMPORTS_NO_GC = _NO_GC.format(imports=FLOOR)
+EXIT = "import os; os._exit(0)"  # the exit the cell's suite takes (tests/cell/conftest.py): no teardown
+FLOOR = f"{IMPORTS}; {EXIT}"
+# The collector as the cell suite sets it (tests/cell/conftest.py, the same settings): off while the stack
+# imports, then what the imports built frozen and the first generation collected less often.
+GC_OFF = "import gc; gc.disable()\n"
+GC_ON = "gc.freeze(); gc.set_threshold(10_000, 10, 10); gc.enable()\n"
+IMPORTS_NO_GC = f"{GC_OFF}{IMPORTS}\n{GC_ON}{EXIT}\n"
 # The cell's own recipe (compat.cell), one trainer, its steps; os._exit skips teardown as the cell's suite does.
-BARE_RUN = """
+# {off}/{on}: where the suite's collector settings go, around the trainer's discovery as in the suite.
+_BARE = """{off}
 import os, sys, tempfile
 from pathlib import Path
 from datasets import Dataset
@@ -70,11 +74,13 @@ from compat.cell.tiny import make_tokenizer
 from compat.trainers import get
 spec = get(sys.argv[1])
 disc = discover_once(spec.candidates, (spec.config_class, spec.trainer_class))
+{on}
 tok = make_tokenizer()
 trainer = runs.build(spec, disc, sys.argv[2], tok, Dataset.from_list(spec.rows(8, False)), Path(tempfile.mkdtemp()))
 os._exit(0 if runs.train(trainer)["steps"] == runs.STEPS else 1)
 """
-BARE_RUN_NO_GC = _NO_GC.format(imports=IMPORTS) + BARE_RUN
+BARE_RUN = _BARE.format(off="", on="")
+BARE_RUN_NO_GC = _BARE.format(off=GC_OFF, on=GC_ON)
 
 RunCell = Callable[[str, Path], CellResult]  # (--only value, out dir) -> the cell's result
 TimeCmd = Callable[[Sequence[str], dict[str, str]], float]
@@ -86,8 +92,8 @@ class FloorError(RuntimeError):
 
 @dataclass(frozen=True)
 class Paired:
-    """One timed run and the floor's imports timed just before it; ``training``: the steps the run
-    recorded (a bare run records none: the cells' median is used)."""
+    """One timed run and the floor's imports timed in the same round, just before it; ``training``: the
+    steps the run recorded (a bare run records none: those of the warm cell of its round)."""
 
     seconds: float
     imports: float
@@ -102,10 +108,15 @@ def _median(runs: Sequence[Paired], attr: str = "seconds") -> float:
     return statistics.median(getattr(r, attr) for r in runs)
 
 
+def _over(runs: Sequence[Paired], others: Sequence[Paired]) -> float:
+    """The median over rounds of one run's seconds over another's timed in the same round."""
+    return statistics.median(a.seconds / max(b.seconds, 1e-9) for a, b in zip(runs, others, strict=True))
+
+
 def _ratio(runs: Sequence[Paired]) -> tuple[str, str]:
     """The median ratio, and its spread when there is more than one pair (for the line's brackets)."""
     ratios = [r.ratio for r in runs]
-    spread = f"; {len(ratios)} runs, each over the floor timed just before it: {min(ratios):.2f}-{max(ratios):.2f}x" \
+    spread = f"; {len(ratios)} rounds, each over the floor of its own round: {min(ratios):.2f}-{max(ratios):.2f}x" \
         if len(ratios) > 1 else "; over the floor timed just before it"
     return f"{statistics.median(ratios):.1f}x", spread
 
@@ -120,7 +131,7 @@ class CellFigures:
     bare: tuple[Paired, ...] = ()  # imports + one trainer from the cell's recipe + its steps, one process
     bare_no_gc: tuple[Paired, ...] = ()  # the same, imported the cell suite's way
     # The warm runs again, over the floor ending the usual way (teardown paid) and over the floor imported
-    # the cell suite's way; each timed back to back with the floor before the same warm run.
+    # the cell suite's way, each variant timed in the warm run's round.
     usual_exit: tuple[Paired, ...] = ()
     no_gc: tuple[Paired, ...] = ()
 
@@ -142,8 +153,8 @@ class CellFigures:
 
     def render(self) -> list[str]:
         lines = [f"floor {self.floor:.2f}s = import torch+transformers+trl with warm bytecode {self.imports:.2f}s "
-                 f"+ the cell's training steps {self.training:.2f}s (medians of the floors timed before the warm "
-                 "and cold cells; the process ends with os._exit, as the cell's suite does)",
+                 f"+ the cell's training steps {self.training:.2f}s (medians over the warm and cold rounds; the process "
+                 "ends with os._exit, as the cell's suite does)",
                  self._line("warm cell", self.warm, "environment and bytecode exist"),
                  self._line("cold cell", self.cold, "resolved, then a new environment; bytecode store as a matrix "
                             "run has it")]
@@ -153,7 +164,6 @@ class CellFigures:
         if self.cold_no_store is not None:
             lines.append(self._line("cold cell, empty bytecode store", [self.cold_no_store], "the first cell on a "
                                     "new machine"))
-        warm = _median(self.warm)
         for name, runs, how in (("bare training run", self.bare, "Python's defaults"),
                                 ("bare training run imported the cell's way", self.bare_no_gc,
                                  "the collector off while importing, as the cell suite imports")):
@@ -161,13 +171,14 @@ class CellFigures:
                 ratio, spread = _ratio(runs)
                 lines.append(f"{name} / floor = {ratio} ({_median(runs):.1f}s: the imports ({how}), one trainer "
                              f"from the cell's recipe and its steps{spread}; warm cell / this run = "
-                             f"{warm / max(_median(runs), 1e-9):.1f}x is what the cell's checks add)")
+                             f"{_over(self.warm, runs):.1f}x in the same rounds is what the cell adds: its checks, "
+                             "pytest and the CLI)")
         if self.usual_exit:
             ratio, spread = _ratio(self.usual_exit)
             teardown = statistics.median(u.imports - w.imports for u, w in zip(self.usual_exit, self.warm, strict=True))
             lines.append(f"warm cell / floor with Python's usual exit = {ratio} (floor "
                          f"{_median(self.usual_exit, 'imports') + self.training:.2f}s: {teardown:.2f}s of interpreter "
-                         f"teardown the cell skips, each timed back to back with the floor; this bench's floor until "
+                         f"teardown the cell skips, the median of each round's difference; this bench's floor until "
                          f"2026-12-05{spread})")
         if self.no_gc:
             ratio, spread = _ratio(self.no_gc)
@@ -212,34 +223,39 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
     python = str(env_dir / "bin" / "python")
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
-    def floor_of(code: str = FLOOR) -> float:
-        return timed([python, "-c", code], environ)
+    def checked() -> CellResult:
+        result = run(only, out)
+        if result.status != Status.COMPATIBLE or not result.training:
+            raise FloorError(f"a later run of {result.id} is {result.status} without training: no ratio to give")
+        return result
 
     def cell(before: Callable[[], None] = lambda: None) -> Paired:
         """The floor, then (after ``before``) one cell run over it."""
-        imports = floor_of()
+        imports = timed([python, "-c", FLOOR], environ)
         before()
-        result = run(only, out)
+        result = checked()
         return Paired(result.seconds, imports, _trained(result))
 
-    warm, usual_exit, no_gc = [], [], []
-    for _ in range(runs):  # the floor's variants back to back before each warm run: they share its load
-        usual, off = floor_of(IMPORTS), floor_of(IMPORTS_NO_GC)
-        w = cell()
-        warm.append(w)
-        usual_exit.append(Paired(w.seconds, usual, w.training))
-        no_gc.append(Paired(w.seconds, off, w.training))
-    training = statistics.median(r.training for r in warm)
-    bare: list[Paired] = []
-    bare_no_gc: list[Paired] = []
+    # Each warm round times the floor, its two variants and the bare runs, then the warm cell. Their order
+    # rotates from round to round, so a process's place in the row does not become part of its figure.
+    row = [("floor", [FLOOR], environ), ("usual", [IMPORTS], environ), ("no_gc", [IMPORTS_NO_GC], environ)]
     keyword = next((k for k, state in first.keyword.items() if state == "accepted"), None)
     if keyword is not None:  # only a deprecated keyword builds: no plain run to compare with
         cell_env = suite.environment(suite.checkout(), out / "bare.jsonl", out / "bare-hf", first.trainer, threads)
-        for _ in range(runs):
-            imports = floor_of()
-            bare.append(Paired(timed([python, "-c", BARE_RUN, first.trainer, keyword], cell_env), imports, training))
-            bare_no_gc.append(Paired(timed([python, "-c", BARE_RUN_NO_GC, first.trainer, keyword], cell_env),
-                                     imports, training))
+        row += [("bare", [BARE_RUN, first.trainer, keyword], cell_env),
+                ("bare_no_gc", [BARE_RUN_NO_GC, first.trainer, keyword], cell_env)]
+    rounds: dict[str, list[Paired]] = {name: [] for name in ("warm", "usual", "no_gc", "bare", "bare_no_gc")}
+    for i in range(runs):
+        turn = i % len(row)
+        took = {name: timed([python, "-c", *args], env) for name, args, env in row[turn:] + row[:turn]}
+        result = checked()
+        trained = _trained(result)
+        rounds["warm"].append(Paired(result.seconds, took["floor"], trained))
+        for name in ("usual", "no_gc"):
+            rounds[name].append(Paired(result.seconds, took[name], trained))
+        for name in ("bare", "bare_no_gc"):
+            if name in took:
+                rounds[name].append(Paired(took[name], took["floor"], trained))
 
     def forget_all() -> None:
         _remove(env_dir)
@@ -249,7 +265,7 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
     rebuilt = [cell(lambda: _remove(env_dir)) for _ in range(runs)]
     cold_no_store = None
     if empty_store and store.is_dir():
-        imports = floor_of()
+        imports = timed([python, "-c", FLOOR], environ)
         aside = store.with_name(store.name + ".bench-aside")
         with lock.store(store, exclusive=True) as alone:  # held only while the store moves, not while the cell runs
             if not alone:  # a matrix run is seeding from the store: never pull it from under it
@@ -258,14 +274,14 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
             store.rename(aside)
         try:
             _remove(env_dir)
-            result = run(only, out)
+            result = checked()
             cold_no_store = Paired(result.seconds, imports, _trained(result))
         finally:
             with lock.store(store, exclusive=True):
                 shutil.rmtree(store, ignore_errors=True)
                 aside.rename(store)
-    return CellFigures(only, tuple(warm), tuple(cold), tuple(rebuilt), cold_no_store, tuple(bare), tuple(bare_no_gc),
-                       tuple(usual_exit), tuple(no_gc))
+    return CellFigures(only, tuple(rounds["warm"]), tuple(cold), tuple(rebuilt), cold_no_store, tuple(rounds["bare"]),
+                       tuple(rounds["bare_no_gc"]), tuple(rounds["usual"]), tuple(rounds["no_gc"]))
 
 
 def _trained(result: CellResult) -> float:

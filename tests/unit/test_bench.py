@@ -87,6 +87,7 @@ def test_floor_ratios_from_warm_cold_and_store_cold_runs(tmp_path):
     pins = tmp_path / "pins" / "trl0.12.2-tf4.46.3.txt"
     runs: list[tuple[bool, bool, bool]] = []  # (environment, kept pins, store present) at each cell run
     seconds = iter([9.0, 8.0, 8.4, 8.2, 11.0, 10.6, 10.8, 9.5, 9.7, 9.6, 16.0])
+    floors = iter([5.6] * 9 + [7.6])  # the empty-store cell's own floor is slower
 
     def run(only: str, out: Path):
         runs.append(((envs / "trl0.12.2-tf4.46.3").exists(), pins.exists(), (store / "k").exists()))
@@ -95,8 +96,10 @@ def test_floor_ratios_from_warm_cold_and_store_cold_runs(tmp_path):
         pins.write_text("trl==0.12.2\n")  # a run that syncs keeps its pins
         return _cell(next(seconds))
 
-    figures = floor.measure("trl==0.12.2,transformers==4.46.3", envs, store, tmp_path / "out", run,
-                            timed=lambda cmd, env: 5.6, runs=3)
+    def timer(cmd, env):
+        return next(floors) if cmd[2] == floor.FLOOR else 5.6
+
+    figures = floor.measure("trl==0.12.2,transformers==4.46.3", envs, store, tmp_path / "out", run, timed=timer, runs=3)
     assert runs[:4] == [(True, False, True)] + [(True, True, True)] * 3  # first (filling) run, then 3 warm
     assert runs[4:7] == [(False, False, True)] * 3  # cold: environment and kept pins removed, store kept
     assert runs[7:10] == [(False, True, True)] * 3  # rebuilt: environment removed, pins kept
@@ -106,32 +109,44 @@ def test_floor_ratios_from_warm_cold_and_store_cold_runs(tmp_path):
     lines = figures.render()
     assert lines[0].startswith("floor 6.00s = import torch+transformers+trl with warm bytecode 5.60s + the cell's "
                                "training steps 0.40s")
-    assert lines[1].startswith("warm cell / floor = 1.4x (cell 8.2s: environment and bytecode exist; 3 runs")
+    assert lines[1].startswith("warm cell / floor = 1.4x (cell 8.2s: environment and bytecode exist; 3 rounds, each "
+                               "over the floor of its own round: 1.33-1.40x)")
     assert lines[2].startswith("cold cell / floor = 1.8x (cell 10.8s")
     assert lines[3].startswith("rebuilt cell / floor = 1.6x (cell 9.6s")
-    assert lines[4].startswith("cold cell, empty bytecode store / floor = 2.7x (cell 16.0s")
+    assert lines[4] == ("cold cell, empty bytecode store / floor = 2.0x (cell 16.0s: the first cell on a new machine; "
+                        "over the floor timed just before it)")
 
 
-def test_every_ratio_is_the_median_of_runs_each_over_the_floor_timed_just_before_it(tmp_path):
-    """A drifting machine: each warm run and the floors timed before it share a load, which moves
-    between runs. The ratio is the median of the pairs, not a median over a median, nor a mean."""
+def test_a_later_run_that_did_not_train_ends_the_bench(tmp_path):
+    from compat.contract import CellResult
+    from compat.harness import floor
+
+    (tmp_path / "envs" / "trl0.12.2-tf4.46.3" / "bin").mkdir(parents=True)
+    results = iter([_cell(8.0), CellResult("0.12.2", "4.46.3", "latest", "error", seconds=1.0)])
+    with pytest.raises(floor.FloorError, match="a later run of .* is error"):
+        floor.measure("trl==0.12.2,transformers==4.46.3", tmp_path / "envs", tmp_path / "s", tmp_path / "o",
+                      lambda only, out: next(results), timed=lambda cmd, env: 2.0, runs=3, empty_store=False)
+
+
+def test_every_ratio_is_the_median_of_runs_each_over_the_floor_of_its_round(tmp_path):
+    """A drifting machine: each warm round shares a load, which moves between rounds. Every ratio is the
+    median over rounds, not a median over a median, nor a mean; the floors' order rotates by round."""
     from compat.harness import floor
 
     (tmp_path / "envs" / "trl0.12.2-tf4.46.3" / "bin").mkdir(parents=True)
     events: list[str] = []
-    loads = iter([1.0, 1.2, 2.0])  # the machine's slowdown during each warm run and its floors
+    loads = iter([1.2, 2.0, 1.0])  # the load of rounds 2 and 3, then back to idle
     load = [1.0]
-    base = {floor.FLOOR: 2.0, floor.IMPORTS: 2.5, floor.IMPORTS_NO_GC: 1.7}
+    teardown = iter([0.5, 0.9, 0.55])  # not proportional to the load: a difference of medians says 0.9s
+    names = {floor.FLOOR: "floor", floor.IMPORTS: "usual", floor.IMPORTS_NO_GC: "no-gc"}
     # Warm runs over floor + training (2.2 x load): 1.3x, 1.9x, 1.5x; the rest 2.0x.
     warm_seconds = iter([2.2 * 1.0 * 1.3, 2.2 * 1.2 * 1.9, 2.2 * 2.0 * 1.5])
     cells = [0]
 
     def timer(cmd, env):
-        code = cmd[2]
-        events.append({floor.FLOOR: "floor", floor.IMPORTS: "usual", floor.IMPORTS_NO_GC: "no-gc"}[code])
-        if code == floor.IMPORTS:  # the first of a warm run's floors
-            load[0] = next(loads)
-        return base[code] * load[0]
+        name = names[cmd[2]]
+        events.append(name)
+        return {"floor": 2.0 * load[0], "no-gc": 1.7 * load[0]}.get(name) or 2.0 * load[0] + next(teardown)
 
     def run(only, out):
         events.append("cell")
@@ -139,71 +154,91 @@ def test_every_ratio_is_the_median_of_runs_each_over_the_floor_timed_just_before
         if cells[0] == 1:
             return _cell(4.4, training=0.2)
         if cells[0] <= 4:
-            return _cell(next(warm_seconds), training=0.2 * load[0])
-        load[0] = 1.0
+            result = _cell(next(warm_seconds), training=0.2 * load[0])
+            load[0] = next(loads)
+            return result
         return _cell(4.4, training=0.2)
 
     figures = floor.measure("trl==0.12.2,transformers==4.46.3", tmp_path / "envs", tmp_path / "s", tmp_path / "o",
                             run, timed=timer, runs=3, empty_store=False)
-    assert events == ["cell"] + ["usual", "no-gc", "floor", "cell"] * 3 + ["floor", "cell"] * 6
+    assert events == (["cell"] + ["floor", "usual", "no-gc", "cell", "usual", "no-gc", "floor", "cell",
+                                  "no-gc", "floor", "usual", "cell"] + ["floor", "cell"] * 6)
     lines = figures.render()
+    assert lines[0].startswith("floor 2.20s = import torch+transformers+trl with warm bytecode 2.00s + the cell's "
+                               "training steps 0.20s (medians over the warm and cold rounds")
     # Median 1.5x; a mean would say 1.6x, the median cell over the median floor 1.9x.
-    assert lines[1].startswith("warm cell / floor = 1.5x (cell 5.0s: environment and bytecode exist; 3 runs, each over "
-                               "the floor timed just before it: 1.30-1.90x)")
+    assert lines[1].startswith("warm cell / floor = 1.5x (cell 5.0s: environment and bytecode exist; 3 rounds, each "
+                               "over the floor of its own round: 1.30-1.90x)")
     assert lines[2].startswith("cold cell / floor = 2.0x")
     usual = next(x for x in lines if "usual exit" in x)
-    # Over 2.7 x load: 1.06, 1.55, 1.22; teardown 0.5 x load: 0.5, 0.6, 1.0, timed back to back with the floor.
-    assert usual.startswith("warm cell / floor with Python's usual exit = 1.2x (floor 3.20s: 0.60s of interpreter "
-                            "teardown the cell skips")
+    # Over usual + training: 2.86/2.7, 5.016/3.54, 6.6/4.95; the teardown is the median of each round's difference.
+    assert usual.startswith("warm cell / floor with Python's usual exit = 1.3x (floor 3.50s: 0.55s of interpreter "
+                            "teardown the cell skips, the median of each round's difference")
     no_gc = next(x for x in lines if "imported the cell's way" in x)
     assert no_gc.startswith("warm cell / floor imported the cell's way = 1.7x")  # over 1.9 x load: 1.51, 2.2, 1.74
+
+
+def test_the_generated_programs_compile_and_set_the_collector_as_the_suite_does():
+    from compat.harness import floor
+
+    for code in (floor.FLOOR, floor.IMPORTS_NO_GC, floor.BARE_RUN, floor.BARE_RUN_NO_GC):
+        compile(code, "<bench>", "exec")
+    assert floor.FLOOR.startswith(floor.IMPORTS) and floor.FLOOR.endswith("os._exit(0)")
+    # Off before the imports, back on (frozen, as tests/cell/conftest.py sets it) before the exit.
+    no_gc = floor.IMPORTS_NO_GC
+    assert no_gc.index("gc.disable()") < no_gc.index(floor.IMPORTS) < no_gc.index("gc.freeze()") < no_gc.index("os._exit")
+    bare = floor.BARE_RUN_NO_GC
+    assert bare.index("gc.disable()") < bare.index("discover_once(") < bare.index("gc.freeze()") < bare.index("runs.build(")
+    assert "gc." not in floor.BARE_RUN and floor.BARE_RUN.replace("\n", "") == bare.replace(floor.GC_OFF, "").replace(
+        floor.GC_ON, "").replace("\n", "")
+    conftest = (Path(floor.__file__).parents[2] / "tests" / "cell" / "conftest.py").read_text()
+    assert "gc.set_threshold(10_000, 10, 10)" in conftest and "gc.freeze()" in conftest  # the settings copied
 
 
 def test_bare_training_runs_split_the_gap_between_stack_and_checks(tmp_path):
     """Beside the floor: one process with the imports, one trainer built with the keyword the cell
     measured accepted, and its steps, timed in the cell's own environment - imported with Python's
-    defaults, and the cell suite's way."""
+    defaults, and the cell suite's way - in each warm round."""
     from dataclasses import replace
 
     from compat.harness import floor
 
     envs = tmp_path / "envs"
     (envs / "trl0.12.2-tf4.46.3" / "bin").mkdir(parents=True)
-    cell = replace(_cell(8.0), keyword={"processing_class": "accepted", "tokenizer": "rejected"})
+    rounds = [0]
+    per_round = {floor.FLOOR: [2.0, 3.0, 2.5], floor.BARE_RUN: [3.5, 4.6, 3.2], floor.BARE_RUN_NO_GC: [2.8, 3.9, 2.6]}
+    warm = iter([8.0, 9.0, 7.0])
     timed: list[tuple[list[str], dict[str, str]]] = []
-    seconds = {floor.FLOOR: 2.0, floor.IMPORTS: 2.5, floor.IMPORTS_NO_GC: 1.7, floor.BARE_RUN: 3.5,
-               floor.BARE_RUN_NO_GC: 2.8}
 
     def timer(cmd, env):
         timed.append((list(cmd), env))
-        return seconds[cmd[2]]
+        if cmd[2] in per_round and rounds[0] < 3:
+            return per_round[cmd[2]][rounds[0]]
+        return {floor.IMPORTS: 2.5, floor.IMPORTS_NO_GC: 1.7}.get(cmd[2], 2.0)
+
+    def run(only, out):
+        seconds = 8.0  # the first (filling) run
+        if timed:  # a round ends
+            rounds[0] += 1
+            seconds = next(warm, 8.0)
+        return replace(_cell(seconds), keyword={"processing_class": "accepted", "tokenizer": "rejected"})
 
     figures = floor.measure("trl==0.12.2,transformers==4.46.3", envs, tmp_path / "no-store", tmp_path / "out",
-                            lambda only, out: cell, timed=timer, runs=3, threads=1)
-    codes = [cmd[2] for cmd, _ in timed]
-    bare_at = [i for i, c in enumerate(codes) if c == floor.BARE_RUN]
-    assert len(bare_at) == 3 and all(codes[i - 1] == floor.FLOOR and codes[i + 1] == floor.BARE_RUN_NO_GC
-                                     for i in bare_at)  # each pair of bare runs right after its floor
+                            run, timed=timer, runs=3, threads=1)
     bare = [(cmd, env) for cmd, env in timed if cmd[2] in (floor.BARE_RUN, floor.BARE_RUN_NO_GC)]
-    assert all(cmd[-2:] == ["kto", "processing_class"] for cmd, _ in bare)
+    assert len(bare) == 6 and all(cmd[-2:] == ["kto", "processing_class"] for cmd, _ in bare)
     env = bare[0][1]
     assert env["HF_HUB_OFFLINE"] == "1" and env["OMP_NUM_THREADS"] == "1" and "PYTHONDONTWRITEBYTECODE" not in env
     assert env["PYTHONPATH"] == str(Path(floor.__file__).parents[2])  # the checkout: the cell package comes from it
-    # The floor ends as the cell's suite does; the suite's way of importing is the same code with the collector off.
-    assert floor.FLOOR.startswith(floor.IMPORTS) and floor.FLOOR.endswith("os._exit(0)")
-    assert floor.IMPORTS_NO_GC.startswith("import gc; gc.disable()") and floor.FLOOR in floor.IMPORTS_NO_GC
-    assert floor.BARE_RUN_NO_GC.endswith(floor.BARE_RUN) and "gc.freeze()" in floor.BARE_RUN_NO_GC
-    assert figures.floor == pytest.approx(2.4)
     lines = figures.render()
     plain = next(x for x in lines if x.startswith("bare training run /"))
-    assert plain.startswith("bare training run / floor = 1.5x (3.5s: the imports (Python's defaults)")
-    assert "warm cell / this run = 2.3x is what the cell's checks add" in plain
+    # Each over its own round's floor + 0.4: 3.5/2.4, 4.6/3.4, 3.2/2.9 (over one floor it would say 1.2x).
+    assert plain.startswith("bare training run / floor = 1.4x (3.5s: the imports (Python's defaults)")
+    # The warm cell over the bare run of its round: 8/3.5, 9/4.6, 7/3.2 (unpaired medians: 2.3x).
+    assert "warm cell / this run = 2.2x in the same rounds is what the cell adds" in plain
     suites_way = next(x for x in lines if x.startswith("bare training run imported the cell's way"))
-    assert suites_way.startswith("bare training run imported the cell's way / floor = 1.2x (2.8s")
-    assert "warm cell / this run = 2.9x" in suites_way
-    assert any(x.startswith("warm cell / floor with Python's usual exit = 2.8x (floor 2.90s: 0.50s of interpreter "
-                            "teardown") for x in lines)
-    assert lines[-1].startswith("warm cell / floor imported the cell's way = 3.8x (floor 2.10s")
+    assert suites_way.startswith("bare training run imported the cell's way / floor = 1.1x (2.8s")
+    assert "warm cell / this run = 2.7x in the same rounds" in suites_way
 
 
 def test_no_bare_run_when_only_a_deprecated_keyword_builds(tmp_path):
