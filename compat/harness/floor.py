@@ -15,7 +15,7 @@ against it. Measured side by side in one run, as ratios:
 - cold cell with an empty bytecode store as well: the very first cell of a machine.
 
 The floor process ends as the cell's suite does, with ``os._exit``:
-interpreter teardown after torch is imported takes about half a second here,
+interpreter teardown after torch is imported takes about 0.6 s here,
 the suite skips it, and a floor that paid it would flatter every ratio. The
 floor ending the usual way is printed beside it (this bench's floor until
 2026-12-05), and so is the floor imported the suite's way (collector off).
@@ -46,7 +46,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,8 +93,8 @@ class FloorError(RuntimeError):
 
 @dataclass(frozen=True)
 class Paired:
-    """One timed run and the floor's imports timed in the same round, just before it; ``training``: the
-    steps the run recorded (a bare run records none: those of the warm cell of its round)."""
+    """One timed run and the imports of a floor (or a floor variant) timed in the same round; ``training``:
+    the steps the run recorded (a bare run records none: those of the warm cell of its round)."""
 
     seconds: float
     imports: float
@@ -172,7 +173,7 @@ class CellFigures:
                 lines.append(f"{name} / floor = {ratio} ({_median(runs):.1f}s: the imports ({how}), one trainer "
                              f"from the cell's recipe and its steps{spread}; warm cell / this run = "
                              f"{_over(self.warm, runs):.1f}x in the same rounds is what the cell adds: its checks, "
-                             "pytest and the CLI)")
+                             "pytest and the harness's steps around them)")
         if self.usual_exit:
             ratio, spread = _ratio(self.usual_exit)
             teardown = statistics.median(u.imports - w.imports for u, w in zip(self.usual_exit, self.warm, strict=True))
@@ -240,7 +241,7 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
     # rotates from round to round, so a process's place in the row does not become part of its figure.
     row = [("floor", [FLOOR], environ), ("usual", [IMPORTS], environ), ("no_gc", [IMPORTS_NO_GC], environ)]
     keyword = next((k for k, state in first.keyword.items() if state == "accepted"), None)
-    if keyword is not None:  # only a deprecated keyword builds: no plain run to compare with
+    if keyword is not None:  # None: only a deprecated keyword builds, no plain run to compare with
         cell_env = suite.environment(suite.checkout(), out / "bare.jsonl", out / "bare-hf", first.trainer, threads)
         row += [("bare", [BARE_RUN, first.trainer, keyword], cell_env),
                 ("bare_no_gc", [BARE_RUN_NO_GC, first.trainer, keyword], cell_env)]
@@ -265,23 +266,29 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
     rebuilt = [cell(lambda: _remove(env_dir)) for _ in range(runs)]
     cold_no_store = None
     if empty_store and store.is_dir():
-        imports = timed([python, "-c", FLOOR], environ)
-        aside = store.with_name(store.name + ".bench-aside")
-        with lock.store(store, exclusive=True) as alone:  # held only while the store moves, not while the cell runs
-            if not alone:  # a matrix run is seeding from the store: never pull it from under it
-                raise FloorError(f"another run is using {store}; rerun the bench when it ends, or pass --keep-store")
-            shutil.rmtree(aside, ignore_errors=True)
-            store.rename(aside)
-        try:
-            _remove(env_dir)
-            result = checked()
-            cold_no_store = Paired(result.seconds, imports, _trained(result))
-        finally:
-            with lock.store(store, exclusive=True):
-                shutil.rmtree(store, ignore_errors=True)
-                aside.rename(store)
-    return CellFigures(only, tuple(rounds["warm"]), tuple(cold), tuple(rebuilt), cold_no_store, tuple(rounds["bare"]),
-                       tuple(rounds["bare_no_gc"]), tuple(rounds["usual"]), tuple(rounds["no_gc"]))
+        with _store_aside(store):
+            cold_no_store = cell(forget_all)
+    return CellFigures(only, tuple(rounds["warm"]), tuple(cold), rebuilt=tuple(rebuilt), cold_no_store=cold_no_store,
+                       bare=tuple(rounds["bare"]), bare_no_gc=tuple(rounds["bare_no_gc"]),
+                       usual_exit=tuple(rounds["usual"]), no_gc=tuple(rounds["no_gc"]))
+
+
+@contextmanager
+def _store_aside(store: Path) -> Iterator[None]:
+    """The bytecode store moved aside while the block runs (as on a new machine), then put back. Its lock
+    is held only while the store moves, not while the cell runs."""
+    aside = store.with_name(store.name + ".bench-aside")
+    with lock.store(store, exclusive=True) as alone:
+        if not alone:  # a matrix run is seeding from the store: never pull it from under it
+            raise FloorError(f"another run is using {store}; rerun the bench when it ends, or pass --keep-store")
+        shutil.rmtree(aside, ignore_errors=True)
+        store.rename(aside)
+    try:
+        yield
+    finally:
+        with lock.store(store, exclusive=True):
+            shutil.rmtree(store, ignore_errors=True)
+            aside.rename(store)
 
 
 def _trained(result: CellResult) -> float:
