@@ -175,18 +175,20 @@ class CellFigures:
                              f"{_over(self.warm, runs):.1f}x in the same rounds is what the cell adds: its checks, "
                              "pytest and the harness's steps around them)")
         if self.usual_exit:
-            ratio, spread = _ratio(self.usual_exit)
             teardown = statistics.median(u.imports - w.imports for u, w in zip(self.usual_exit, self.warm, strict=True))
-            lines.append(f"warm cell / floor with Python's usual exit = {ratio} (floor "
-                         f"{_median(self.usual_exit, 'imports') + self.training:.2f}s: {teardown:.2f}s of interpreter "
-                         f"teardown the cell skips, the median of each round's difference; this bench's floor until "
-                         f"2026-12-05{spread})")
+            lines.append(self._variant("with Python's usual exit", self.usual_exit, f"{teardown:.2f}s of interpreter "
+                                       "teardown the cell skips, the median of each round's difference; this bench's "
+                                       "floor until 2026-12-05"))
         if self.no_gc:
-            ratio, spread = _ratio(self.no_gc)
-            lines.append(f"warm cell / floor imported the cell's way = {ratio} (floor "
-                         f"{_median(self.no_gc, 'imports') + self.training:.2f}s: the collector off while importing, "
-                         f"as the cell suite imports; the floor on the first line uses Python's defaults{spread})")
+            lines.append(self._variant("imported the cell's way", self.no_gc, "the collector off while importing, as "
+                                       "the cell suite imports; the floor on the first line uses Python's defaults"))
         return lines
+
+    def _variant(self, name: str, runs: Sequence[Paired], what: str) -> str:
+        """The warm cell over a variant of the floor timed in its rounds."""
+        ratio, spread = _ratio(runs)
+        return (f"warm cell / floor {name} = {ratio} (floor {_median(runs, 'imports') + self.training:.2f}s: "
+                f"{what}{spread})")
 
 
 def run_cell_cli(config: Path) -> RunCell:
