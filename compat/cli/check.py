@@ -1,30 +1,51 @@
-"""`kto-compat check`: is *my* installed pair measured, broken, inferred, or unknown?
+"""`kto-compat check`: is *my* environment measured compatible, broken, or not measured?
 
-Reads the installed versions from package metadata (nothing heavy is
-imported) and answers from the same findings the adapter consults, saying
-which answers a cell measured on this very pair and which are inferred from
-measured pairs around it, and what the measurements ran on.
+A cell measured an environment, not a pair in the abstract. So `check`
+answers for the pair's facts (the same findings the adapter consults) and
+then holds the environment against the cell it rests on: the distributions
+installed here (default), the pins of a requirements or lock file
+(``--requirements``), or nothing but the pair (``--pair``). ``--run`` runs the
+cell suite itself in this Python, and its verdict is trusted over the table.
+
+Exit codes: 0 measured compatible with no run-time difference from the
+measured environment (or ``--run`` passed here); 1 broken (measured, or found
+by ``--run``); 3 not measured, inferred, or compatible only with differences
+``--run`` has not checked; 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass, field
-from importlib import metadata
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
 from compat import probes as registry
 from compat.cell import adapter
+from compat.cli import options
+from compat.cli import requirements as reqfile
 from compat.contract import ContractError
 from compat.harness import config as cfg
+from compat.harness import environments as envs
 from compat.harness import findings as findings_mod
 from compat.harness.plan import parse_pair
 from compat.harness.reports.vocab import pip_line
-from compat.cli import options
 
 PACKAGE_FINDINGS = Path(adapter.__file__).resolve().parents[1] / "findings.json"
+EXIT_OK, EXIT_BROKEN, EXIT_BAD_INPUT, EXIT_UNSURE = 0, 1, 2, 3
+EXIT_HELP = """exit codes:
+  0  measured compatible, and nothing the stack uses at run time differs from the measured environment
+     (or --run passed here)
+  1  broken: measured broken, your environment is the one measured failing, or --run failed here
+  3  not measured, inferred from measured pairs around it, or compatible only with differences from the
+     measured environment that --run has not checked
+  2  bad input (one line naming the file, field or version)"""
 
 
 @dataclass(frozen=True)
@@ -37,14 +58,30 @@ class CheckReport:
     facts: dict[str, Any] = field(default_factory=dict)  # every finding of the registry for this pair
     broken: dict[str, Any] | None = None
     nearest: list[dict[str, str]] = field(default_factory=list)
-    pip: str | None = None
+    pip: str | None = None  # the install line that reproduces the nearest working cell
     adapter_plan: str = ""
     drift: dict[str, Any] | None = None
     measured_on: str = ""  # torch build, Python and device of the cells behind the findings
+    against: str = "pair"  # "pair" | "installed" | "requirements": what the environment was compared with
+    cell: dict[str, Any] | None = None  # the measured cell the answer rests on, with its reproducing line
+    differences: list[dict[str, Any]] = field(default_factory=list)  # run-time differences from that cell
+    other_differences: list[dict[str, Any]] = field(default_factory=list)  # outside the run-time stack
+    unpinned: list[str] = field(default_factory=list)  # --requirements: recorded distributions left unpinned
+    bounds: list[str] = field(default_factory=list)  # versions beyond every measured release
+    run: dict[str, Any] | None = None  # --run: the verdict of the cell suite run here
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.status == "broken" else 0
+        if self.run is not None:
+            return EXIT_OK if self.run["status"] == "compatible" else EXIT_BROKEN
+        if self.status == "broken":
+            return EXIT_BROKEN if self.evidence == "measured" else EXIT_UNSURE
+        if self.status == "compatible" and self.evidence == "measured" and not self.differences:
+            return EXIT_OK
+        return EXIT_UNSURE
+
+
+# --------------------------------------------------------------------------- the pair's facts
 
 
 def _evidence(fact: str, pair: tuple[str, str]) -> str:
@@ -61,14 +98,57 @@ def measured_on(data: dict[str, Any]) -> str:
     return ", ".join(p for p in parts if p) or "unknown (these findings do not say)"
 
 
-def check(pair: tuple[str, str]) -> CheckReport:
+def _same(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def cells_of(table: list[envs.Measured], pair: tuple[str, str]) -> list[envs.Measured]:
+    return [c for c in table if _same(c.trl, pair[0]) and _same(c.transformers, pair[1])]
+
+
+def _cell_entry(cell: envs.Measured) -> dict[str, Any]:
+    return {"trl": cell.trl, "transformers": cell.transformers, "resolution": cell.resolution, "status": cell.status,
+            "environment": cell.env, "install": envs.install_line(cell) if cell.installed else None}
+
+
+def working_line(table: list[envs.Measured], pair: tuple[str, str]) -> str:
+    """The line that reproduces a working cell of ``pair``: today's resolution first."""
+    ok = sorted((c for c in cells_of(table, pair) if c.status == "compatible" and c.installed),
+                key=lambda c: c.resolution != "latest")
+    return envs.install_line(ok[0]) if ok else pip_line(*pair)
+
+
+def bounds(table: list[envs.Measured], pair: tuple[str, str]) -> list[str]:
+    """Say so when a version lies beyond every release the table measured on its axis."""
+    out = []
+    for axis, version in zip(envs.ROOTS, pair, strict=True):
+        try:
+            v = Version(version)
+            known = sorted({Version(getattr(c, axis)) for c in table})
+        except InvalidVersion:
+            continue
+        if known and v > known[-1]:
+            out.append(f"{axis} {version} is newer than every release measured (newest: {known[-1]})")
+        elif known and v < known[0]:
+            out.append(f"{axis} {version} is older than every release measured (oldest: {known[0]})")
+    return out
+
+
+def check(pair: tuple[str, str], table: list[envs.Measured] | None = None) -> CheckReport:
+    """The pair's answer from the findings, with the measured cell it rests on."""
+    table = table if table is not None else envs.measured(adapter.findings())
     keyword, broken = adapter.lookup("keyword", pair), adapter.lookup("broken", pair)
     near = adapter.nearest_working(pair)
     values = {p.finding: adapter.lookup(p.finding, pair) for p in registry.findings() if p.finding}
+    own = sorted(cells_of(table, pair), key=lambda c: (c.status != "compatible", c.resolution != "latest"))
     common: dict[str, Any] = {
         "trl": pair[0], "transformers": pair[1], "nearest": [{"trl": a, "transformers": b} for a, b in near],
-        "pip": pip_line(*near[0]) if near else None, "drift": adapter.lookup("drift", pair),
-        "facts": {k: v for k, v in values.items() if v is not None}, "measured_on": measured_on(adapter.findings())}
+        "pip": working_line(table, near[0]) if near else None, "drift": adapter.lookup("drift", pair),
+        "facts": {k: v for k, v in values.items() if v is not None}, "measured_on": measured_on(adapter.findings()),
+        "cell": _cell_entry(own[0]) if own else None, "bounds": bounds(table, pair)}
     if broken:
         return CheckReport(status="broken", broken=broken, evidence=_evidence("broken", pair),
                            adapter_plan="load_kto() raises BrokenPairError with this advice before any heavy work", **common)
@@ -88,71 +168,285 @@ def check(pair: tuple[str, str]) -> CheckReport:
         "finds KTO by trying its known locations, and pre-renders conversational rows to text"), **common)
 
 
-def render(r: CheckReport) -> str:
-    head = f"trl {r.trl} + transformers {r.transformers}: "
+# --------------------------------------------------------------------------- against an environment
+
+
+def _recorded(table: list[envs.Measured]) -> set[str]:
+    return {name for c in table for name in c.env}
+
+
+def against_installed(report: CheckReport, table: list[envs.Measured], here: envs.Installed) -> CheckReport:
+    """Hold the installed environment against the pair's measured cells. An environment a failing cell
+    measured (no run-time difference) is broken; otherwise the answer rests on the nearest compatible
+    cell, naming each difference that can move its verdict."""
+    own = [c for c in cells_of(table, (report.trl, report.transformers)) if c.installed]
+    if not own:
+        return replace(report, against="installed")
+    recorded = _recorded(table)
+    runtime = here.runtime() | recorded  # what cells record is the stack they import: run time by definition
+
+    def entries(diff: list[envs.Difference], wanted: bool) -> list[dict[str, Any]]:
+        return [asdict(d) | {"words": d.words()} for d in diff if d.runtime == wanted]
+
+    for cell in own:
+        diff = envs.differences(cell, here.versions, runtime, recorded)
+        if cell.status != "compatible" and not entries(diff, True):
+            # This environment is the one a failing cell measured: that verdict is this environment's.
+            d = report.broken or report.drift or {}
+            return replace(report, against="installed", status="broken", evidence="measured", cell=_cell_entry(cell),
+                           other_differences=entries(diff, False), pip=working_line(table, adapter.nearest_working(
+                               (cell.trl, cell.transformers))[0]) if report.nearest else report.pip,
+                           broken={"status": cell.status, "stage": d.get("stage"), "message": d.get("message"),
+                                   "raised_by": d.get("raised_by"), "cause": d.get("cause")})
+    ok = [c for c in own if c.status == "compatible"]
+    found = envs.closest(ok or own, here, recorded)
+    assert found is not None
+    cell, diff = found
+    report = replace(report, against="installed", cell=_cell_entry(cell), differences=entries(diff, True),
+                     other_differences=entries(diff, False))
+    if report.status == "drift" and cell.status == "compatible" and not report.differences:
+        return replace(report, status="compatible", evidence="measured",
+                       keyword=adapter.lookup("keyword", (cell.trl, cell.transformers)))
+    return report
+
+
+def against_pins(report: CheckReport, table: list[envs.Measured], pins: dict[str, reqfile.Pin]) -> CheckReport:
+    """Hold a requirements file's exact pins against the pair's measured cell; unpinned recorded
+    distributions are named, since they resolve at install time."""
+    own = [c for c in cells_of(table, (report.trl, report.transformers)) if c.installed]
+    if not own:
+        return replace(report, against="requirements")
+    exact = {name: pin.exact for name, pin in pins.items() if pin.exact}
+    best = None
+    for cell in own:
+        env = {k: v for k, v in cell.env.items() if k != "python"}
+        pinned = {k: exact[k] for k in env if k in exact}
+        diff = [d for d in envs.differences(cell, pinned, set(env)) if d.name in pinned]
+        loose = sorted(k for k in env if k not in exact and k not in envs.ROOTS)
+        rank = (len(diff), cell.status != "compatible", cell.resolution != "latest")
+        if best is None or rank < best[0]:
+            best = (rank, cell, diff, loose)
+    assert best is not None
+    _, cell, diff, loose = best
+    report = replace(report, against="requirements", cell=_cell_entry(cell),
+                     differences=[asdict(d) | {"words": d.words()} for d in diff], unpinned=loose)
+    if report.status == "drift" and not diff and not loose:
+        if cell.status == "compatible":
+            return replace(report, status="compatible", evidence="measured", keyword=adapter.lookup("keyword", (cell.trl, cell.transformers)))
+    return report
+
+
+# --------------------------------------------------------------------------- --run
+
+
+def run_here(trl: str, transformers: str) -> dict[str, Any]:
+    """The cell suite in this very Python, installing nothing: its folded verdict and root cause."""
+    import os
+
+    from compat.contract import result_from_observations
+    from compat.harness import suite
+
+    root = suite.checkout()
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("pytest") is None:
+            raise ImportError
+    except ImportError:
+        raise cfg.ConfigError(f"--run runs the cell suite with pytest, which is not installed in {sys.executable} "
+                              "(pip install pytest, or kto-compat[run])") from None
+    with tempfile.TemporaryDirectory(prefix="kto-compat-check-") as tmp:
+        work = Path(tmp)
+        log_path = work / "suite.log"
+        with open(log_path, "w", encoding="utf-8") as log:
+            ran = suite.run(root, Path(sys.executable).parent.parent, "kto", work, log, timeout=900,
+                            threads=os.cpu_count() or 1, should_stop=lambda: False, python=sys.executable)
+        if ran.observations is None:
+            tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+            raise cfg.ConfigError("--run: the cell suite recorded nothing (exit "
+                                  f"{ran.returncode}): {' | '.join(tail)[:300]}")
+    result = result_from_observations(Version(trl), Version(transformers), "here", ran.observations)
+    f = result.failure
+    return {"status": str(result.status), "seconds": round(ran.seconds, 1),
+            "stage": str(f.stage) if f else None, "message": f.message if f else None,
+            "raised_by": f.raised_by if f else None, "keyword": result.use_keyword(),
+            "steps": (result.training or {}).get("steps"), "device": (result.training or {}).get("device"),
+            "adapter": result.adapter, "failed_tests": [t.id for t in (result.tests.failed if result.tests else ())]}
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _pair_name(r: CheckReport) -> str:
+    return f"trl {r.trl} + transformers {r.transformers}"
+
+
+def render(r: CheckReport, verbose: bool = False) -> str:
+    head = _pair_name(r) + ": "
     how = {"measured": "measured", "inferred": "inferred (not itself measured; inside a measured range)"}.get(r.evidence, "")
-    if r.status == "compatible":
-        lines = [head + f"{how} compatible. Hand the tokenizer to KTOTrainer as {r.keyword}=.",
-                 f"KTOConfig/KTOTrainer import from: {r.facts.get('import_path')}", f"adapter: {r.adapter_plan}"]
+    lines: list[str] = []
+    if r.run is not None:
+        run = r.run
+        if run["status"] == "compatible":
+            lines.append(head + f"--run PASSED here in {run['seconds']} s: imported, built with {run['keyword']}=, "
+                         f"{run['steps']} BF16 steps on {run['device']}, the adapter trained. Trust this over the table.")
+        else:
+            lines.append(head + f"--run FAILED here ({run['status']}) at the '{run['stage']}' stage: {run['message']}")
+            if run.get("raised_by"):
+                lines.append(f"raised by: {run['raised_by']}")
+            if run.get("failed_tests"):
+                lines.append("failed cell tests: " + ", ".join(run["failed_tests"][:5]))
+        lines.append(f"the table says: {r.status}" + (f" ({r.evidence})" if r.evidence != "none" else ""))
+    elif r.status == "compatible":
+        if r.differences:
+            lines.append(head + "compatible only as measured: your environment differs from the measured one where "
+                         "that can change the verdict (`kto-compat check --run` measures yours).")
+        else:
+            lines.append(head + f"{how} compatible. Hand the tokenizer to KTOTrainer as {r.keyword}=.")
+        lines.append(f"KTOConfig/KTOTrainer import from: {r.facts.get('import_path')}")
     elif r.status == "broken":
         b = r.broken or {}
-        lines = [head + f"{how} BROKEN ({b.get('status')}): fails at the '{b.get('stage')}' stage.",
-                 f"error: {b.get('message')}" + (f" (raised by {b['raised_by']})" if b.get("raised_by") else "")]
-        if r.nearest:
-            lines.append("nearest measured working pairs: " + "; ".join(f"trl {p['trl']} + transformers {p['transformers']}" for p in r.nearest))
-            lines.append(f"to get there: {r.pip}")
-        lines.append(f"adapter: {r.adapter_plan}")
+        lines.append(head + f"{how} BROKEN ({b.get('status')}): fails at the '{b.get('stage')}' stage.")
+        lines.append(f"error: {b.get('message')}" + (f" (raised by {b['raised_by']})" if b.get("raised_by") else ""))
+        if b.get("cause"):
+            lines.append(f"cause: {b['cause']}")
     elif r.status == "drift":
         d = r.drift or {}
-        lines = [head + f"{how} to fail with today's dependency resolution, at {d.get('stage')}: "
-                 f"{d.get('cause') or d.get('message')} (dependency drift, not a fault of the pair).",
-                 f"error: {d.get('message')}",
-                 f"measured to work: {d['remedy']}" if d.get("remedy") else "no resolution of it was measured to work",
-                 f"adapter: {r.adapter_plan}"]
+        lines.append(head + f"{how} to fail with today's dependency resolution, at {d.get('stage')}: "
+                     f"{d.get('cause') or d.get('message')} (dependency drift, not a fault of the pair).")
+        lines.append(f"error: {d.get('message')}")
+        lines.append(f"measured to work: {d['remedy']}" if d.get("remedy") else "no resolution of it was measured to work")
     else:
-        lines = [head + "not measured by this kto-compat's findings.", f"adapter: {r.adapter_plan}"]
-        if r.nearest:
-            lines.append(f"nearest measured working pair: trl {r.nearest[0]['trl']} + transformers {r.nearest[0]['transformers']} ({r.pip})")
-    if r.drift and r.status != "drift":
+        lines.append(head + "not measured by this kto-compat's findings.")
+    lines += [f"note: {b}" for b in r.bounds]
+    lines += _environment_lines(r, verbose)
+    if r.nearest and r.status in ("broken", "unmeasured", "drift") and (r.run is None or r.run["status"] != "compatible"):
+        lines.append("nearest measured working pairs: " + "; ".join(f"trl {p['trl']} + transformers {p['transformers']}" for p in r.nearest))
+        lines.append(f"to reproduce the nearest one: {r.pip}")
+    if r.drift and r.status not in ("drift",) and r.run is None:
         lines.append(f"note: with today's dependency resolution this pair fails at {r.drift.get('stage')}: "
                      f"{r.drift.get('cause') or r.drift.get('message')}"
                      + (f". Measured to work: {r.drift['remedy']}" if r.drift.get("remedy") else ""))
+    lines.append(f"adapter: {r.adapter_plan}")
     if r.status != "unmeasured":
         lines.append(f"measured on: {r.measured_on}")
+    lines.append(f"exit {r.exit_code}")
     return "\n".join(lines)
 
 
-def installed() -> tuple[str, str]:
-    try:
-        return metadata.version("trl"), metadata.version("transformers")
-    except metadata.PackageNotFoundError as exc:
-        raise cfg.ConfigError(f"{exc.name} is not installed in this Python; install the pair to check it, or pass "
-                              "--pair trl==A,transformers==B") from None
+def _environment_lines(r: CheckReport, verbose: bool) -> list[str]:
+    c = r.cell
+    if c is None:
+        return []
+    lines = []
+    if r.against != "pair":
+        what = "your environment" if r.against == "installed" else "your pins"
+        lines.append(f"compared with the measured cell ({c['resolution']} resolution, {c['status']}):"
+                     + ("" if r.differences else f" {what} match it on every distribution the stack uses"))
+        lines += [f"  {d['words']}" for d in r.differences]
+        if r.unpinned:
+            lines.append(f"  unpinned, resolved at install time: {', '.join(r.unpinned)}")
+        if r.other_differences:
+            if verbose:
+                lines.append("outside the run-time stack:")
+                lines += [f"  {d['words']}" for d in r.other_differences]
+            else:
+                lines.append(f"  ({len(r.other_differences)} more outside the run-time stack: --verbose lists them)")
+    if c.get("install") and (c["status"] == "compatible" or r.against != "pair"):
+        label = "reproduces the measured environment" if c["status"] == "compatible" else "reproduces the failure"
+        lines.append(f"install line ({label}; pins every distribution the cell recorded): {c['install']}")
+    return lines
 
 
-def cmd_check(args: argparse.Namespace) -> int:
-    """The installed pair's measured status; non-zero exit for a pair measured broken."""
-    pair = None
-    if args.pair:
-        trl, transformers = parse_pair(args.pair)
-        pair = (str(trl), str(transformers))
-    path = args.findings or PACKAGE_FINDINGS
+# --------------------------------------------------------------------------- command
+
+
+def _findings(path: Path | None) -> None:
     try:
-        data = findings_mod.load(path)
+        data = findings_mod.load(path or PACKAGE_FINDINGS)
     except ContractError as exc:
         raise cfg.ConfigError(str(exc)) from None
     adapter.FINDINGS = data
     adapter.findings.cache_clear()
-    r = check(pair or installed())
-    print(json.dumps({**asdict(r), "exit_code": r.exit_code}, indent=2, sort_keys=True) if args.json else render(r))
-    return r.exit_code
+
+
+def installed() -> tuple[str, str]:
+    from importlib import metadata
+
+    try:
+        versions = metadata.version("trl"), metadata.version("transformers")
+    except metadata.PackageNotFoundError as exc:
+        raise cfg.ConfigError(f"{exc.name} is not installed in this Python; install the pair to check it, or pass "
+                              "--pair trl==A,transformers==B or --requirements FILE") from None
+    for name, version in zip(envs.ROOTS, versions, strict=True):
+        try:
+            Version(version)
+        except InvalidVersion:
+            raise cfg.ConfigError(f"the installed {name} has version {version!r}, which is not a PEP 440 version") from None
+    return versions
+
+
+def _candidates(pin: reqfile.Pin | None, axis: str, table: list[envs.Measured], path: Path) -> list[str]:
+    """The versions a pin admits: its exact version, or each measured release inside its range."""
+    if pin is None:
+        raise cfg.ConfigError(f"{path}: no requirement on {axis}; check answers for the pinned trl and transformers")
+    if pin.exact:
+        return [pin.exact]
+    known = sorted({Version(getattr(c, axis)) for c in table})
+    inside = [str(v) for v in known if SpecifierSet(str(pin.specifier)).contains(v, prereleases=True)]
+    if not inside:
+        raise cfg.ConfigError(f"{pin.where}: {axis}{pin.specifier} admits no release kto-compat measured")
+    return inside
+
+
+def reports_for(args: argparse.Namespace) -> list[CheckReport]:
+    _findings(args.findings)
+    table = envs.measured(adapter.findings())
+    if args.requirements is not None:
+        pins = reqfile.read(args.requirements)
+        trls = _candidates(pins.get("trl"), "trl", table, args.requirements)
+        tfs = _candidates(pins.get("transformers"), "transformers", table, args.requirements)
+        return [against_pins(check((a, b), table), table, pins) for a in trls for b in tfs]
+    if args.pair:
+        trl, transformers = parse_pair(args.pair)
+        return [check((str(trl), str(transformers)), table)]
+    report = against_installed(check(installed(), table), table, envs.Installed.here())
+    if args.run:
+        report = replace(report, run=run_here(report.trl, report.transformers))
+    return [report]
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """The environment's measured status; see the exit codes in --help."""
+    if args.run and (args.pair or args.requirements):
+        raise cfg.ConfigError("--run measures the environment installed here; it takes neither --pair nor --requirements")
+    reports = reports_for(args)
+    code = max((r.exit_code for r in reports), key=lambda c: {EXIT_OK: 0, EXIT_UNSURE: 1, EXIT_BROKEN: 2}[c])
+    if args.json:
+        body = [{**asdict(r), "exit_code": r.exit_code} for r in reports]
+        print(json.dumps(body[0] if len(body) == 1 and args.requirements is None else
+                         {"pairs": body, "exit_code": code}, indent=2, sort_keys=True))
+    else:
+        if len(reports) > 1:
+            print(f"{args.requirements} admits {len(reports)} measured pairs; each is answered:\n")
+        print("\n\n".join(render(r, args.verbose) for r in reports))
+    return code
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    ck = sub.add_parser("check", formatter_class=options.Help,
-                        help="measured status of the installed trl/transformers pair (exit 1 when broken)")
+    ck = sub.add_parser("check", formatter_class=options.HelpWithEpilog, epilog=EXIT_HELP,
+                        help="measured status of the installed environment, a pair, or a requirements file "
+                             "(exit 0 compatible, 1 broken, 3 not measured or differing, 2 bad input)")
     ck.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
     ck.add_argument("--findings", type=Path, default=None, metavar="FILE",
                     help="findings file (default: the package's compat/findings.json)")
-    ck.add_argument("--pair", default=None, metavar="PAIR", help="check trl==A,transformers==B instead of the installed pair")
+    what = ck.add_mutually_exclusive_group()
+    what.add_argument("--pair", default=None, metavar="PAIR", help="check trl==A,transformers==B instead of the installed pair")
+    what.add_argument("--requirements", type=Path, default=None, metavar="FILE",
+                      help="check the pins of a requirements.txt, pyproject.toml, uv.lock or poetry.lock (installs nothing)")
+    ck.add_argument("--run", action="store_true",
+                    help="also run the cell's checks (import, both keywords, 3 BF16 steps, the adapter's rows) in this "
+                         "Python, installing nothing; needs pytest and a kto-compat checkout's tests/cell")
+    ck.add_argument("--verbose", "-v", action="store_true",
+                    help="also list differences outside the run-time stack (tzdata, urllib3, ...)")
     ck.set_defaults(func=cmd_check)

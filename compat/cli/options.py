@@ -19,6 +19,10 @@ class Help(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class HelpWithEpilog(argparse.RawDescriptionHelpFormatter, Help):
+    """Help whose epilog (a table of exit codes, say) keeps its line breaks."""
+
+
 ONLY_HELP = ("a pair trl==A,transformers==B, or one axis alone (trl==A: that row of the profile); "
              "optionally ,resolution=as-of-release and ,trainer=dpo. Repeatable; overrides --profile's selection")
 

@@ -18,7 +18,7 @@ from packaging.version import Version
 from compat.cell.validate import SchemaError, validate
 from compat.contract import FINDINGS_SCHEMA_VERSION, CellResult, ContractError, Status, facts, schema
 from compat.harness.files import atomic_write
-from compat.harness import specs
+from compat.harness import environments, specs
 
 
 @dataclass(frozen=True, order=True)
@@ -127,6 +127,7 @@ def build(results: Sequence[CellResult]) -> dict[str, Any]:
         "generated_from": {"cells": len(results), "pairs": len(chosen), "compatible": len(ok), **_measured_on(chosen)},
         "facts": {name: [rule.serialize() for rule in compress(p)] for name, p in sorted(points.items())},
         "working": [[str(a), str(b)] for a, b in today],
+        "environments": environments.table(results),
     }
 
 

@@ -99,12 +99,13 @@ def environment(root: Path, result: Path, hf_home: Path, trainer: str, threads: 
 
 
 def run(root: Path, env_dir: Path, trainer: str, workdir: Path, log: TextIO, timeout: float, threads: int,
-        should_stop: Any) -> SuiteRun:
-    """``pytest tests/cell/<trainer>`` in the cell's environment, killed on timeout or when asked to stop."""
+        should_stop: Any, python: str | None = None) -> SuiteRun:
+    """``pytest tests/cell/<trainer>`` in the cell's environment (``python``: another interpreter, as
+    `check --run` uses its own), killed on timeout or when asked to stop."""
     workdir.mkdir(parents=True, exist_ok=True)
     result = workdir / "observations.jsonl"
     result.unlink(missing_ok=True)
-    cmd = [str(env_dir / "bin" / "python"), "-m", "pytest", f"tests/cell/{trainer}", "-q", "-rfE",
+    cmd = [python or str(env_dir / "bin" / "python"), "-m", "pytest", f"tests/cell/{trainer}", "-q", "-rfE",
            "-p", "no:cacheprovider"]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=root, env=environment(root, result, workdir / "hf", trainer, threads),

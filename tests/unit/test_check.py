@@ -5,55 +5,242 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from compat.cli import check as check_mod
+from compat.contract import CellResult, Drift, Failure
+from compat.harness import environments as envs
 from compat.harness import findings
-from compat.contract import CellResult, Failure
 
 REPO = Path(__file__).parents[2]
+STACK = {"python": "3.11.7", "torch": "2.13.0+cpu", "datasets": "3.0.1", "pyarrow": "17.0.0", "accelerate": "1.0.1"}
+OLD_STACK = {**STACK, "rich": "13.9.2", "tyro": "0.8.12"}
 RESULTS = [
-    CellResult("0.12.2", "4.46.3", "latest", "compatible", keyword={"processing_class": "accepted", "tokenizer": "accepted"}, import_path="trl", format_mode="text"),
+    CellResult("0.12.2", "4.46.3", "latest", "compatible", keyword={"processing_class": "accepted", "tokenizer": "accepted"},
+               import_path="trl", format_mode="text",
+               environment={**STACK, "trl": "0.12.2", "transformers": "4.46.3"}),
     CellResult("0.12.2", "4.45.2", "latest", "incompatible",
-               failure=Failure("construct", "TypeError: Trainer.__init__() got an unexpected keyword argument 'processing_class'", "transformers.trainer.Trainer.__init__")),
+               failure=Failure("construct", "TypeError: Trainer.__init__() got an unexpected keyword argument 'processing_class'", "transformers.trainer.Trainer.__init__"),
+               environment={**STACK, "trl": "0.12.2", "transformers": "4.45.2"}),
+    CellResult("0.11.4", "4.45.2", "as-of-release", "compatible", keyword={"processing_class": "rejected", "tokenizer": "accepted"},
+               import_path="trl", format_mode="text",
+               environment={**OLD_STACK, "trl": "0.11.4", "transformers": "4.45.2"}),
+    CellResult("0.11.4", "4.45.2", "latest", "incompatible",
+               failure=Failure("import", "ModuleNotFoundError: No module named 'rich'", "trl.trainer.utils.<module>",
+                               drift=Drift("undeclared-dependency", "rich", "trl.trainer.utils")),
+               environment={**STACK, "datasets": "5.0.1", "tyro": "1.0.17", "trl": "0.11.4", "transformers": "4.45.2"}),
 ]
+FIXED = "'trl==0.12.2' 'transformers==4.46.3' 'torch==2.13.0+cpu'"  # the working cell's reproducing line
 
 
-def run_check(tmp_path: Path, pair: str, *extra: str) -> subprocess.CompletedProcess:
+@pytest.fixture()
+def findings_file(tmp_path: Path) -> Path:
     path = tmp_path / "findings.json"
     path.write_text(findings.dumps(findings.build(RESULTS)))
-    return subprocess.run([sys.executable, "-m", "compat", "check", "--findings", str(path), "--pair", pair, *extra],
+    return path
+
+
+def run_check(findings_file: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "compat", "check", "--findings", str(findings_file), *args],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
-def test_broken_pair_exits_nonzero_with_pip_command(tmp_path):
-    proc = run_check(tmp_path, "trl==0.12.2,transformers==4.45.2")
+def test_broken_pair_exits_1_with_the_nearest_working_cells_reproducing_line(findings_file):
+    proc = run_check(findings_file, "--pair", "trl==0.12.2,transformers==4.45.2")
     assert proc.returncode == 1
     assert "fails at the 'construct' stage" in proc.stdout and "transformers.trainer.Trainer.__init__" in proc.stdout
-    assert "pip install 'trl==0.12.2' 'transformers==4.46.3'" in proc.stdout
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("to reproduce the nearest one:"))
+    assert FIXED in line and "--extra-index-url https://download.pytorch.org/whl/cpu" in line
+    assert "'datasets==3.0.1'" in line and "'pyarrow==17.0.0'" in line  # every recorded distribution pinned
 
 
-def test_compatible_and_unmeasured_and_json(tmp_path):
-    ok = run_check(tmp_path, "trl==0.12.2,transformers==4.46.3")
-    assert ok.returncode == 0 and "processing_class=" in ok.stdout
-    unknown = run_check(tmp_path, "trl==0.15.0,transformers==4.50.0", "--json")
+def test_compatible_unmeasured_beyond_every_release_and_json(findings_file):
+    ok = run_check(findings_file, "--pair", "trl==0.12.2,transformers==4.46.3")
+    assert ok.returncode == 0 and "processing_class=" in ok.stdout and FIXED in ok.stdout
+    unknown = run_check(findings_file, "--pair", "trl==0.15.0,transformers==4.50.0", "--json")
     data = json.loads(unknown.stdout)
-    # The adapter's fallback for unmeasured pairs reads every constructor of KTOTrainer's chain (it used bind_partial).
-    assert unknown.returncode == 0 and data["status"] == "unmeasured" \
-        and "every constructor in KTOTrainer's chain" in data["adapter_plan"]
-    broken = json.loads(run_check(tmp_path, "trl==0.12.2,transformers==4.45.2", "--json").stdout)
-    assert broken["exit_code"] == 1 and broken["broken"]["stage"] == "construct"
-    assert broken["evidence"] == "measured"  # a cell ran this very pair
+    assert unknown.returncode == 3 and data["exit_code"] == 3 and data["status"] == "unmeasured"
+    assert "every constructor in KTOTrainer's chain" in data["adapter_plan"]
+    future = run_check(findings_file, "--pair", "trl==99.0.0,transformers==1.0.0")
+    assert future.returncode == 3
+    assert "trl 99.0.0 is newer than every release measured (newest: 0.12.2)" in future.stdout
+    assert "transformers 1.0.0 is older than every release measured (oldest: 4.45.2)" in future.stdout
+    broken = json.loads(run_check(findings_file, "--pair", "trl==0.12.2,transformers==4.45.2", "--json").stdout)
+    assert broken["exit_code"] == 1 and broken["broken"]["stage"] == "construct" and broken["evidence"] == "measured"
 
 
-def test_a_pair_that_is_not_one_kto_pair_names_the_form_check_takes(tmp_path):
+def test_the_drifted_pair_offers_the_environment_that_passed(findings_file):
+    """0.11.4 x 4.45.2 trains as of its release and fails with today's resolution: the line shown under its
+    compatible answer pins the environment that passed (rich, tyro), not the bare pair."""
+    proc = run_check(findings_file, "--pair", "trl==0.11.4,transformers==4.45.2")
+    assert proc.returncode == 0, proc.stdout
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("install line (reproduces the measured"))
+    assert "'rich==13.9.2'" in line and "'tyro==0.8.12'" in line
+
+
+def test_help_documents_the_exit_codes():
+    proc = subprocess.run([sys.executable, "-m", "compat", "check", "--help"], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0
+    for code in ("0  measured compatible", "1  broken", "3  not measured", "2  bad input"):
+        assert code in proc.stdout
+
+
+# --------------------------------------------------------------------------- the installed environment
+
+
+def installed(**versions: str) -> envs.Installed:
+    return envs.Installed({"python": "3.11.9", **versions}, {"trl": ("transformers>=4.40", "datasets", "accelerate"),
+                                                            "datasets": ("pyarrow>=8",)})
+
+
+def report_for(findings_file: Path, here: envs.Installed) -> check_mod.CheckReport:
+    check_mod._findings(findings_file)
+    table = envs.measured(json.loads(findings_file.read_text()))
+    pair = (here.versions["trl"], here.versions["transformers"])
+    return check_mod.against_installed(check_mod.check(pair, table), table, here)
+
+
+def test_an_environment_matching_the_compatible_cell_exits_0(findings_file):
+    here = installed(trl="0.12.2", transformers="4.46.3", torch="2.13.0+cpu", datasets="3.0.1", pyarrow="17.0.0",
+                     accelerate="1.0.1", tzdata="2026.1")
+    r = report_for(findings_file, here)
+    assert (r.status, r.exit_code, r.differences) == ("compatible", 0, [])
+
+
+def test_a_differing_run_time_distribution_is_named_and_exits_3(findings_file):
+    """The pyarrow case: datasets and pyarrow differ from the cell that passed; `check` says so, exit 3."""
+    here = installed(trl="0.11.4", transformers="4.45.2", torch="2.13.0+cpu", datasets="2.14.4", pyarrow="26.0.1",
+                     accelerate="1.0.1", tyro="0.8.12")
+    r = report_for(findings_file, here)
+    assert r.exit_code == 3 and r.cell["resolution"] == "as-of-release"
+    words = {d["name"]: d["words"] for d in r.differences}
+    assert words["datasets"] == "datasets: measured with 3.0.1, you have 2.14.4"
+    assert words["pyarrow"] == "pyarrow: measured with 17.0.0, you have 26.0.1"
+    assert words["rich"] == "rich: measured with 13.9.2, not installed here"
+    assert check_mod.render(r).splitlines()[0].endswith(": compatible only as measured: your environment differs from "
+                                                          "the measured one where that can change the verdict "
+                                                          "(`kto-compat check --run` measures yours).")
+
+
+def test_the_environment_a_failing_cell_measured_is_broken(findings_file):
+    here = installed(trl="0.11.4", transformers="4.45.2", torch="2.13.0+cpu", datasets="5.0.1", pyarrow="17.0.0",
+                     accelerate="1.0.1", tyro="1.0.17")
+    r = report_for(findings_file, here)
+    assert (r.status, r.evidence, r.exit_code) == ("broken", "measured", 1)
+    assert "No module named 'rich'" in r.broken["message"]
+
+
+def test_torch_builds_are_told_apart(findings_file):
+    here = installed(trl="0.12.2", transformers="4.46.3", torch="2.13.0", datasets="3.0.1", pyarrow="17.0.0",
+                     accelerate="1.0.1")
+    r = report_for(findings_file, here)
+    assert r.exit_code == 3
+    assert [d["words"] for d in r.differences] == [
+        "torch: measured with 2.13.0+cpu (the CPU build), you have 2.13.0 (PyPI's default build)"]
+
+
+def test_differences_outside_the_stack_wait_for_verbose(findings_file):
+    """A distribution the cells recorded counts; one neither recorded nor reached by trl's requirements
+    (a lock's tzdata) is listed only with --verbose and does not move the exit code."""
+    cell = envs.Measured("1", "2", "latest", "compatible", (("tzdata", "2025.1"), ("datasets", "3.0.1")))
+    diff = envs.differences(cell, {"tzdata": "2026.1", "datasets": "3.0.1"}, runtime={"datasets"})
+    assert [(d.name, d.runtime) for d in diff] == [("tzdata", False)]
+
+
+# --------------------------------------------------------------------------- --requirements
+
+
+def test_requirements_txt_pinning_a_broken_pair_exits_1_with_the_fix(findings_file, tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("# training deps\ntrl==0.12.2\ntransformers==4.45.2  # pinned\ntorch==2.13.0\n")
+    proc = run_check(findings_file, "--requirements", str(req))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BROKEN" in proc.stdout and FIXED in proc.stdout
+
+
+def test_requirements_txt_pinning_a_compatible_pair_exits_0(findings_file, tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("trl==0.12.2\ntransformers==4.46.3\ndatasets==3.0.1\n")
+    proc = run_check(findings_file, "--requirements", str(req))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "unpinned, resolved at install time: accelerate, pyarrow, torch" in proc.stdout
+
+
+def test_a_pinned_difference_from_the_measured_cell_exits_3(findings_file, tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("trl==0.12.2\ntransformers==4.46.3\ndatasets==2.14.4\n")
+    proc = run_check(findings_file, "--requirements", str(req))
+    assert proc.returncode == 3 and "datasets: measured with 3.0.1, you have 2.14.4" in proc.stdout
+
+
+def test_a_range_admitting_several_measured_releases_answers_each(findings_file, tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("trl==0.12.2\ntransformers>=4.45,<4.47\n")
+    proc = run_check(findings_file, "--requirements", str(req), "--json")
+    data = json.loads(proc.stdout)
+    assert [p["transformers"] for p in data["pairs"]] == ["4.45.2", "4.46.3"]
+    assert data["exit_code"] == proc.returncode == 1  # the worst answer wins
+
+
+@pytest.mark.parametrize("name, text", [
+    ("pyproject.toml", '[project]\nname = "x"\ndependencies = ["trl==0.12.2", "transformers==4.45.2"]\n'),
+    ("uv.lock", 'version = 1\n[[package]]\nname = "trl"\nversion = "0.12.2"\n[[package]]\nname = "transformers"\nversion = "4.45.2"\n'),
+    ("poetry.lock", '[[package]]\nname = "TRL"\nversion = "0.12.2"\n[[package]]\nname = "transformers"\nversion = "4.45.2"\n'),
+])
+def test_pyproject_and_locks_are_read(findings_file, tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    proc = run_check(findings_file, "--requirements", str(path))
+    assert proc.returncode == 1 and "fails at the 'construct' stage" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("name, text, where", [
+    ("requirements.txt", "trl==0.12.2\ntransformers===\n", "requirements.txt:2: not a requirement"),
+    ("requirements.txt", "transformers==4.46.3\n", "requirements.txt: no requirement on trl"),
+    ("pyproject.toml", "[project\n", "pyproject.toml: not TOML"),
+    ("pyproject.toml", '[project]\ndependencies = ["trl==0.12.2", 5]\n', "pyproject.toml: project.dependencies[1]: expected a requirement string"),
+    ("uv.lock", '[[package]]\nname = "trl"\nversion = "x"\n', "uv.lock: package[0]: trl 'x' is not a version"),
+    ("requirements.txt", "trl>=50\ntransformers==4.46.3\n", "requirements.txt:1: trl>=50 admits no release"),
+])
+def test_bad_requirement_files_are_one_line_exit_2(findings_file, tmp_path, name, text, where):
+    path = tmp_path / name
+    path.write_text(text)
+    proc = run_check(findings_file, "--requirements", str(path))
+    assert proc.returncode == 2 and proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert where in line, line
+
+
+def test_requirements_includes_continuations_and_markers(tmp_path):
+    from compat.cli import requirements
+
+    (tmp_path / "base.txt").write_text("transformers==4.46.3 \\\n  --hash=sha256:abc\n")
+    (tmp_path / "requirements.txt").write_text("-r base.txt\n--index-url https://example.invalid/simple\n"
+                                               "trl==0.12.2 ; python_version >= '3'\nfoo==1 ; python_version < '3'\n")
+    pins = requirements.read(tmp_path / "requirements.txt")
+    assert {k: p.exact for k, p in pins.items()} == {"transformers": "4.46.3", "trl": "0.12.2"}
+
+
+def test_poetry_constraints():
+    from compat.cli.requirements import _poetry_spec
+
+    assert str(_poetry_spec("^0.12.1", "x")) == "<0.13,>=0.12.1"
+    assert str(_poetry_spec("~4.46", "x")) == "<4.47,>=4.46"
+    assert str(_poetry_spec("4.46.3", "x")) == "==4.46.3"
+
+
+def test_a_pair_that_is_not_one_kto_pair_names_the_form_check_takes(findings_file):
     """check answers for one KTOTrainer pair: a row, a column, a mode or another trainer is refused with the
     form check itself takes (not --only's), under the program's own name, exit 2."""
     for pair in ("bogus", "trl==1.0.0", "trl==1.0.0,transformers==5.0.0,trainer=dpo",
                  "trl==1.0.0,transformers==5.0.0,resolution=as-of-release"):
-        proc = run_check(tmp_path, pair)
+        proc = run_check(findings_file, "--pair", pair)
         assert proc.returncode == 2 and proc.stdout == ""
         (line,) = proc.stderr.splitlines()
         assert line.startswith(f"python -m compat: error: --pair {pair!r}: expected 'trl==A,transformers==B'"), line
         assert "row or column" not in line and "resolution=MODE" not in line
-    proc = run_check(tmp_path, "trl==x,transformers==4.46.3")
+    proc = run_check(findings_file, "--pair", "trl==x,transformers==4.46.3")
     assert proc.returncode == 2 and "trl 'x' is not a version" in proc.stderr
 
 
