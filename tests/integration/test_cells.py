@@ -91,7 +91,55 @@ def test_check_inside_broken_env_exits_nonzero_with_pip_command(compat_json, out
     proc = subprocess.run([str(env_python), "-m", "compat", "check", "--findings", str(findings)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "pip install 'trl==0.12.2' 'transformers==4.46.3'" in proc.stdout  # a pair this very run measured compatible
+    assert "measured BROKEN" in proc.stdout  # this environment is the one the cell measured failing
+    # the fix reproduces a pair this very run measured compatible, every recorded distribution pinned
+    assert "'trl==0.12.2' 'transformers==4.46.3' 'torch==2.13.0" in proc.stdout
+
+
+def test_check_run_passes_in_a_compatible_cells_environment(compat_json, out_dir, tmp_path):
+    """`check --run` runs the real cell suite in the Python it is given, installing nothing, and its
+    verdict (here: the cell's own) is trusted over the table: exit 0."""
+    findings = tmp_path / "findings.json"
+    subprocess.run([sys.executable, "-m", "compat", "findings", "--results", str(out_dir), "-o", str(findings)],
+                   cwd=ROOT, check=True, capture_output=True, timeout=60)
+    env_python = ROOT / ".compat" / "envs" / "trl0.12.2-tf4.46.3" / "bin" / "python"
+    proc = subprocess.run([str(env_python), "-m", "compat", "check", "--run", "--findings", str(findings)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "--run PASSED here" in proc.stdout and "built with processing_class=" in proc.stdout
+
+
+def test_check_names_pyarrow_and_run_finds_the_real_root_cause(tmp_path):
+    """The environment uv made for `torch trl==0.11.4 transformers==4.45.2` (datasets 2.14.4, pyarrow 26.0.1):
+    the table measured the pair compatible as of its release, so `check` names what differs (exit 3);
+    `check --run` finds that TRL cannot even import there, raised in datasets by pyarrow's removed
+    PyExtensionType (exit 1). Pinned here so the environment does not move with the index."""
+    env_dir = _venv(tmp_path, "torch==2.13.0\ntrl==0.11.4\ntransformers==4.45.2\ndatasets==2.14.4\npyarrow==26.0.1\n"
+                              "pytest==8.4.2\npackaging\n")
+    python = str(env_dir / "bin" / "python")
+    proc = subprocess.run([python, "-m", "compat", "check"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "datasets: measured with 3.0.1, you have 2.14.4" in proc.stdout
+    assert "pyarrow: measured with 17.0.0, you have 26.0.1" in proc.stdout
+    proc = subprocess.run([python, "-m", "compat", "check", "--run"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "at the 'import' stage: AttributeError: module 'pyarrow' has no attribute 'PyExtensionType'" in proc.stdout
+    assert "raised by: datasets." in proc.stdout
+
+
+def _venv(tmp_path: Path, requirements: str) -> Path:
+    """A fresh environment holding exactly what ``requirements`` resolves to (uv, this machine's find-links)."""
+    uv = uv_bin()
+    req, lock, env_dir = tmp_path / "req.in", tmp_path / "req.txt", tmp_path / "env"
+    req.write_text(requirements)
+    links = [a for link in os.environ.get("PIP_FIND_LINKS", "").split() for a in ("--find-links", link)]
+    for cmd in ([uv, "pip", "compile", "-q", "--python-preference", "only-system", *links, str(req), "-o", str(lock)],
+                [uv, "venv", "-q", "--python-preference", "only-system", str(env_dir)],
+                [uv, "pip", "sync", "-q", "--python", str(env_dir / "bin" / "python"), *links, str(lock)]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    return env_dir
 
 
 def test_a_dpo_cell_from_a_config_with_trainers_dpo(tmp_path):
@@ -118,15 +166,7 @@ def test_exported_adapter_on_an_unmeasured_pair_no_keyword_can_build(tmp_path):
     """trl 0.11.4 with transformers 5.x (rich added, which today's tyro no longer brings): no cell
     measured it, and the adapter's introspection of the whole constructor chain says no tokenizer
     keyword can work, naming both classes that refuse one, instead of a bare TypeError."""
-    uv = uv_bin()
-    req, lock, env_dir = tmp_path / "req.in", tmp_path / "req.txt", tmp_path / "env"
-    req.write_text("trl==0.11.4\ntransformers==5.0.0\ntorch==2.13.0\nrich\n")
-    links = [a for link in os.environ.get("PIP_FIND_LINKS", "").split() for a in ("--find-links", link)]
-    for cmd in ([uv, "pip", "compile", "-q", "--python-preference", "only-system", *links, str(req), "-o", str(lock)],
-                [uv, "venv", "-q", "--python-preference", "only-system", str(env_dir)],
-                [uv, "pip", "sync", "-q", "--python", str(env_dir / "bin" / "python"), *links, str(lock)]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-        assert proc.returncode == 0, proc.stderr[-2000:]
+    env_dir = _venv(tmp_path, "trl==0.11.4\ntransformers==5.0.0\ntorch==2.13.0\nrich\n")
     export = tmp_path / "kto_compat.py"
     findings = tmp_path / "findings.json"
     findings.write_text(json.dumps({"schema_version": 2, "facts": {}, "working": [["0.12.2", "4.46.3"]]}))
