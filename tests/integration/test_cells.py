@@ -198,3 +198,26 @@ def test_readme_states_the_default_matrix_as_planned_today():
     stated = tuple(map(int, m.groups()))
     assert stated == (len(cells), len({(c.trl, c.transformers) for c in cells}),
                       sum(c.resolution == "as-of-release" for c in cells))
+
+
+def test_the_readme_snippet_runs_as_written_on_a_compatible_pair(compat_json, out_dir, tmp_path):
+    """The README's adapter snippet, copied as a user would, next to an exported adapter holding this
+    run's findings, trains on the compatible pair; the only warning the adapter adds on CPU is use_cpu."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Using the adapter in a training script"):]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S)[1]
+    (tmp_path / "train.py").write_text(snippet)
+    findings = tmp_path / "findings.json"
+    subprocess.run([sys.executable, "-m", "compat", "findings", "--results", str(out_dir), "-o", str(findings)],
+                   cwd=ROOT, check=True, capture_output=True, timeout=60)
+    subprocess.run([sys.executable, "-m", "compat", "export-adapter", "--findings", str(findings), "-o",
+                    str(tmp_path / "kto_compat.py")], cwd=ROOT, check=True, capture_output=True, timeout=60)
+    env_python = ROOT / ".compat" / "envs" / "trl0.12.2-tf4.46.3" / "bin" / "python"
+    proc = subprocess.run([str(env_python), "-W", "default", "train.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "'train_loss'" in proc.stdout + proc.stderr
+    adapter_warnings = re.findall(r"AdapterWarning: (.*)", proc.stderr)
+    assert adapter_warnings == ["make_kto_config: no CUDA device: setting use_cpu=True so bf16 runs as CPU autocast"]
