@@ -175,7 +175,8 @@ def _recorded(table: list[envs.Measured]) -> set[str]:
     return {name for c in table for name in c.env}
 
 
-def against_installed(report: CheckReport, table: list[envs.Measured], here: envs.Installed) -> CheckReport:
+def against_installed(report: CheckReport, table: list[envs.Measured], here: envs.Installed,
+                      gpu: str | None = None) -> CheckReport:
     """Hold the installed environment against the pair's measured cells. An environment a failing cell
     measured (no run-time difference) is broken; otherwise the answer rests on the nearest compatible
     cell, naming each difference that can move its verdict."""
@@ -202,6 +203,8 @@ def against_installed(report: CheckReport, table: list[envs.Measured], here: env
     found = envs.closest(ok or own, here, recorded)
     assert found is not None
     cell, diff = found
+    platform = envs.device_difference(str(adapter.findings().get("generated_from", {}).get("devices", "")), gpu)
+    diff = diff + ([platform] if platform else [])
     report = replace(report, against="installed", cell=_cell_entry(cell), differences=entries(diff, True),
                      other_differences=entries(diff, False))
     if report.status == "drift" and cell.status == "compatible" and not report.differences:
@@ -410,7 +413,7 @@ def reports_for(args: argparse.Namespace) -> list[CheckReport]:
     if args.pair:
         trl, transformers = parse_pair(args.pair)
         return [check((str(trl), str(transformers)), table)]
-    report = against_installed(check(installed(), table), table, envs.Installed.here())
+    report = against_installed(check(installed(), table), table, envs.Installed.here(), envs.local_gpu())
     if args.run:
         report = replace(report, run=run_here(report.trl, report.transformers))
     return [report]

@@ -12,6 +12,7 @@ set of distributions once, and per cell its pair, resolution, status and set.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,6 +125,9 @@ class Difference:
     runtime: bool  # the stack uses it at run time (reached from trl's or transformers' requirements)
 
     def words(self) -> str:
+        if self.name == "device":
+            return (f"device: every cell ran on {self.measured}; this machine has {self.installed}, "
+                    "which no cell measured")
         if self.name == "torch" and self.measured and self.installed:
             mp, ip = torch_build(self.measured), torch_build(self.installed)
             if mp[0] == ip[0]:
@@ -164,6 +168,19 @@ def differences(cell: Measured, installed: Mapping[str, str], runtime: set[str],
         if name in have and name in runtime:
             out.append(Difference(name, None, have[name], True))
     return out
+
+
+def local_gpu() -> str | None:
+    """"an NVIDIA GPU" when this machine has the NVIDIA driver loaded (read from /proc; torch is not
+    imported), else None."""
+    return "an NVIDIA GPU" if Path("/proc/driver/nvidia/version").exists() else None
+
+
+def device_difference(measured_devices: str, gpu: str | None) -> Difference | None:
+    """The platform itself: cells that ran on CPU say nothing about training on this machine's GPU."""
+    if gpu is None or "cuda" in measured_devices.lower():
+        return None
+    return Difference("device", measured_devices or "an unrecorded device", gpu, True)
 
 
 def reach(requires: Mapping[str, Sequence[str]], roots: Iterable[str] = ROOTS,

@@ -94,11 +94,11 @@ def installed(**versions: str) -> envs.Installed:
                                                             "datasets": ("pyarrow>=8",)})
 
 
-def report_for(findings_file: Path, here: envs.Installed) -> check_mod.CheckReport:
+def report_for(findings_file: Path, here: envs.Installed, gpu: str | None = None) -> check_mod.CheckReport:
     check_mod._findings(findings_file)
     table = envs.measured(json.loads(findings_file.read_text()))
     pair = (here.versions["trl"], here.versions["transformers"])
-    return check_mod.against_installed(check_mod.check(pair, table), table, here)
+    return check_mod.against_installed(check_mod.check(pair, table), table, here, gpu)
 
 
 def test_an_environment_matching_the_compatible_cell_exits_0(findings_file):
@@ -138,6 +138,15 @@ def test_torch_builds_are_told_apart(findings_file):
     assert r.exit_code == 3
     assert [d["words"] for d in r.differences] == [
         "torch: measured with 2.13.0+cpu (the CPU build), you have 2.13.0 (PyPI's default build)"]
+
+
+def test_a_gpu_machine_is_not_what_cpu_cells_measured(findings_file):
+    here = installed(trl="0.12.2", transformers="4.46.3", torch="2.13.0+cpu", datasets="3.0.1", pyarrow="17.0.0",
+                     accelerate="1.0.1")
+    r = report_for(findings_file, here, gpu="an NVIDIA GPU")
+    assert r.exit_code == 3
+    assert [d["name"] for d in r.differences] == ["device"]
+    assert "no cell measured" in r.differences[0]["words"]
 
 
 def test_differences_outside_the_stack_wait_for_verbose(findings_file):
