@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -202,9 +203,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                   floor.run_cell_cli(args.config), runs=args.runs, empty_store=not args.keep_store,
                                   threads=max(1, (os.cpu_count() or 1) // options.default_jobs()))  # as matrix runs it
         figures = bench_mod.bench(cell, config.settings, args.config, only)
-    except (bench_mod.BenchError, floor.FloorError) as exc:
+    except bench_mod.BenchError as exc:
         print(f"compat: bench failed: {exc}", file=sys.stderr)
         return 1
+    if args.json:
+        print(json.dumps({"cell": cells.detail(), **figures.detail()}, indent=2, sort_keys=True))
+        return 0
     print(f"bench {cell.only}")
     print("\n".join(cells.render()))
     print("\n".join(figures.render().splitlines()[1:]))
@@ -238,6 +242,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     bn.add_argument("--only", action="append", default=[], metavar="PAIR",
                     help="cells of the cached-vs-cold part (default: --pair)")
     bn.add_argument("--runs", type=options.positive_int, default=3, help="repeats of each cell timing (medians)")
+    bn.add_argument("--json", action="store_true", help="every round's seconds and ratios as JSON instead of one line per ratio")
     bn.add_argument("--keep-store", action="store_true",
                     help="skip the cold cell with an empty bytecode store (the slowest figure)")
     options.matrix_file(bn)

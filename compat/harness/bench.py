@@ -18,7 +18,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,23 +25,11 @@ from pathlib import Path
 from .config import Settings
 from .envs import Envs, requirements, uv_bin
 from .plan import Cell
+from .timing import BenchError, run_timed
+
+__all__ = ["BenchError", "Figures", "bench", "run_timed"]
 
 Runner = Callable[[Sequence[str], Path | None], float]
-
-
-class BenchError(RuntimeError):
-    """A benchmarked step failed; the numbers would be meaningless."""
-
-
-def run_timed(cmd: Sequence[str], cwd: Path | None = None) -> float:
-    """Wall seconds of one command; its failure is an error, not a fast result."""
-    start = time.perf_counter()
-    proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if proc.returncode not in (0,):
-        tail = (proc.stderr + proc.stdout).strip().splitlines()[-5:]
-        raise BenchError(f"{' '.join(cmd[:4])} ... failed (exit {proc.returncode}): {' | '.join(tail)}")
-    return seconds
 
 
 @dataclass(frozen=True)
@@ -66,14 +53,22 @@ class Figures:
         return self.cached_seconds / max(self.cold_seconds, 1e-9)
 
     def render(self) -> str:
+        """The pair, then one line per ratio, each under 120 characters (``detail()`` has the seconds)."""
         return "\n".join([
             f"bench {self.pair}",
-            f"(a) env setup, one cell: pip/uv = {self.setup_ratio:.1f}x "
-            f"(pip {self.pip_seconds:.1f}s: python -m venv + pip install --no-cache-dir; "
-            f"uv {self.uv_seconds:.1f}s: uv venv + uv pip sync, warm cache; lock resolved once in {self.resolve_seconds:.1f}s)",
+            f"(a) env setup, one cell: pip/uv = {self.setup_ratio:.1f}x (pip {self.pip_seconds:.1f}s, "
+            f"uv {self.uv_seconds:.1f}s; the same pins, uv's cache warm, pip's off)",
             f"(b) matrix of {self.cells} cell(s): cached/cold = {self.cache_ratio:.3f} "
-            f"(cached rerun {self.cached_seconds:.1f}s; cold --fresh run {self.cold_seconds:.1f}s)",
+            f"(cached {self.cached_seconds:.1f}s, --fresh {self.cold_seconds:.1f}s)",
         ])
+
+    def detail(self) -> dict[str, object]:
+        return {"pair": self.pair, "setup": {"uv_seconds": round(self.uv_seconds, 3),
+                                             "pip_seconds": round(self.pip_seconds, 3),
+                                             "resolve_seconds": round(self.resolve_seconds, 3),
+                                             "pip_over_uv": round(self.setup_ratio, 3)},
+                "matrix": {"cells": self.cells, "cold_seconds": round(self.cold_seconds, 3),
+                           "cached_seconds": round(self.cached_seconds, 3), "cached_over_cold": round(self.cache_ratio, 4)}}
 
 
 def pip_pins(lock_text: str, torch: str) -> str:

@@ -17,8 +17,8 @@ against it. Measured side by side in one run, as ratios:
 The floor process ends as the cell's suite does, with ``os._exit``:
 interpreter teardown after torch is imported takes about 0.6 s here,
 the suite skips it, and a floor that paid it would flatter every ratio. The
-floor ending the usual way is printed beside it (this bench's floor until
-2026-12-05), and so is the floor imported the suite's way (collector off).
+floor ending the usual way is printed beside it, and so is the floor
+imported the suite's way (collector off).
 
 Every ratio is the median over rounds of a run over the floor timed in its
 round: the load of a shared machine drifts over the minutes a bench takes, so
@@ -45,7 +45,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from pathlib import Path
 from compat.contract import CellResult, ContractError, Status, loads_cell
 from compat.harness import lock, suite
 from compat.harness.envs import kept_pins
+from compat.harness.timing import BenchError, run_timed
 
 IMPORTS = "import torch, transformers, trl; from trl import KTOTrainer"
 EXIT = "import os; os._exit(0)"  # the exit the cell's suite takes (tests/cell/conftest.py): no teardown
@@ -87,8 +87,8 @@ RunCell = Callable[[str, Path], CellResult]  # (--only value, out dir) -> the ce
 TimeCmd = Callable[[Sequence[str], dict[str, str]], float]
 
 
-class FloorError(RuntimeError):
-    """A measured step failed or the cell did not train: a ratio would be meaningless."""
+def run_timed_env(cmd: Sequence[str], env: dict[str, str]) -> float:
+    return run_timed(cmd, env=env)
 
 
 @dataclass(frozen=True)
@@ -114,12 +114,13 @@ def _over(runs: Sequence[Paired], others: Sequence[Paired]) -> float:
     return statistics.median(a.seconds / max(b.seconds, 1e-9) for a, b in zip(runs, others, strict=True))
 
 
-def _ratio(runs: Sequence[Paired]) -> tuple[str, str]:
-    """The median ratio, and its spread when there is more than one pair (for the line's brackets)."""
-    ratios = [r.ratio for r in runs]
-    spread = f"; {len(ratios)} rounds, each over the floor of its own round: {min(ratios):.2f}-{max(ratios):.2f}x" \
-        if len(ratios) > 1 else "; over the floor timed just before it"
-    return f"{statistics.median(ratios):.1f}x", spread
+def _spread(ratios: Sequence[float]) -> str:
+    return f"{min(ratios):.2f}-{max(ratios):.2f}x over {len(ratios)} rounds" if len(ratios) > 1 else "1 round"
+
+
+def _runs(runs: Sequence[Paired]) -> list[dict[str, float]]:
+    return [{"seconds": round(r.seconds, 3), "floor_imports": round(r.imports, 3), "training": round(r.training, 3),
+             "ratio": round(r.ratio, 3)} for r in runs]
 
 
 @dataclass(frozen=True)
@@ -148,47 +149,38 @@ class CellFigures:
     def floor(self) -> float:
         return self.imports + self.training
 
-    def _line(self, name: str, runs: Sequence[Paired], what: str) -> str:
-        ratio, spread = _ratio(runs)
-        return f"{name} / floor = {ratio} (cell {_median(runs):.1f}s: {what}{spread})"
+    def _series(self) -> list[tuple[str, Sequence[Paired]]]:
+        """Each ratio's name (its line's opening words, which readers parse) and its rounds."""
+        named = [("warm cell / floor", self.warm), ("cold cell / floor", self.cold),
+                 ("rebuilt cell / floor", self.rebuilt),
+                 ("cold cell, empty bytecode store / floor", [self.cold_no_store] if self.cold_no_store else []),
+                 ("bare training run / floor", self.bare),
+                 ("bare training run imported the cell's way / floor", self.bare_no_gc),
+                 ("warm cell / floor with Python's usual exit", self.usual_exit),
+                 ("warm cell / floor imported the cell's way", self.no_gc)]
+        return [(name, runs) for name, runs in named if runs]
 
     def render(self) -> list[str]:
-        lines = [f"floor {self.floor:.2f}s = import torch+transformers+trl with warm bytecode {self.imports:.2f}s "
-                 f"+ the cell's training steps {self.training:.2f}s (medians over the warm and cold rounds; the process "
-                 "ends with os._exit, as the cell's suite does)",
-                 self._line("warm cell", self.warm, "environment and bytecode exist"),
-                 self._line("cold cell", self.cold, "resolved, then a new environment; bytecode store as a matrix "
-                            "run has it")]
-        if self.rebuilt:
-            lines.append(self._line("rebuilt cell", self.rebuilt, "environment collected, rebuilt from its kept "
-                                    "pins while resolving"))
-        if self.cold_no_store is not None:
-            lines.append(self._line("cold cell, empty bytecode store", [self.cold_no_store], "the first cell on a "
-                                    "new machine"))
-        for name, runs, how in (("bare training run", self.bare, "Python's defaults"),
-                                ("bare training run imported the cell's way", self.bare_no_gc,
-                                 "the collector off while importing, as the cell suite imports")):
-            if runs:
-                ratio, spread = _ratio(runs)
-                lines.append(f"{name} / floor = {ratio} ({_median(runs):.1f}s: the imports ({how}), one trainer "
-                             f"from the cell's recipe and its steps{spread}; warm cell / this run = "
-                             f"{_over(self.warm, runs):.1f}x in the same rounds is what the cell adds: its checks, "
-                             "pytest and the harness's steps around them)")
+        """One line per figure, each under 120 characters; ``detail()`` has every round."""
+        lines = [f"floor {self.floor:.2f}s = imports {self.imports:.2f}s + training {self.training:.2f}s "
+                 "(warm bytecode; ends with os._exit, as the cell's suite does)"]
+        for name, runs in self._series():
+            ratios = [r.ratio for r in runs]
+            lines.append(f"{name} = {statistics.median(ratios):.1f}x ({_spread(ratios)})")
+        for name, runs in (("bare training run", self.bare), ("bare training run imported the cell's way", self.bare_no_gc)):
+            if runs:  # what the cell's checks, pytest and the harness add over a plain script, in the same rounds
+                lines.append(f"warm cell / {name} = {_over(self.warm, runs):.1f}x (same rounds)")
         if self.usual_exit:
             teardown = statistics.median(u.imports - w.imports for u, w in zip(self.usual_exit, self.warm, strict=True))
-            lines.append(self._variant("with Python's usual exit", self.usual_exit, f"{teardown:.2f}s of interpreter "
-                                       "teardown the cell skips, the median of each round's difference; this bench's "
-                                       "floor until 2026-12-05"))
-        if self.no_gc:
-            lines.append(self._variant("imported the cell's way", self.no_gc, "the collector off while importing, as "
-                                       "the cell suite imports; the floor on the first line uses Python's defaults"))
+            lines.append(f"interpreter teardown the cell skips = {teardown:.2f}s (median of each round's difference)")
         return lines
 
-    def _variant(self, name: str, runs: Sequence[Paired], what: str) -> str:
-        """The warm cell over a variant of the floor timed in its rounds."""
-        ratio, spread = _ratio(runs)
-        return (f"warm cell / floor {name} = {ratio} (floor {_median(runs, 'imports') + self.training:.2f}s: "
-                f"{what}{spread})")
+    def detail(self) -> dict[str, object]:
+        """Everything measured, round by round, for ``bench --json``."""
+        return {"pair": self.pair, "floor_seconds": round(self.floor, 3), "imports_seconds": round(self.imports, 3),
+                "training_seconds": round(self.training, 3),
+                "ratios": {name: {"median": round(statistics.median(r.ratio for r in runs), 3), "rounds": _runs(runs)}
+                           for name, runs in self._series()}}
 
 
 def run_cell_cli(config: Path) -> RunCell:
@@ -199,29 +191,20 @@ def run_cell_cli(config: Path) -> RunCell:
         proc = subprocess.run(cmd, cwd=config.resolve().parent, capture_output=True, text=True)
         cells = sorted((out / "cells").glob("*.json"), key=lambda p: p.stat().st_mtime)
         if proc.returncode != 0 or not cells:
-            raise FloorError(f"matrix --only {only} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+            raise BenchError(f"matrix --only {only} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
         try:
             return loads_cell(cells[-1].read_text(encoding="utf-8"), str(cells[-1]))
         except ContractError as exc:
-            raise FloorError(str(exc)) from None
+            raise BenchError(str(exc)) from None
     return run
 
 
-def time_cmd(cmd: Sequence[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(list(cmd), capture_output=True, text=True, env=env)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise FloorError(f"{' '.join(cmd[:3])} ... failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}")
-    return seconds
-
-
-def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: TimeCmd = time_cmd,
+def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: TimeCmd = run_timed_env,
             runs: int = 3, empty_store: bool = True, threads: int = 0) -> CellFigures:
     """``threads``: the OMP threads the cell ran with (0: unset), so the bare run trains as the cell did."""
     first = run(only, out)  # builds the environment and fills the bytecode store
     if first.status != Status.COMPATIBLE or not first.training:
-        raise FloorError(f"{first.id} is {first.status}, not compatible: the floor is defined for a cell that trains")
+        raise BenchError(f"{first.id} is {first.status}, not compatible: the floor is defined for a cell that trains")
     env_dir = envs / _env_id(first)
     python = str(env_dir / "bin" / "python")
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -229,7 +212,7 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
     def checked() -> CellResult:
         result = run(only, out)
         if result.status != Status.COMPATIBLE or not result.training:
-            raise FloorError(f"a later run of {result.id} is {result.status} without training: no ratio to give")
+            raise BenchError(f"a later run of {result.id} is {result.status} without training: no ratio to give")
         return result
 
     def cell(before: Callable[[], None] = lambda: None) -> Paired:
@@ -282,7 +265,7 @@ def _store_aside(store: Path) -> Iterator[None]:
     aside = store.with_name(store.name + ".bench-aside")
     with lock.store(store, exclusive=True) as alone:
         if not alone:  # a matrix run is seeding from the store: never pull it from under it
-            raise FloorError(f"another run is using {store}; rerun the bench when it ends, or pass --keep-store")
+            raise BenchError(f"another run is using {store}; rerun the bench when it ends, or pass --keep-store")
         shutil.rmtree(aside, ignore_errors=True)
         store.rename(aside)
     try:

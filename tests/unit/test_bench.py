@@ -56,9 +56,8 @@ def test_render_prints_ratios_then_seconds():
     text = bench.Figures("trl==0.12.2,transformers==4.46.3", 3.0, 90.0, 20.0, 0.4, 1, 0.5).render()
     assert text.splitlines() == [
         "bench trl==0.12.2,transformers==4.46.3",
-        "(a) env setup, one cell: pip/uv = 30.0x (pip 90.0s: python -m venv + pip install --no-cache-dir; "
-        "uv 3.0s: uv venv + uv pip sync, warm cache; lock resolved once in 0.5s)",
-        "(b) matrix of 1 cell(s): cached/cold = 0.020 (cached rerun 0.4s; cold --fresh run 20.0s)",
+        "(a) env setup, one cell: pip/uv = 30.0x (pip 90.0s, uv 3.0s; the same pins, uv's cache warm, pip's off)",
+        "(b) matrix of 1 cell(s): cached/cold = 0.020 (cached 0.4s, --fresh 20.0s)",
     ]
 
 
@@ -107,14 +106,16 @@ def test_floor_ratios_from_warm_cold_and_store_cold_runs(tmp_path):
     assert (store / "k").read_text() == "pyc"  # and restored afterwards
     assert figures.floor == pytest.approx(6.0)
     lines = figures.render()
-    assert lines[0].startswith("floor 6.00s = import torch+transformers+trl with warm bytecode 5.60s + the cell's "
-                               "training steps 0.40s")
-    assert lines[1].startswith("warm cell / floor = 1.4x (cell 8.2s: environment and bytecode exist; 3 rounds, each "
-                               "over the floor of its own round: 1.33-1.40x)")
-    assert lines[2].startswith("cold cell / floor = 1.8x (cell 10.8s")
-    assert lines[3].startswith("rebuilt cell / floor = 1.6x (cell 9.6s")
-    assert lines[4] == ("cold cell, empty bytecode store / floor = 2.0x (cell 16.0s: the first cell on a new machine; "
-                        "over the floor timed just before it)")
+    assert lines[0] == ("floor 6.00s = imports 5.60s + training 0.40s (warm bytecode; ends with os._exit, as the "
+                        "cell's suite does)")
+    assert lines[1] == "warm cell / floor = 1.4x (1.33-1.40x over 3 rounds)"
+    assert lines[2].startswith("cold cell / floor = 1.8x (")
+    assert lines[3].startswith("rebuilt cell / floor = 1.6x (")
+    assert lines[4] == "cold cell, empty bytecode store / floor = 2.0x (1 round)"
+    assert all(len(line) < 120 for line in lines)
+    detail = figures.detail()
+    assert detail["ratios"]["warm cell / floor"]["median"] == pytest.approx(1.4, abs=0.05)
+    assert len(detail["ratios"]["warm cell / floor"]["rounds"]) == 3
 
 
 def test_a_later_run_that_did_not_train_ends_the_bench(tmp_path):
@@ -123,7 +124,7 @@ def test_a_later_run_that_did_not_train_ends_the_bench(tmp_path):
 
     (tmp_path / "envs" / "trl0.12.2-tf4.46.3" / "bin").mkdir(parents=True)
     results = iter([_cell(8.0), CellResult("0.12.2", "4.46.3", "latest", "error", seconds=1.0)])
-    with pytest.raises(floor.FloorError, match="a later run of .* is error"):
+    with pytest.raises(bench.BenchError, match="a later run of .* is error"):
         floor.measure("trl==0.12.2,transformers==4.46.3", tmp_path / "envs", tmp_path / "s", tmp_path / "o",
                       lambda only, out: next(results), timed=lambda cmd, env: 2.0, runs=3, empty_store=False)
 
@@ -164,16 +165,15 @@ def test_every_ratio_is_the_median_of_runs_each_over_the_floor_of_its_round(tmp_
     assert events == (["cell"] + ["floor", "usual", "no-gc", "cell", "usual", "no-gc", "floor", "cell",
                                   "no-gc", "floor", "usual", "cell"] + ["floor", "cell"] * 6)
     lines = figures.render()
-    assert lines[0].startswith("floor 2.20s = import torch+transformers+trl with warm bytecode 2.00s + the cell's "
-                               "training steps 0.20s (medians over the warm and cold rounds")
+    assert lines[0].startswith("floor 2.20s = imports 2.00s + training 0.20s")
     # Median 1.5x; a mean would say 1.6x, the median cell over the median floor 1.9x.
-    assert lines[1].startswith("warm cell / floor = 1.5x (cell 5.0s: environment and bytecode exist; 3 rounds, each "
-                               "over the floor of its own round: 1.30-1.90x)")
+    assert lines[1] == "warm cell / floor = 1.5x (1.30-1.90x over 3 rounds)"
     assert lines[2].startswith("cold cell / floor = 2.0x")
     usual = next(x for x in lines if "usual exit" in x)
     # Over usual + training: 2.86/2.7, 5.016/3.54, 6.6/4.95; the teardown is the median of each round's difference.
-    assert usual.startswith("warm cell / floor with Python's usual exit = 1.3x (floor 3.50s: 0.55s of interpreter "
-                            "teardown the cell skips, the median of each round's difference")
+    assert usual.startswith("warm cell / floor with Python's usual exit = 1.3x (")
+    teardown = next(x for x in lines if x.startswith("interpreter teardown"))
+    assert teardown.startswith("interpreter teardown the cell skips = 0.55s")
     no_gc = next(x for x in lines if "imported the cell's way" in x)
     assert no_gc.startswith("warm cell / floor imported the cell's way = 1.7x")  # over 1.9 x load: 1.51, 2.2, 1.74
 
@@ -234,12 +234,12 @@ def test_bare_training_runs_split_the_gap_between_stack_and_checks(tmp_path):
     lines = figures.render()
     plain = next(x for x in lines if x.startswith("bare training run /"))
     # Each over its own round's floor + 0.4: 3.5/2.4, 4.6/3.4, 3.2/2.9 (over one floor it would say 1.2x).
-    assert plain.startswith("bare training run / floor = 1.4x (3.5s: the imports (Python's defaults)")
+    assert plain.startswith("bare training run / floor = 1.4x (")
     # The warm cell over the bare run of its round: 8/3.5, 9/4.6, 7/3.2 (unpaired medians: 2.3x).
-    assert "warm cell / this run = 2.2x in the same rounds is what the cell adds" in plain
+    assert "warm cell / bare training run = 2.2x (same rounds)" in lines
     suites_way = next(x for x in lines if x.startswith("bare training run imported the cell's way"))
-    assert suites_way.startswith("bare training run imported the cell's way / floor = 1.1x (2.8s")
-    assert "warm cell / this run = 2.7x in the same rounds" in suites_way
+    assert suites_way.startswith("bare training run imported the cell's way / floor = 1.1x (")
+    assert "warm cell / bare training run imported the cell's way = 2.7x (same rounds)" in lines
 
 
 def test_no_bare_run_when_only_a_deprecated_keyword_builds(tmp_path):
@@ -259,6 +259,6 @@ def test_floor_refuses_a_cell_that_does_not_train(tmp_path):
     from compat.contract import CellResult
     from compat.harness import floor
 
-    with pytest.raises(floor.FloorError, match="not compatible"):
+    with pytest.raises(bench.BenchError, match="not compatible"):
         floor.measure("trl==0.12.2,transformers==4.45.2", tmp_path, tmp_path, tmp_path,
                       lambda only, out: CellResult("0.12.2", "4.45.2", "latest", "incompatible"))
