@@ -115,22 +115,6 @@ def _span(s: grid.Span) -> dict[str, Any]:
     return {"lo": str(s.lo), "hi": str(s.hi), "measured": [str(v) for v in s.measured], "gaps": [str(v) for v in s.gaps]}
 
 
-def _uses(section: grid.Section, trl: Version) -> list[dict[str, str]]:
-    """The keyword a script passes the tokenizer under along row ``trl``, as runs over its compatible
-    cells (oldest to newest): one run when the row takes one keyword everywhere it trains."""
-    runs: list[dict[str, str]] = []
-    for tf in sorted(section.tfs):
-        r = section.at(trl, tf)
-        if r is None or r.status != Status.COMPATIBLE:
-            continue
-        use = r.use_keyword() or ""
-        if runs and runs[-1]["use"] == use:
-            runs[-1]["hi"] = str(tf)
-        else:
-            runs.append({"use": use, "lo": str(tf), "hi": str(tf)})
-    return runs
-
-
 # Fields a cell's page entry leaves out: the section holds trl/transformers (row/col), resolution,
 # trainer and forced; the registry values travel as `pv`; cache_key is never shown.
 _FROM_SECTION = ("trl", "transformers", "resolution", "trainer", "forced", "cache_key")
@@ -214,7 +198,8 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
                                  "forced": section.forced, "trls": [str(t) for t in section.trls],
                                  "tfs": [str(t) for t in section.tfs], "cells": [],
                                  "spans": {str(t): [_span(s) for s in section.spans(t)] for t in section.trls},
-                                 "uses": {str(t): _uses(section, t) for t in section.trls}}
+                                 "uses": {str(t): [{"use": u, "lo": str(lo), "hi": str(hi)} for u, lo, hi in section.uses(t)]
+                                          for t in section.trls}}
         for i, trl in enumerate(section.trls):
             for j, tf in enumerate(section.tfs):
                 r = section.at(trl, tf)

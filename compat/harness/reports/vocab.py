@@ -74,6 +74,18 @@ def pip_line(trl: object, transformers: object) -> str:
     return f"pip install 'trl=={trl}' 'transformers=={transformers}'"
 
 
+# An installed module's path up to site-packages (the build machine's environment), and any other absolute
+# path under a machine's working roots: a published report names the module, never the machine's layout.
+_SITE = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][^\s'\"():,;/\\]+)+?[/\\](?:site|dist)-packages[/\\]")
+_ROOTED = re.compile(r"(?<![\w.])/(?:work|home|root|tmp|Users|opt|var|private|runner|github|builds)/[^\s'\"():,;]*/")
+
+
+def unpath(text: object) -> str:
+    """``/work/run/.compat/envs/x/lib/python3.11/site-packages/trl/core.py`` -> ``trl/core.py``; another absolute
+    path under a working root keeps its last component only."""
+    return _ROOTED.sub(".../", _SITE.sub("", str(text)))
+
+
 def first_line(text: object, limit: int = 300) -> str:
     lines = str(text or "").strip().splitlines()
     return lines[0][:limit] if lines else ""
