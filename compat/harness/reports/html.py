@@ -40,11 +40,14 @@ from compat import probes as registry
 from compat.contract import KEYWORDS, CellResult, Status
 from compat.harness import specs
 from compat.harness.reports import grid
-from compat.harness.reports.vocab import COLOURS, COLOURS_DARK, DRIFT, INFERRED, LEGEND, NOT_MEASURED, SYMBOLS, pip_line
+from compat.cell.adapter import closest
+from compat.harness.reports.vocab import COLOURS, COLOURS_DARK, DRIFT, GLYPHS, INFERRED, LEGEND, NOT_MEASURED, SYMBOLS, \
+    pip_line, probe_words, unpath
 
 _ASSETS = Path(__file__).with_name("html_assets")
 # The two marks of a grid position no cell measured (the legend's words for them).
-NOT_MEASURED_TEXT = "no cell ran this pair: the grid says nothing about it either way"
+NOT_MEASURED_TEXT = ("nothing was measured here (no cell ran the pair, or its cell stopped before this check): "
+                     "it says nothing either way")
 INFERRED_TEXT = ("not measured, but inside the row's measured working range (compatible cells on both sides): "
                  "probably works; an inference, not a measurement")
 
@@ -155,6 +158,7 @@ def _cell(r: CellResult, i: int, j: int, interner: _Interner, meta: Mapping[str,
         d["suite"] = suite  # the page shows the run's suite unless this cell ran under another one
     if r.failure is not None:
         d["failure"] = {k: v for k, v in d["failure"].items() if v is not None}
+        d["failure"]["message"] = unpath(r.failure.message)  # the build machine's paths stay off the page
         if r.failure.drift is not None:
             d["failure"]["drift"]["cause"] = r.failure.drift.describe()
     if r.tests is not None and not r.tests.failed:
@@ -178,6 +182,31 @@ def _cell(r: CellResult, i: int, j: int, interner: _Interner, meta: Mapping[str,
     use = r.use_keyword()
     d.update(id=r.id, status=str(r.status), row=i, col=j, pip=pip_line(r.trl, r.transformers), **({"use": use} if use else {}))
     return d
+
+
+def _nearest_working(cells: list[dict[str, Any]], sections: list[dict[str, Any]]) -> None:
+    """Give every cell that does not train ``near``: the measured-compatible cell closest to it (same TRL first,
+    then same transformers, as `check` ranks them), from its own grid, else from its trainer's other grids."""
+    working: dict[str, dict[tuple[str, str], int]] = {}  # trainer -> pair -> cell index, own grid first
+    own: list[dict[tuple[str, str], int]] = []
+    for s in sections:
+        pairs = {(s["trls"][cells[i]["row"]], s["tfs"][cells[i]["col"]]): i for i in s["cells"]
+                 if cells[i]["status"] == Status.COMPATIBLE}
+        own.append(pairs)
+        for pair, i in pairs.items():
+            working.setdefault(s["trainer"], {}).setdefault(pair, i)
+    for s, pairs in zip(sections, own):
+        for i in s["cells"]:
+            c = cells[i]
+            if c["status"] == Status.COMPATIBLE:
+                continue
+            pool = pairs or working.get(s["trainer"], {})
+            pair = (s["trls"][c["row"]], s["tfs"][c["col"]])
+            # closest() ranks the same row first, then the same column: only those need ranking when they exist.
+            points = ([p for p in pool if p[0] == pair[0]] or [p for p in pool if p[1] == pair[1]] or list(pool))
+            near = closest(pair, [list(p) for p in points], 1)
+            if near:
+                c["near"] = pool[near[0]]
 
 
 def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -207,6 +236,7 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
                     entry["cells"].append(len(cells))
                     cells.append(_cell(r, i, j, interner, meta))
         sections.append(entry)
+    _nearest_working(cells, sections)
     kinds = sorted({k for r in results for k in r.formatter}, key=lambda k: (k != "legacy", k))
     for c in cells:
         if "fmt" in c:
@@ -216,11 +246,11 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
     counts = {s: sum(r.status == s for r in results) for s in SYMBOLS}
     return _finite({
         "meta": {str(k): v for k, v in meta.items()}, "installed": installed, "devices": devices, "counts": counts,
-        "statuses": {s: {"sym": SYMBOLS[s], "text": LEGEND[s], "colour": COLOURS[s], "dark": COLOURS_DARK[s]}
+        "statuses": {s: {"sym": SYMBOLS[s], "glyph": GLYPHS[s], "text": LEGEND[s], "colour": COLOURS[s], "dark": COLOURS_DARK[s]}
                      for s in SYMBOLS},
         "words": {"notMeasured": NOT_MEASURED, "inferred": INFERRED, "drift": DRIFT,
                   "notMeasuredText": NOT_MEASURED_TEXT, "inferredText": INFERRED_TEXT},
-        "probes": [{"key": p.key, "label": p.label, "about": p.about, "values": dict(p.values), "good": sorted(p.good),
+        "probes": [{"key": p.key, "label": p.label, "words": probe_words(p.key, p.label), "about": p.about, "values": dict(p.values), "good": sorted(p.good),
                     "trainers": list(p.trainers), "unmeasured": sorted(p.unmeasured)} for p in registry.PROBES],
         "keywords": list(KEYWORDS), "kinds": kinds, "adapterTitles": specs.adapter_titles(),
         "cases": interner.ordered(interner.cases),
@@ -268,15 +298,19 @@ _PAGE = """<!doctype html>
 <p id="counts"></p>
 </header>
 <noscript><p>This page draws its grid with JavaScript. COMPAT.md beside it holds the same grid as text.</p></noscript>
+<p id="how">Each row is a TRL release and each column a transformers release, newest first; a cell is what one measured
+pair did: &#x2713; trains (p: hand the tokenizer over as <code>processing_class=</code>, t: as <code>tokenizer=</code>),
+&#x2717; installs but breaks (the letter says where), &#x2298; pip refuses the pair, &middot; not measured.
+Click a cell for its install line and its error.</p>
 <div id="controls">
-<label>Find a version <input type="search" id="search" placeholder="e.g. 0.23 or 4.57" autocomplete="off" spellcheck="false"
+<label>Find a version <input type="search" id="search" placeholder="0.23, 4.57 or a pip line" autocomplete="off" spellcheck="false"
  aria-describedby="search-help"></label>
-<span id="search-help" class="muted">TRL versions narrow the rows, transformers versions the columns</span>
-<label>Colour by <select id="probe"></select></label>
+<span id="search-help" class="muted">TRL versions narrow the rows, transformers versions the columns; paste a pip line or requirement</span>
+<label id="probe-box">Colour by <select id="probe"></select></label>
 <label><input type="checkbox" id="failing"> only failing cells</label>
 <span id="shown" role="status" aria-live="polite"></span>
 </div>
-<details id="legend-box" open><summary>Legend</summary><div id="legend"></div></details>
+<details id="legend-box"><summary>Legend: every mark in words</summary><div id="legend"></div></details>
 <main id="grids"></main>
 <dialog id="detail" aria-labelledby="detail-title">
 <div class="dialog-head">
@@ -284,9 +318,13 @@ _PAGE = """<!doctype html>
 <p id="detail-status" class="status-line"></p>
 </div>
 <div class="dialog-inner">
-<div id="install"><span class="install-label">Install this pair</span>
+<div id="works-instead" hidden><span class="install-label" id="near-title"></span>
+<div class="install-row"><code id="pip-ok"></code><button type="button" id="copy-ok">Copy</button></div>
+<span id="copy-ok-note" class="copy-note" role="status" aria-live="polite"></span>
+<p class="muted"><span id="near-note"></span> <button type="button" id="near-open" class="linkish">open that cell</button></p></div>
+<div id="install"><span class="install-label" id="install-label">Install this pair</span>
 <div class="install-row"><code id="pip"></code><button type="button" id="copy">Copy</button></div>
-<span id="copy-note" role="status" aria-live="polite"></span>
+<span id="copy-note" class="copy-note" role="status" aria-live="polite"></span>
 <p id="install-note" class="muted"></p></div>
 <div id="detail-body"></div>
 </div>
