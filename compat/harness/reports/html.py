@@ -100,7 +100,7 @@ class _Interner:
         return table.setdefault(json.dumps(_finite(value), sort_keys=True), len(table))
 
     def warning(self, w: Mapping[str, Any]) -> int:
-        return self._one(self.warnings, w)
+        return self._one(self.warnings, {**w, "message": unpath(w.get("message", ""))} if "message" in w else w)
 
     def detail(self, d: Mapping[str, Any]) -> int:
         return self._one(self.details, d)
@@ -163,6 +163,8 @@ def _cell(r: CellResult, i: int, j: int, interner: _Interner, meta: Mapping[str,
             d["failure"]["drift"]["cause"] = r.failure.drift.describe()
     if r.tests is not None and not r.tests.failed:
         d["tests"].pop("failed", None)
+    for t in (d.get("tests") or {}).get("failed", []):
+        t["message"] = unpath(t.get("message", ""))
     if r.declared_ok is not None:
         d["declared_ok"] = r.declared_ok
     if r.adapter_detail:

@@ -218,10 +218,15 @@ def row_line(section: gridmod.Section, trl: Version, others: Sequence[gridmod.Se
     drift = sum(1 for r in row if r.failure and r.failure.drift)
     why = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     line = f"- **trl {md(trl)}**: no measured transformers release trains it ({why}{f'; {drift} by dependency drift' if drift else ''})"
+    causes = Counter((r.failure.stage, message(r.failure)) for r in row if r.status == Status.INCOMPATIBLE and r.failure)
+    if causes:
+        (stage, text), n = causes.most_common(1)[0]
+        line += f"; {'all' if n == len(row) else n} of its cells fail at {md(stage)}: {md(text)}"
     for other in others:
         if other.trainer == section.trainer and other is not section and other.spans(trl):
             line += (f"; with dependencies resolved {md(other.resolution)}: works with transformers "
-                     f"{md(works_with(other, trl))}, {keyword_words(other, trl)}")
+                     f"{md(works_with(other, trl))}, {keyword_words(other, trl)}, "
+                     f"{code(pip_line(trl, other.spans(trl)[-1].hi))} (the pair; see its {md(other.resolution)} line)")
     return line
 
 
