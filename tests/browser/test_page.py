@@ -663,11 +663,11 @@ def test_an_unlisted_patch_release_points_to_its_measured_neighbours(driver, tmp
     load(driver, tmp_path, matrix())
     search_for(driver, "0.12.1")
     WebDriverWait(driver, 5).until(lambda d: visible_rows(d) == ["0.12.2", "0.12.0"])
-    assert "TRL 0.12.1 was not measured; showing the measured 0.12 releases 0.12.2, 0.12.0" in shown_text(driver)
+    assert "TRL 0.12.1 was not measured; the measured 0.12 releases are 0.12.2, 0.12.0; showing TRL 0.12.x" in shown_text(driver)
     search_for(driver, "trl==0.12.1 transformers==4.46.1")
     WebDriverWait(driver, 5).until(lambda d: visible_columns(d) == ["4.46.3"])
     assert visible_rows(driver) == ["0.12.2", "0.12.0"]
-    assert "transformers 4.46.1 was not measured; showing the measured 4.46 release 4.46.3" in shown_text(driver)
+    assert "transformers 4.46.1 was not measured; the measured 4.46 release is 4.46.3" in shown_text(driver)
 
 
 @pytest.mark.parametrize("pasted", ["pip install 'trl==0.12.2' 'transformers==4.45.2'", "trl==0.12.2,transformers==4.45.2",

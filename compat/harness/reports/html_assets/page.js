@@ -466,8 +466,8 @@
       if (!near.length) return false;
       q[which].push(minor);
       q.understood[which].push(name + " " + minor + "x");
-      q.notes.push(name + " " + t + " was not measured; showing the measured " + minor.slice(0, -1) + " release" +
-        (near.length > 1 ? "s " : " ") + near.join(", "));
+      q.notes.push(name + " " + t + " was not measured; the measured " + minor.slice(0, -1) + " release" +
+        (near.length > 1 ? "s are " : " is ") + near.join(", "));
       return true;
     };
     for (const m of text.toLowerCase().matchAll(TERM)) {
@@ -489,7 +489,7 @@
     const box = $("search");
     const query = box.value.trim();
     // The box grows with what it holds, so a pasted pip line shows whole.
-    box.style.width = Math.min(Math.max(box.value.length + 3, 18), 64) + "ch";
+    box.style.width = Math.min(Math.max(box.value.length + 3, 26), 64) + "ch";
     const q = parseQuery(query);
     const found = q.rows.length + q.cols.length > 0;
     const none = q.unknown.length > 0 || (!found && q.words !== "");
