@@ -52,7 +52,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             results = run.run_all(ctx, cells, jobs, reporter)
             twins = plan.drift_followups(results, cells)
             if twins and not ctx.stop.is_set():
-                print(f"compat: {len(twins)} cells failed by dependency drift: measuring each pair again with its "
+                print(f"compat: {len(twins)} cells not compatible by dependency drift: measuring each pair again with its "
                       "dependencies as of its release", file=sys.stderr)
                 reporter.total += len(twins)
                 results += run.run_all(ctx, twins, jobs, reporter)

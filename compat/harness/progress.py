@@ -54,7 +54,7 @@ class ProgressReporter(Reporter):
     def status(self) -> str:
         eta = eta_seconds(self.durations, self.total - self.done, self.jobs)
         running = ", ".join(sorted(self.running)) or "-"
-        return (f"{self.done}/{self.total} done, {self.failed} failed, running: {running}, "
+        return (f"{self.done}/{self.total} done, {self.tally()}, running: {running}, "
                 f"ETA {fmt_duration(eta if self.done < self.total else 0)}")
 
     def starting(self, cell: Cell) -> None:
@@ -66,9 +66,8 @@ class ProgressReporter(Reporter):
             self._line(f"start {cell.id} ({self.status()})")
 
     def finished(self, cell: Cell, result: CellResult, cached: bool) -> None:
+        self.count(result)
         with self._lock:
-            self.done += 1
-            self.failed += result.failed
             self.running.pop(cell.id, None)
             if not cached:
                 self.durations.append(result.seconds)

@@ -51,8 +51,22 @@ class Reporter:
     """Plain-line progress; subclass to render differently."""
 
     def __init__(self, total: int, stream: Any = sys.stderr) -> None:
-        self.total, self.done, self.failed, self.stream = total, 0, 0, stream
+        self.total, self.done, self.stream = total, 0, stream
+        # Verdicts that are not compatible (incompatible, unresolvable, flaky) and harness errors, kept apart:
+        # "failed" would read as the harness failing, which only an error is.
+        self.not_compatible = self.errors = 0
         self._lock = threading.Lock()
+
+    def count(self, result: CellResult) -> None:
+        with self._lock:
+            self.done += 1
+            self.errors += result.status == Status.ERROR
+            self.not_compatible += result.failed and result.status != Status.ERROR
+
+    def tally(self) -> str:
+        """"3 not compatible" (and ", 1 harness error" when there was one)."""
+        return f"{self.not_compatible} not compatible" + (f", {self.errors} harness error{'s' * (self.errors > 1)}"
+                                                          if self.errors else "")
 
     def starting(self, cell: Cell) -> None:
         self._line(f"start {cell.id}")
@@ -61,9 +75,7 @@ class Reporter:
         self._line(f"{cell.id}: {now.status} now, {before.status} before: measuring again")
 
     def finished(self, cell: Cell, result: CellResult, cached: bool) -> None:
-        with self._lock:
-            self.done += 1
-            self.failed += result.failed
+        self.count(result)
         how = "cached" if cached else f"{result.seconds:.1f}s"
         stage = f" at {result.failure.stage}" if result.failure else ""
         self._line(f"[{self.done}/{self.total}] {cell.id}: {result.status}{stage} ({how})")

@@ -20,7 +20,7 @@ from compat.cli import options
 
 from .estimate import DEVICES, LOGITS, OPTIMS, PRECISIONS, Setup
 from .facts import DEFAULT_FINDINGS, BatchOne, batch_one, load_findings, parse_pair
-from .render import render, report
+from .render import render, report, summary
 from .shape import QWEN15_18B, MemoryInputError, load_config, parse_count, shape_for_params
 from .states import SHARDS, WEIGHTS
 
@@ -105,7 +105,7 @@ def emit(text: str) -> None:
 def cmd_memory(args: argparse.Namespace) -> int:
     """Estimate KTO training memory; verdict for the GPU and ranked fixes."""
     result = report(build_setup(args), measured_batch_one(args))
-    emit(json.dumps(result.to_dict(), indent=2) if args.json else render(result))
+    emit(json.dumps(result.to_dict(), indent=2) if args.json else render(result) if args.detail else summary(result))
     return 0
 
 
@@ -154,5 +154,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "recommended (default: the package's compat/findings.json; a missing file = unmeasured)")
     mem.add_argument("--pair", default=None, metavar="trl==A,transformers==B",
                      help="use this pair's measurements (default: batch 1 only if every measured pair accepts it)")
+    mem.add_argument("--detail", action="store_true",
+                     help="the whole report: the breakdown line by line, every single change, the notes (default: the "
+                          "verdict and the best recipes that fit)")
     mem.add_argument("--json", action="store_true", help="machine-readable output")
     mem.set_defaults(func=cmd_memory)

@@ -113,8 +113,9 @@ def _candidates(setup: Setup) -> list[Change]:
                           SAME))
     if s.logits == "full":
         out.append(Change("chunked_logits",
-                          "a TRL whose KTOTrainer computes log-probs through the fused, chunked LM head (newer TRL)",
-                          replace(s, logits="chunked"), "means upgrading TRL", SMALL))
+                          "a TRL whose KTOTrainer computes log-probs through the fused, chunked LM head",
+                          replace(s, logits="chunked"), "means a TRL that has it: which releases do is not measured yet",
+                          SMALL))
     if s.gpus > 1 and s.shard == "none":
         launch = {"zero3": "DeepSpeed ZeRO-3 (accelerate launch --use_deepspeed --zero_stage 3)",
                   "fsdp": "FSDP full shard (accelerate launch --use_fsdp --fsdp_sharding_strategy FULL_SHARD)",

@@ -30,6 +30,7 @@ from selenium import webdriver  # noqa: E402  (after the skip reason, so a missi
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
@@ -174,6 +175,10 @@ def wait_dialog(driver, is_open: bool = True) -> None:
     WebDriverWait(driver, 5).until(lambda d: dialog_open(d) == is_open)
 
 
+def wait_hash(driver, value: str) -> None:
+    WebDriverWait(driver, 5).until(lambda d: d.execute_script("return location.hash") == value)
+
+
 def open_detail(driver, trl: str, tf: str) -> str:
     """Click the cell, wait for its dialog, and return the dialog's text."""
     button(driver, trl, tf).click()
@@ -182,8 +187,11 @@ def open_detail(driver, trl: str, tf: str) -> str:
 
 
 def close_detail(driver) -> None:
+    """Close the dialog and wait until its history entry is gone too (the close handler steps back, which the
+    browser does asynchronously: a click before that lands would be undone by it)."""
     driver.find_element(By.ID, "detail-close").click()
     wait_dialog(driver, False)
+    wait_hash(driver, "")
 
 
 def row_header(driver, trl: str):
@@ -217,9 +225,12 @@ def test_grid_renders_every_cell_and_runs_no_injected_code(driver, tmp_path):
     results = matrix()
     load(driver, tmp_path, results)
     assert len(cells(driver)) == len(results)
-    assert "\u2705 processing_class" in button(driver, "0.12.0", "4.46.3").text  # symbol and keyword, not colour alone
-    assert button(driver, "0.12.2", "4.45.2").text == "\u274c construct"
-    assert button(driver, "0.11.4", "4.46.3").text == "\u274c import, drift"
+    # Compact cells: a glyph and a one-letter mark (never colour alone); the words are the cell's label.
+    ok = button(driver, "0.12.0", "4.46.3")
+    assert ok.text == "\u2713p" and "compatible: hand the tokenizer over as processing_class=" in ok.get_attribute("aria-label")
+    assert button(driver, "0.12.2", "4.45.2").text == "\u2717C"
+    assert button(driver, "0.11.4", "4.46.3").text == "\u2717D"
+    assert "incompatible at import (dependency drift)" in button(driver, "0.11.4", "4.46.3").get_attribute("title")
     assert driver.execute_script("return window.pwned") is None
     with pytest.raises(NoAlertPresentException):
         driver.switch_to.alert.text
@@ -253,15 +264,17 @@ def test_rows_show_measured_ranges_keywords_and_mark_what_was_not_measured(drive
     assert "use processing_class=" in works.text
     row = row_header(driver, "0.15.2").find_element(By.XPATH, "..")
     gap = row.find_elements(By.CSS_SELECTOR, "td.inf")
-    assert len(gap) == 1 and "inferred" in gap[0].text and "\u2705" not in gap[0].text  # 4.57.6: inside the span
-    assert "4.57.6" in gap[0].get_attribute("title")
+    assert len(gap) == 1 and gap[0].text == "\u25cc"  # 4.57.6: inside the span, never a status glyph
+    assert "4.57.6" in gap[0].get_attribute("title") and "inferred" in gap[0].get_attribute("title")
     outside = row.find_elements(By.CSS_SELECTOR, "td.nm")
     assert len(outside) == 2 and all(td.text == "\u00b7" for td in outside)  # 5.24.0 and 4.45.2: never measured
     assert not row.find_elements(By.CSS_SELECTOR, "td.nm button, td.inf button")
-    legend = driver.find_element(By.ID, "legend").text
+    assert not driver.find_element(By.ID, "legend-box").get_attribute("open")  # collapsed: the grid comes first
+    legend = driver.find_element(By.ID, "legend").get_attribute("textContent")
     assert "not measured" in legend and "inferred" in legend and "an inference, not a measurement" in legend
+    assert "Each row is a TRL release and each column a transformers release" in driver.find_element(By.ID, "how").text
     none = row_header(driver, "0.14.0").find_element(By.XPATH, "following-sibling::td[1]")
-    assert none.text == "none: no cell of this row trains"
+    assert none.text == "none trains"
     mixed = row_header(driver, "0.12.2").find_element(By.XPATH, "following-sibling::td[1]")
     assert mixed.text.startswith("4.46.3")
 
@@ -312,20 +325,21 @@ def test_click_and_permalink_drive_the_url_and_history(driver, tmp_path):
     assert driver.execute_script("return history.length") == depth + 1
     driver.back()  # Back closes the dialog and the hash goes
     wait_dialog(driver, False)
-    assert driver.execute_script("return location.hash") == ""
+    wait_hash(driver, "")
     driver.forward()  # Forward reopens the same cell
     wait_dialog(driver)
     assert "TRL 0.13.0 \u00d7 transformers 4.46.3" in driver.find_element(By.ID, "detail-title").text
     driver.find_element(By.ID, "detail-close").click()  # closing steps back over the entry the click made
     wait_dialog(driver, False)
-    assert driver.execute_script("return location.hash") == ""
+    wait_hash(driver, "")  # the dialog's close handler steps back after the dialog reports closed
     # A permalink opens its cell; closing it drops the hash without leaving the page.
     open_page(driver, page, "#trl0.12.2-tf4.45.2")
     wait_dialog(driver)
     assert "TRL 0.12.2 \u00d7 transformers 4.45.2" in driver.find_element(By.ID, "detail-title").text
     driver.find_element(By.ID, "detail-close").click()
     wait_dialog(driver, False)
-    assert driver.execute_script("return [location.hash, location.protocol]") == ["", "file:"]
+    wait_hash(driver, "")
+    assert driver.execute_script("return location.protocol") == "file:"
     # Editing the hash by hand (hashchange) opens the cell it names.
     driver.execute_script("location.hash = '#trl0.23.1-tf5.0.0'")
     wait_dialog(driver)
@@ -388,18 +402,25 @@ def test_probe_colouring_follows_the_registry(driver, tmp_path):
     options = [o.get_attribute("value") for o in Select(driver.find_element(By.ID, "probe")).options]
     from compat import probes
     assert [o for o in options if o.startswith("probe:")] == [f"probe:{p.key}" for p in probes.PROBES]
+    # The menu and the legend speak words, not the registry's identifiers.
+    labels = [o.text for o in Select(driver.find_element(By.ID, "probe")).options]
+    assert "does tokenizer= build the trainer" in labels and not [x for x in labels if "[" in x]
     Select(driver.find_element(By.ID, "probe")).select_by_value("probe:keyword.tokenizer")
-    assert button(driver, "0.13.0", "4.46.3").text == "\u2705 deprecated"
-    assert button(driver, "1.0.0", "5.0.0").text == "\u274c rejected"
-    assert button(driver, "0.12.0", "4.45.2").text == "\u2013 not measured"  # untested is not a measurement
-    assert "rejected" in driver.find_element(By.ID, "legend").text
+    assert button(driver, "0.13.0", "4.46.3").text == "\u2713d"  # accepted and deprecated both work: a letter tells them apart
+    assert "does tokenizer= build the trainer: deprecated" in button(driver, "0.13.0", "4.46.3").get_attribute("title")
+    assert button(driver, "1.0.0", "5.0.0").text == "\u2717"
+    assert button(driver, "0.12.0", "4.45.2").text == "\u00b7"  # untested is not a measurement: the grid's one mark for it
+    legend = driver.find_element(By.ID, "legend").get_attribute("textContent")
+    swatches = [x.get_attribute("textContent") for x in driver.find_elements(By.CSS_SELECTOR, "#legend .swatch")]
+    assert "rejected" in legend and [x for x in swatches if "not measured" in x] == ["\u00b7 not measured"]  # one mark
     Select(driver.find_element(By.ID, "probe")).select_by_value("fmt:legacy")
-    assert button(driver, "1.0.0", "5.0.0").text == "\u274c 4/16"
+    assert button(driver, "1.0.0", "5.0.0").text == "\u2717"
+    assert "4/16 cases format correctly" in button(driver, "1.0.0", "5.0.0").get_attribute("title")
     Select(driver.find_element(By.ID, "probe")).select_by_value("fmt:adapter")
-    assert button(driver, "1.0.0", "5.0.0").text == "\u2705 16/16"
+    assert button(driver, "1.0.0", "5.0.0").text == "\u2713"
     Select(driver.find_element(By.ID, "probe")).select_by_value("adapter")
-    assert button(driver, "0.11.4", "4.46.3").text == "\u2705 refused"  # a broken pair the adapter refused up front
-    assert button(driver, "1.0.0", "5.0.0").text == "\u2705 trained"
+    assert button(driver, "0.11.4", "4.46.3").text == "\u2713r"  # a broken pair the adapter refused up front
+    assert button(driver, "1.0.0", "5.0.0").text == "\u2713t"
     Select(driver.find_element(By.ID, "probe")).select_by_value("fmt:adapter")
     driver.find_element(By.ID, "failing").click()
     assert not [b for b in cells(driver) if b.is_displayed()]  # the adapter formatter fails nowhere
@@ -418,8 +439,9 @@ def test_adapter_column_never_reads_clean_when_an_adapter_test_failed(driver, tm
     both = [r, result("0.12.0", "4.46.3")]
     load(driver, tmp_path, both)
     Select(driver.find_element(By.ID, "probe")).select_by_value("adapter")
-    assert button(driver, "0.8.6", "4.46.3", both).text == "\u274c refused, 1 adapter test(s) failed"
-    assert button(driver, "0.12.0", "4.46.3", both).text == "\u2705 trained"
+    assert button(driver, "0.8.6", "4.46.3", both).text == "\u2717r"
+    assert "refused, 1 adapter test(s) failed" in button(driver, "0.8.6", "4.46.3", both).get_attribute("aria-label")
+    assert button(driver, "0.12.0", "4.46.3", both).text == "\u2713t"
     button(driver, "0.8.6", "4.46.3", both).click()
     wait_dialog(driver)
     assert "1 adapter test(s) of this cell failed: test_introspection_agrees_with_the_probe" in \
@@ -436,9 +458,9 @@ def test_other_trainers_get_their_own_section(driver, tmp_path):
     titles = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "section h2")]
     assert titles == ["KTOTrainer, resolution: latest", "DPOTrainer, resolution: latest"]
     b = button(driver, "0.23.1", "4.57.6", results, trainer="dpo")
-    assert b.text == "\u2705 processing_class"
+    assert b.text == "\u2713p"
     Select(driver.find_element(By.ID, "probe")).select_by_value("probe:format_mode")  # a KTO-only probe
-    assert b.text == "\u2013 n/a"
+    assert b.text == "\u2013" and b.get_attribute("title").endswith(": n/a")
     Select(driver.find_element(By.ID, "probe")).select_by_value("status")
     b.click()
     wait_dialog(driver)
@@ -481,15 +503,33 @@ def test_the_published_page_is_interactive_within_a_second(driver, record_proper
     assert not severe(driver)
 
 
-def test_full_profile_keeps_its_headers_in_view_while_scrolling(driver, full_page):
+def test_full_profile_fits_1400_px_and_keeps_its_headers_in_view(driver, full_page):
     open_page(driver, full_page[0])
     pane = driver.find_element(By.CSS_SELECTOR, ".scroll")
-    driver.execute_script("arguments[0].scrollTop = 600; arguments[0].scrollLeft = 2000;", pane)
-    head = driver.find_element(By.CSS_SELECTOR, "table.grid thead th:nth-child(8)")
-    row = driver.find_element(By.CSS_SELECTOR, "table.grid tbody tr:nth-child(30) th")
+    # The whole transformers axis fits a 1,400 px window: no sideways scrolling, page or pane.
+    assert driver.execute_script("return innerWidth") == 1400
+    assert driver.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", pane)
+    assert driver.execute_script("return document.documentElement.scrollWidth <= innerWidth")
+    last = driver.find_elements(By.CSS_SELECTOR, "table.grid thead th.tf")[44]  # the 45th, oldest column
+    assert visible_to_the_eye(driver, last)
     rect = lambda e: driver.execute_script("return arguments[0].getBoundingClientRect()", e)  # noqa: E731
+    driver.execute_script("arguments[0].scrollTop = 600", pane)
+    head = driver.find_element(By.CSS_SELECTOR, "table.grid thead th:nth-child(8)")
     assert abs(rect(head)["top"] - rect(pane)["top"]) < 3  # column headers stick to the top
-    assert abs(rect(row)["left"] - rect(pane)["left"]) < 3  # row headers stick to the left
+    # Narrower, the pane scrolls sideways and the TRL column and the works-with summary stay in view.
+    driver.set_window_size(900, 900)
+    try:
+        open_page(driver, full_page[0])
+        pane = driver.find_element(By.CSS_SELECTOR, ".scroll")
+        driver.execute_script("arguments[0].scrollIntoView(true); arguments[0].scrollTop = 600; arguments[0].scrollLeft = 2000;", pane)
+        assert driver.execute_script("return arguments[0].scrollLeft", pane) > 0
+        row = driver.find_element(By.CSS_SELECTOR, "table.grid tbody tr:nth-child(20) th")
+        works = driver.find_element(By.CSS_SELECTOR, "table.grid tbody tr:nth-child(20) td.works")
+        assert abs(rect(row)["left"] - rect(pane)["left"]) < 3  # row headers stick to the left
+        assert abs(rect(works)["left"] - rect(row)["right"]) < 3  # and the summary beside them
+        assert visible_to_the_eye(driver, works)
+    finally:
+        driver.set_window_size(1400, 900)
 
 
 def test_full_profile_search_narrows_rows_and_columns(driver, full_page, record_property):
@@ -561,15 +601,23 @@ def test_full_profile_on_a_phone(driver, full_page):
     try:
         open_page(driver, path)
         assert driver.execute_script("return innerWidth") == 390
-        # The page itself never scrolls sideways; the grid pane does.
-        assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
-        pane = driver.find_element(By.CSS_SELECTOR, ".scroll")
-        assert driver.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth", pane)
-        driver.execute_script("arguments[0].scrollLeft = 800", pane)
-        assert driver.execute_script("return arguments[0].scrollLeft", pane) > 0
-        driver.execute_script("arguments[0].scrollLeft = 0", pane)
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= 390  # never sideways
+        # A list, one line a TRL release, instead of the grid.
+        assert not driver.find_element(By.CSS_SELECTOR, ".scroll").is_displayed()
+        items = [li for li in driver.find_elements(By.CSS_SELECTOR, ".rows-list li") if li.is_displayed()]
+        assert len(items) >= 39
+        first = items[0]
+        assert first.text.startswith("trl 1.") and "works with transformers" in first.text and "use processing_class=" in first.text
+        assert "pip install 'trl==" in first.find_element(By.CSS_SELECTOR, "code.pip").text
+        assert visible_to_the_eye(driver, first.find_element(By.TAG_NAME, "strong"))  # on the first screen
         driver.save_screenshot(str(ARTIFACTS / "compat-phone.png"))
-        driver.find_element(By.CSS_SELECTOR, "button.cell").click()
+        # The list follows the search box.
+        driver.find_element(By.ID, "search").send_keys("0.23")
+        WebDriverWait(driver, 5).until(lambda d: [li.text.split(":")[0] for li in d.find_elements(By.CSS_SELECTOR, ".rows-list li")
+                                                  if li.is_displayed()] == ["trl 0.23.2"])
+        driver.find_element(By.ID, "search").send_keys(Keys.ESCAPE)  # Escape empties the box
+        WebDriverWait(driver, 5).until(lambda d: first.is_displayed())
+        first.find_element(By.CSS_SELECTOR, "button.open").click()
         wait_dialog(driver)
         dialog = driver.find_element(By.ID, "detail")
         box = driver.execute_script("return arguments[0].getBoundingClientRect()", dialog)
@@ -584,3 +632,96 @@ def test_full_profile_on_a_phone(driver, full_page):
         wait_dialog(driver, False)
     finally:
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+# ---------------------------------------------------------------------------------------------- answers
+
+
+def shown_text(driver) -> str:
+    return driver.find_element(By.ID, "shown").text
+
+
+def search_for(driver, text: str) -> None:
+    box = driver.find_element(By.ID, "search")
+    box.clear()
+    box.send_keys(text)
+
+
+def test_a_search_miss_says_so(driver, tmp_path):
+    load(driver, tmp_path, matrix())
+    for word in ("banana", "kto"):
+        search_for(driver, word)
+        WebDriverWait(driver, 5).until(lambda d: "nothing matches" in shown_text(d))
+        assert f"nothing matches \u201c{word}\u201d" in shown_text(driver)
+        assert not visible_rows(driver)  # nothing shown, and the line says why
+    search_for(driver, "1.16")
+    WebDriverWait(driver, 5).until(lambda d: visible_rows(d) == ["1.16.0"])
+    assert "nothing matches" not in shown_text(driver)
+
+
+def test_an_unlisted_patch_release_points_to_its_measured_neighbours(driver, tmp_path):
+    load(driver, tmp_path, matrix())
+    search_for(driver, "0.12.1")
+    WebDriverWait(driver, 5).until(lambda d: visible_rows(d) == ["0.12.2", "0.12.0"])
+    assert "TRL 0.12.1 was not measured; the measured 0.12 releases are 0.12.2, 0.12.0; showing TRL 0.12.x" in shown_text(driver)
+    search_for(driver, "trl==0.12.1 transformers==4.46.1")
+    WebDriverWait(driver, 5).until(lambda d: visible_columns(d) == ["4.46.3"])
+    assert visible_rows(driver) == ["0.12.2", "0.12.0"]
+    assert "transformers 4.46.1 was not measured; the measured 4.46 release is 4.46.3" in shown_text(driver)
+
+
+@pytest.mark.parametrize("pasted", ["pip install 'trl==0.12.2' 'transformers==4.45.2'", "trl==0.12.2,transformers==4.45.2",
+                                    "transformers[torch]==4.45.2\ntrl==0.12.2"])
+def test_a_pasted_pip_line_or_requirement_is_understood_and_shown_whole(driver, tmp_path, pasted):
+    load(driver, tmp_path, matrix())
+    box = driver.find_element(By.ID, "search")
+    driver.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'))", box,
+                          pasted.replace("\n", " "))  # an <input> holds one line: a pasted newline becomes a space
+    WebDriverWait(driver, 5).until(lambda d: visible_rows(d) == ["0.12.2"])
+    assert visible_columns(driver) == ["4.45.2"]
+    assert "showing TRL 0.12.2 \u00d7 transformers 4.45.2" in shown_text(driver)
+    assert driver.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", box)  # nothing cut off
+
+
+def drifted() -> list[CellResult]:
+    """matrix() plus the as-of-release row of TRL 0.11.4, whose latest cells fail by dependency drift."""
+    aor = [result("0.11.4", tf, keyword={"processing_class": "rejected", "tokenizer": "accepted"}, keyword_raised_by={})
+           for tf in ("4.45.2", "4.46.3")]
+    return [*matrix(), *(CellResult(r.trl, r.transformers, "as-of-release", r.status, **{
+        k: getattr(r, k) for k in ("keyword", "environment", "training", "adapter", "adapter_outcome", "tests")}) for r in aor)]
+
+
+def test_a_drift_row_links_to_its_as_of_release_row_and_back(driver, tmp_path):
+    load(driver, tmp_path, drifted())
+    latest, aor = driver.find_elements(By.CSS_SELECTOR, "section")[:2]
+    link = latest.find_element(By.XPATH, ".//tbody/tr[th[normalize-space()='0.11.4']]//a[contains(@class,'twin')]")
+    assert link.text == "\u2193 as-of-release: 4.45.2\u20134.46.3"
+    assert not latest.find_elements(By.XPATH, ".//tbody/tr[th[normalize-space()='0.12.2']]//a[contains(@class,'twin')]")
+    link.click()
+    target = aor.find_element(By.XPATH, ".//tbody/tr[th[normalize-space()='0.11.4']]")
+    WebDriverWait(driver, 5).until(lambda d: "linked" in target.get_attribute("class"))
+    assert visible_to_the_eye(driver, target.find_element(By.TAG_NAME, "th"))
+    assert driver.execute_script("return location.hash") == ""  # the hash names cells only
+    back = target.find_element(By.CSS_SELECTOR, "a.twin")
+    assert back.text.startswith("\u2191 latest: none trains")
+    back.click()
+    source = latest.find_element(By.XPATH, ".//tbody/tr[th[normalize-space()='0.11.4']]")
+    WebDriverWait(driver, 5).until(lambda d: "linked" in source.get_attribute("class"))
+    assert visible_to_the_eye(driver, source.find_element(By.TAG_NAME, "th"))
+
+
+def test_a_broken_cells_detail_leads_with_the_nearest_working_cell(driver, tmp_path):
+    load(driver, tmp_path, matrix())
+    text = open_detail(driver, "0.12.2", "4.45.2")
+    near = driver.find_element(By.ID, "works-instead")
+    assert near.is_displayed()
+    assert "Nearest measured working pair: TRL 0.12.2 \u00d7 transformers 4.46.3, hand the tokenizer over as " \
+           "processing_class=" in near.text  # same TRL first, as `check` ranks them
+    assert driver.find_element(By.ID, "pip-ok").text == "pip install 'trl==0.12.2' 'transformers==4.46.3'"
+    assert text.index("Nearest measured working pair") < text.index("This pair: reproduces the failure")
+    assert driver.find_element(By.ID, "pip").text == "pip install 'trl==0.12.2' 'transformers==4.45.2'"
+    driver.find_element(By.ID, "near-open").click()
+    WebDriverWait(driver, 5).until(lambda d: d.find_element(By.ID, "detail-title").text == "TRL 0.12.2 \u00d7 transformers 4.46.3")
+    assert not driver.find_element(By.ID, "works-instead").is_displayed()  # a working cell needs no pointer
+    assert driver.find_element(By.ID, "install-label").text == "Install this pair"
+    close_detail(driver)

@@ -321,3 +321,14 @@ def test_svg_draws_every_cell_deterministically():
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
     assert svg == plot.render(results, dict(meta))
     assert plot.label(results[0]) == "✓ processing_class" and plot.label(results[1]) == "✗ import"
+
+
+def test_the_page_shows_no_path_of_the_machine_that_built_it():
+    where = "/work/run/.compat/envs/trl0.12.2-tf4.41.2/lib/python3.11/site-packages/transformers/__init__.py"
+    r = CellResult("0.12.2", "4.41.2", "latest", "incompatible",
+                   failure=Failure("import", f"ImportError: cannot import name 'X' ({where})", "trl.core.<module>"),
+                   tests=CellTests(passed=1, failed=(FailedTest("tests/cell/kto/test_import.py::t", f"failed in {where}"),)),
+                   warnings=({"stage": "import", "category": "FutureWarning", "message": f"{where}:12: old"},))
+    page = html.render([r], {})
+    assert "/work/" not in page and "site-packages" not in page
+    assert "transformers/__init__.py" in page  # the module is still named

@@ -188,7 +188,7 @@ def test_invalid_inputs_raise_clear_errors(tmp_path):
 def test_cli_text_and_json(capsys, tmp_path):
     argv = ["memory", "--params", "1.8e9", "--batch-size", "16", "--seq-len", "1024", "--precision", "bf16",
             "--gpu-gib", "24"]
-    assert cli.main(argv) == 0
+    assert cli.main(argv + ["--detail"]) == 0
     text = capsys.readouterr().out
     assert "does NOT fit" in text and "total at peak" in text and "(estimate)" in text
     assert cli.main(argv + ["--json"]) == 0
@@ -339,7 +339,7 @@ def _recommended_batches(data: dict) -> list[int]:
 @pytest.mark.parametrize("kind", ["rejected", "silent", "missing"])
 def test_story_recommends_no_per_device_batch_below_two_unless_measured_accepted(capsys, findings_file, tmp_path, kind):
     path = findings_file(kind) if kind != "missing" else str(tmp_path / "absent.json")
-    assert cli.main([*STORY_ARGV, "--findings", path]) == 0
+    assert cli.main([*STORY_ARGV, "--findings", path, "--detail"]) == 0
     text = capsys.readouterr().out
     assert "per_device_train_batch_size=1," not in text
     assert "Per-device batch kept >= 2" in text
@@ -411,9 +411,11 @@ def test_story_offers_a_full_fine_tune_recipe_that_fits_and_ranks_it_first(capsy
     assert memory.estimate(best_full.setup).total == best_full.total  # computed, not typed
     # The mildest recipe keeps full fine-tuning: LoRA changes what is trained, the full recipe's changes do not.
     assert r.combination == best_full and r.keeping_full == best_full
-    assert cli.main([*STORY_ARGV]) == 0
+    assert cli.main([*STORY_ARGV, "--detail"]) == 0
     text = capsys.readouterr().out
     assert "Recipes that fit" in text and "1. full fine-tune" in text
+    assert cli.main([*STORY_ARGV]) == 0
+    assert "Best recipe that fits: full fine-tune" in capsys.readouterr().out
 
 
 def test_recipes_are_ranked_by_worst_caveat_then_all_caveats_then_count():
@@ -552,3 +554,20 @@ def test_a_refused_batch_as_given_is_raised_before_anything_is_recommended(tmp_p
     assert any("start from 2" in n for n in report.notes)
     assert report.recipes and all(r.setup.batch_size >= 2 for r in report.recipes)
     assert all(f.setup.batch_size >= 2 for f in report.fixes)
+
+
+def test_the_default_output_leads_with_the_verdict_and_the_best_three_recipes(capsys):
+    argv = ["memory", "--params", "1.8B", "--batch-size", "16", "--precision", "bf16", "--gpu-gib", "24"]
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) < 25
+    assert lines[0].startswith("VERDICT: does NOT fit on a 24 GiB GPU: needs ")
+    heads = [ln for ln in lines if not ln.startswith(" ")]
+    from compat.memory import cli as memory_cli
+    from compat.memory.render import _describe
+    r = memory.report(memory_cli.build_setup(cli.build_parser().parse_args(argv)))
+    assert heads[1:4] == [f"Best recipe that fits: {_describe(r.recipes[0])}",
+                          f"Next, 2: {_describe(r.recipes[1])}", f"Next, 3: {_describe(r.recipes[2])}"]
+    # The fused LM head is a TRL feature no cell measures yet: the output says so and names no release.
+    assert any("which TRL releases have it is not measured yet" in ln for ln in lines)
+    assert "total at peak" not in "\n".join(lines) and "--detail" in lines[-1]

@@ -36,13 +36,13 @@ def test_plain_mode_prints_lines_with_counts_running_failures_and_eta():
     rep.close()
     lines = out.getvalue().splitlines()
     assert "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
-    assert lines[0] == "compat: [1/5] trl0.12.0-tf4.46.3: compatible (cached); 1/5 done, 0 failed, running: -, ETA ?"
-    assert lines[2] == ("compat: start trl0.13.0-tf4.46.3 (1/5 done, 0 failed, "
+    assert lines[0] == "compat: [1/5] trl0.12.0-tf4.46.3: compatible (cached); 1/5 done, 0 not compatible, running: -, ETA ?"
+    assert lines[2] == ("compat: start trl0.13.0-tf4.46.3 (1/5 done, 0 not compatible, "
                         "running: trl0.12.2-tf4.46.3, trl0.13.0-tf4.46.3, ETA ?)")
     # mean of real cells 30s x 3 left / 2 jobs = 45s; the cached cell does not pull the mean down
-    assert lines[3].endswith("incompatible at construct (30.0s); 2/5 done, 1 failed, running: trl0.13.0-tf4.46.3, ETA 45s")
+    assert lines[3].endswith("incompatible at construct (30.0s); 2/5 done, 1 not compatible, running: trl0.13.0-tf4.46.3, ETA 45s")
     # mean 20s x 2 left / 2 jobs = 20s
-    assert lines[4].endswith("3/5 done, 1 failed, running: -, ETA 20s")
+    assert lines[4].endswith("3/5 done, 1 not compatible, running: -, ETA 20s")
 
 
 def test_tty_mode_redraws_one_status_line_and_ends_on_a_clean_line():
@@ -53,7 +53,16 @@ def test_tty_mode_redraws_one_status_line_and_ends_on_a_clean_line():
     rep.starting(CELLS[1])
     rep.close()
     text = out.getvalue()
-    assert text.startswith("\r\x1b[Kcompat: 0/2 done, 0 failed, running: trl0.12.0-tf4.46.3, ETA ?")
+    assert text.startswith("\r\x1b[Kcompat: 0/2 done, 0 not compatible, running: trl0.12.0-tf4.46.3, ETA ?")
     assert "\r\x1b[Kcompat: [1/2] trl0.12.0-tf4.46.3: compatible (12.0s)\n" in text
     assert "running: trl0.12.2-tf4.46.3, ETA 12s" in text
     assert text.endswith("\r\x1b[K") and text.count("\n") == 1  # finished cells only; the status line is redrawn
+
+
+def test_the_count_says_not_compatible_and_keeps_harness_errors_apart():
+    out = io.StringIO()
+    rep = ProgressReporter(3, jobs=1, stream=out)
+    rep.finished(CELLS[0], result(CELLS[0], "unresolvable"), cached=True)
+    rep.finished(CELLS[1], result(CELLS[1], "error"), cached=True)
+    assert "2/3 done, 1 not compatible, 1 harness error, running" in out.getvalue().splitlines()[-1]
+    assert "failed" not in out.getvalue()

@@ -55,3 +55,15 @@ def test_the_page_and_schemas_are_published():
     for name in ("index.html", "COMPAT.md", "compat.svg", "schema/compat.schema.json", "schema/findings.schema.json"):
         assert (PUBLISHED / name).is_file(), name
     assert (PUBLISHED / "schema" / "compat.schema.json").read_bytes() == (REPO / "compat" / "schema" / "compat.schema.json").read_bytes()
+
+
+def test_compat_md_is_worth_opening(cells):
+    """COMPAT.md answers first: under 300 KB at the full profile, an install line for every TRL release that trains,
+    and no path of the machine that built it (the full tables live in GRIDS.md beside it)."""
+    text = (PUBLISHED / "COMPAT.md").read_text(encoding="utf-8")
+    assert len(text.encode()) < 300_000
+    trls = {str(c.trl) for c in cells if c.status == Status.COMPATIBLE}
+    assert {t for t in trls if f"`pip install 'trl=={t}'" in text} == trls
+    for name in ("COMPAT.md", "GRIDS.md", "index.html"):
+        published = (PUBLISHED / name).read_text(encoding="utf-8")
+        assert "/work/" not in published and "site-packages" not in published, name

@@ -84,7 +84,10 @@ def test_markdown_grid_and_untrusted_text_is_inert():
     # Cell text is Markdown-escaped (renders as processing_class); an unresolvable cell always fails at
     # resolve, so the grid shows its status alone.
     assert "✅ processing\\_class" in md and "| ⛔ unresolvable |" in md
-    fails = md.split("## Failing cells")[1]
+    assert "- **trl 0.12.2**: works with transformers 4.46.3 only; use `processing_class=`; " \
+        "`pip install 'trl==0.12.2' 'transformers==4.46.3'`" in md  # the answer first, with its install line
+    fails = markdown.grids_document(results, {"profile": "default"}).split("## Failing cells")[1]
+    assert "<script>" not in fails
     assert fails.index("0.11.4") < fails.index("1.0.0")  # installs-but-breaks first
     doc = json.loads(dumps_document({"profile": "default"}, results))
     assert doc["schema_version"] == 2 and [c["trl"] for c in doc["cells"]] == ["0.11.4", "0.12.2", "1.0.0"]
@@ -124,3 +127,22 @@ def test_compat_json_from_before_and_after_the_redesign_validates_against_the_co
         jsonschema.validate(data, schema("compat"))
         cells = load_document(path).cells
         assert len(cells) == len(data["cells"]) and all(c.suite or data["schema_version"] == 1 for c in cells)
+
+
+def test_compat_md_groups_the_dangerous_pairs_by_cause_without_the_build_machines_paths():
+    where = "/work/run/.compat/envs/trl0.11.4-tf4.45.2/lib/python3.11/site-packages/transformers/__init__.py"
+    gone = Failure("import", f"ImportError: cannot import name 'X' from 'transformers' ({where})", "trl.core.<module>")
+    results = [CellResult("0.11.4", tf, "latest", "incompatible", failure=gone) for tf in ("4.44.2", "4.45.2", "4.46.3")]
+    results += [CellResult("0.11.4", "4.47.1", "latest", "compatible", keyword={"tokenizer": "accepted"}),
+                CellResult("0.11.4", "4.48.3", "latest", "incompatible", failure=gone),
+                CellResult("0.12.2", "4.45.2", "latest", "incompatible",
+                           failure=Failure("construct", "TypeError: no processing_class", "transformers.trainer.Trainer.__init__"))]
+    meta = {"profile": "default"}
+    md, full = markdown.document(results, meta), markdown.grids_document(results, meta)
+    assert "- **4 pairs fail** at import (raised by trl.core.&lt;module&gt;): ImportError: cannot import name 'X' from " \
+           "'transformers' (transformers/\\_\\_init\\_\\_.py)" in md
+    assert "  - trl 0.11.4 with transformers 4.48.3, 4.44.2\u20134.46.3" in md  # adjacent columns read as one range
+    assert "- **1 pair fails** at construct" in md
+    assert md.index("**4 pairs fail**") < md.index("**1 pair fails**")  # most pairs first
+    assert "- **trl 0.11.4**: works with transformers 4.47.1 only; use `tokenizer=`" in md
+    assert "/work" not in md and "/work" not in full and "site-packages" not in md + full

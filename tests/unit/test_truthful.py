@@ -106,4 +106,4 @@ def test_report_says_which_mode_works_and_flags_drift():
     assert "a third-party dependency moved under the pair" in md  # Drift("unknown").describe(): drift=True
     assert markdown.adapter_text(aor) == f"pass: trained: {trained}"
     assert markdown.adapter_text(latest).startswith("pass: refused: load_kto raises BrokenPairError")
-    assert f"| {vocab.md(markdown.adapter_text(latest))} |" in md  # the failing cells' table shows it
+    assert f"| {vocab.md(markdown.adapter_text(latest))} |" in markdown.grids_document([latest, aor], {})  # failing cells' table

@@ -195,7 +195,7 @@ def test_daily_run_measures_only_new_releases_in_shards_and_merges_them(workflow
     assert json.loads((project / "compat" / "findings.json").read_text())["generated_from"]["cells"] == 6
     assert json.loads((project / "docs" / "compat" / "compat.json").read_text())["profile"] == "default"
     published = sorted(p.relative_to(project / "docs" / "compat").as_posix() for p in (project / "docs" / "compat").rglob("*"))
-    assert {"COMPAT.md", "compat.json", "compat.svg", "index.html", "schema/compat.schema.json",
+    assert {"COMPAT.md", "GRIDS.md", "compat.json", "compat.svg", "index.html", "schema/compat.schema.json",
             "schema/findings.schema.json"} <= set(published)
     again = Runner(workflow, project, {"inputs.full": "", "inputs.profiles || 'default dpo full'": "default"}, {}).step("plan", "plan")
     assert again["count"] == "0" and again["shards"] == "[]"  # covered now: tomorrow's run does nothing

@@ -67,6 +67,21 @@ class Section:
         _close(out, current, self, trl)
         return out
 
+    def uses(self, trl: Version) -> list[tuple[str, Version, Version]]:
+        """The keyword a script hands the tokenizer under along row ``trl``, as (keyword, lo, hi) runs over
+        its compatible cells, oldest to newest: one run when the row takes one keyword everywhere it trains."""
+        runs: list[tuple[str, Version, Version]] = []
+        for tf in sorted(self.tfs):
+            r = self.at(trl, tf)
+            if r is None or r.status != Status.COMPATIBLE:
+                continue
+            use = r.use_keyword() or ""
+            if runs and runs[-1][0] == use:
+                runs[-1] = (use, runs[-1][1], tf)
+            else:
+                runs.append((use, tf, tf))
+        return runs
+
 
 def _close(out: list[Span], columns: list[Version], section: Section, trl: Version) -> None:
     measured = [tf for tf in columns if section.at(trl, tf) is not None]

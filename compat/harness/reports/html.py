@@ -40,11 +40,14 @@ from compat import probes as registry
 from compat.contract import KEYWORDS, CellResult, Status
 from compat.harness import specs
 from compat.harness.reports import grid
-from compat.harness.reports.vocab import COLOURS, COLOURS_DARK, DRIFT, INFERRED, LEGEND, NOT_MEASURED, SYMBOLS, pip_line
+from compat.cell.adapter import closest
+from compat.harness.reports.vocab import COLOURS, COLOURS_DARK, DRIFT, GLYPHS, INFERRED, LEGEND, NOT_MEASURED, SYMBOLS, \
+    pip_line, probe_words, unpath
 
 _ASSETS = Path(__file__).with_name("html_assets")
 # The two marks of a grid position no cell measured (the legend's words for them).
-NOT_MEASURED_TEXT = "no cell ran this pair: the grid says nothing about it either way"
+NOT_MEASURED_TEXT = ("nothing was measured here (no cell ran the pair, or its cell stopped before this check): "
+                     "it says nothing either way")
 INFERRED_TEXT = ("not measured, but inside the row's measured working range (compatible cells on both sides): "
                  "probably works; an inference, not a measurement")
 
@@ -97,7 +100,7 @@ class _Interner:
         return table.setdefault(json.dumps(_finite(value), sort_keys=True), len(table))
 
     def warning(self, w: Mapping[str, Any]) -> int:
-        return self._one(self.warnings, w)
+        return self._one(self.warnings, {**w, "message": unpath(w.get("message", ""))} if "message" in w else w)
 
     def detail(self, d: Mapping[str, Any]) -> int:
         return self._one(self.details, d)
@@ -113,22 +116,6 @@ class _Interner:
 
 def _span(s: grid.Span) -> dict[str, Any]:
     return {"lo": str(s.lo), "hi": str(s.hi), "measured": [str(v) for v in s.measured], "gaps": [str(v) for v in s.gaps]}
-
-
-def _uses(section: grid.Section, trl: Version) -> list[dict[str, str]]:
-    """The keyword a script passes the tokenizer under along row ``trl``, as runs over its compatible
-    cells (oldest to newest): one run when the row takes one keyword everywhere it trains."""
-    runs: list[dict[str, str]] = []
-    for tf in sorted(section.tfs):
-        r = section.at(trl, tf)
-        if r is None or r.status != Status.COMPATIBLE:
-            continue
-        use = r.use_keyword() or ""
-        if runs and runs[-1]["use"] == use:
-            runs[-1]["hi"] = str(tf)
-        else:
-            runs.append({"use": use, "lo": str(tf), "hi": str(tf)})
-    return runs
 
 
 # Fields a cell's page entry leaves out: the section holds trl/transformers (row/col), resolution,
@@ -171,10 +158,13 @@ def _cell(r: CellResult, i: int, j: int, interner: _Interner, meta: Mapping[str,
         d["suite"] = suite  # the page shows the run's suite unless this cell ran under another one
     if r.failure is not None:
         d["failure"] = {k: v for k, v in d["failure"].items() if v is not None}
+        d["failure"]["message"] = unpath(r.failure.message)  # the build machine's paths stay off the page
         if r.failure.drift is not None:
             d["failure"]["drift"]["cause"] = r.failure.drift.describe()
     if r.tests is not None and not r.tests.failed:
         d["tests"].pop("failed", None)
+    for t in (d.get("tests") or {}).get("failed", []):
+        t["message"] = unpath(t.get("message", ""))
     if r.declared_ok is not None:
         d["declared_ok"] = r.declared_ok
     if r.adapter_detail:
@@ -196,6 +186,31 @@ def _cell(r: CellResult, i: int, j: int, interner: _Interner, meta: Mapping[str,
     return d
 
 
+def _nearest_working(cells: list[dict[str, Any]], sections: list[dict[str, Any]]) -> None:
+    """Give every cell that does not train ``near``: the measured-compatible cell closest to it (same TRL first,
+    then same transformers, as `check` ranks them), from its own grid, else from its trainer's other grids."""
+    working: dict[str, dict[tuple[str, str], int]] = {}  # trainer -> pair -> cell index, own grid first
+    own: list[dict[tuple[str, str], int]] = []
+    for s in sections:
+        pairs = {(s["trls"][cells[i]["row"]], s["tfs"][cells[i]["col"]]): i for i in s["cells"]
+                 if cells[i]["status"] == Status.COMPATIBLE}
+        own.append(pairs)
+        for pair, i in pairs.items():
+            working.setdefault(s["trainer"], {}).setdefault(pair, i)
+    for s, pairs in zip(sections, own):
+        for i in s["cells"]:
+            c = cells[i]
+            if c["status"] == Status.COMPATIBLE:
+                continue
+            pool = pairs or working.get(s["trainer"], {})
+            pair = (s["trls"][c["row"]], s["tfs"][c["col"]])
+            # closest() ranks the same row first, then the same column: only those need ranking when they exist.
+            points = ([p for p in pool if p[0] == pair[0]] or [p for p in pool if p[1] == pair[1]] or list(pool))
+            near = closest(pair, [list(p) for p in points], 1)
+            if near:
+                c["near"] = pool[near[0]]
+
+
 def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the page script needs: sections (one per trainer and resolution, newest first) of cells,
     each row's measured spans and keyword runs, and the probe registry the colouring iterates.
@@ -214,7 +229,8 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
                                  "forced": section.forced, "trls": [str(t) for t in section.trls],
                                  "tfs": [str(t) for t in section.tfs], "cells": [],
                                  "spans": {str(t): [_span(s) for s in section.spans(t)] for t in section.trls},
-                                 "uses": {str(t): _uses(section, t) for t in section.trls}}
+                                 "uses": {str(t): [{"use": u, "lo": str(lo), "hi": str(hi)} for u, lo, hi in section.uses(t)]
+                                          for t in section.trls}}
         for i, trl in enumerate(section.trls):
             for j, tf in enumerate(section.tfs):
                 r = section.at(trl, tf)
@@ -222,6 +238,7 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
                     entry["cells"].append(len(cells))
                     cells.append(_cell(r, i, j, interner, meta))
         sections.append(entry)
+    _nearest_working(cells, sections)
     kinds = sorted({k for r in results for k in r.formatter}, key=lambda k: (k != "legacy", k))
     for c in cells:
         if "fmt" in c:
@@ -231,11 +248,11 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
     counts = {s: sum(r.status == s for r in results) for s in SYMBOLS}
     return _finite({
         "meta": {str(k): v for k, v in meta.items()}, "installed": installed, "devices": devices, "counts": counts,
-        "statuses": {s: {"sym": SYMBOLS[s], "text": LEGEND[s], "colour": COLOURS[s], "dark": COLOURS_DARK[s]}
+        "statuses": {s: {"sym": SYMBOLS[s], "glyph": GLYPHS[s], "text": LEGEND[s], "colour": COLOURS[s], "dark": COLOURS_DARK[s]}
                      for s in SYMBOLS},
         "words": {"notMeasured": NOT_MEASURED, "inferred": INFERRED, "drift": DRIFT,
                   "notMeasuredText": NOT_MEASURED_TEXT, "inferredText": INFERRED_TEXT},
-        "probes": [{"key": p.key, "label": p.label, "about": p.about, "values": dict(p.values), "good": sorted(p.good),
+        "probes": [{"key": p.key, "label": p.label, "words": probe_words(p.key, p.label), "about": p.about, "values": dict(p.values), "good": sorted(p.good),
                     "trainers": list(p.trainers), "unmeasured": sorted(p.unmeasured)} for p in registry.PROBES],
         "keywords": list(KEYWORDS), "kinds": kinds, "adapterTitles": specs.adapter_titles(),
         "cases": interner.ordered(interner.cases),
@@ -283,15 +300,19 @@ _PAGE = """<!doctype html>
 <p id="counts"></p>
 </header>
 <noscript><p>This page draws its grid with JavaScript. COMPAT.md beside it holds the same grid as text.</p></noscript>
+<p id="how">Each row is a TRL release and each column a transformers release, newest first; a cell is what one measured
+pair did: &#x2713; trains (p: hand the tokenizer over as <code>processing_class=</code>, t: as <code>tokenizer=</code>),
+&#x2717; installs but breaks (the letter says where), &#x2298; pip refuses the pair, &middot; not measured.
+Click a cell for its install line and its error.</p>
 <div id="controls">
-<label>Find a version <input type="search" id="search" placeholder="e.g. 0.23 or 4.57" autocomplete="off" spellcheck="false"
+<label>Find a version <input type="search" id="search" placeholder="0.23, 4.57 or a pip line" autocomplete="off" spellcheck="false"
  aria-describedby="search-help"></label>
-<span id="search-help" class="muted">TRL versions narrow the rows, transformers versions the columns</span>
-<label>Colour by <select id="probe"></select></label>
+<span id="search-help" class="muted">TRL versions narrow the rows, transformers versions the columns; paste a pip line or requirement</span>
+<label id="probe-box">Colour by <select id="probe"></select></label>
 <label><input type="checkbox" id="failing"> only failing cells</label>
 <span id="shown" role="status" aria-live="polite"></span>
 </div>
-<details id="legend-box" open><summary>Legend</summary><div id="legend"></div></details>
+<details id="legend-box"><summary>Legend: every mark in words</summary><div id="legend"></div></details>
 <main id="grids"></main>
 <dialog id="detail" aria-labelledby="detail-title">
 <div class="dialog-head">
@@ -299,9 +320,13 @@ _PAGE = """<!doctype html>
 <p id="detail-status" class="status-line"></p>
 </div>
 <div class="dialog-inner">
-<div id="install"><span class="install-label">Install this pair</span>
+<div id="works-instead" hidden><span class="install-label" id="near-title"></span>
+<div class="install-row"><code id="pip-ok"></code><button type="button" id="copy-ok">Copy</button></div>
+<span id="copy-ok-note" class="copy-note" role="status" aria-live="polite"></span>
+<p class="muted"><span id="near-note"></span> <button type="button" id="near-open" class="linkish">open that cell</button></p></div>
+<div id="install"><span class="install-label" id="install-label">Install this pair</span>
 <div class="install-row"><code id="pip"></code><button type="button" id="copy">Copy</button></div>
-<span id="copy-note" role="status" aria-live="polite"></span>
+<span id="copy-note" class="copy-note" role="status" aria-live="polite"></span>
 <p id="install-note" class="muted"></p></div>
 <div id="detail-body"></div>
 </div>

@@ -1,18 +1,28 @@
-"""COMPAT.md (the grid people read) and the GitHub job summary.
+"""COMPAT.md (the answer people read), GRIDS.md (every grid and failing cell) and the GitHub job summary.
 
-Every cell-derived string goes through vocab.md before it reaches Markdown.
+COMPAT.md answers first: one line per TRL release (the transformers it trains with, the keyword, a pip
+line), then the pairs pip installs but that break, grouped by cause; the grids sit collapsed below. The
+full failing-cell tables, which run to megabytes at the full profile, live in GRIDS.md beside it.
+
+Every cell-derived string goes through vocab.md before it reaches Markdown, and through vocab.unpath first:
+a published report never shows the paths of the machine that built it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from compat.contract import CellResult, Status
+from packaging.version import Version
+
+from compat.contract import CellResult, Failure, Status
 from compat.harness import specs
 from compat.harness.reports import grid as gridmod
-from compat.harness.reports.vocab import DRIFT, LEGEND, SYMBOLS, code, first_line, md
+from compat.harness.reports.vocab import DRIFT, LEGEND, SYMBOLS, code, first_line, md, pip_line, unpath
+
+GRIDS = "GRIDS.md"  # beside COMPAT.md: the full grids and every failing cell
+DASH = "\u2013"
 
 
 def cell_text(r: CellResult) -> str:
@@ -58,6 +68,11 @@ def adapter_test_failures(r: CellResult) -> list[str]:
     return [f.id.split("::", 1)[-1] for f in (r.tests.failed if r.tests else ()) if "/test_adapter.py::" in f.id]
 
 
+def message(f: Failure | None) -> str:
+    """The first line of a failure's error, without the build machine's paths."""
+    return first_line(unpath(f.message)) if f else ""
+
+
 def failing(results: Sequence[CellResult]) -> list[str]:
     bad = [r for r in gridmod.ordered(results) if r.failed]
     if not bad:
@@ -69,11 +84,11 @@ def failing(results: Sequence[CellResult]) -> list[str]:
     for r in bad:
         f = r.failure
         stage = (f"{md(f.stage)}{' (drift)' if f.drift else ''}") if f else ""
-        message = first_line(f.message) if f else ""
+        text = message(f)
         if f and f.drift:
-            message = f"{message} — {f.drift.describe()}"
+            text = f"{text} — {f.drift.describe()}"
         lines.append(f"| {pair(r)} | {md(r.status)} | {stage} | {md(f.raised_by or '') if f else ''} | "
-                     f"{md(message)} | {md(r.declared or '?')} | {md(adapter_text(r))} |")
+                     f"{md(text)} | {md(r.declared or '?')} | {md(adapter_text(r))} |")
     return lines
 
 
@@ -81,14 +96,19 @@ def failed_tests(results: Sequence[CellResult]) -> list[str]:
     out = []
     for r in gridmod.ordered(results):
         for t in (r.tests.failed if r.tests else ()):
-            out.append(f"- {pair(r)}: {code(t.id)} {md(t.outcome)}: {md(first_line(t.message))}")
+            out.append(f"- {pair(r)}: {code(t.id)} {md(t.outcome)}: {md(first_line(unpath(t.message)))}")
     return out
 
 
-def installs_but_breaks(results: Sequence[CellResult]) -> list[str]:
+def dangerous(results: Iterable[CellResult]) -> list[CellResult]:
     """Pairs pip installs happily that then fail: the ones that bite."""
-    rows = [r for r in gridmod.ordered(results)
+    return [r for r in gridmod.ordered(list(results))
             if r.status == Status.INCOMPATIBLE and r.failure and r.failure.stage not in ("resolve", "install")]
+
+
+def installs_but_breaks(results: Sequence[CellResult]) -> list[str]:
+    """Every installs-but-breaks pair on its own line (GRIDS.md)."""
+    rows = dangerous(results)
     if not rows:
         return ["None: every pair that installs also trains."]
     out = []
@@ -98,7 +118,7 @@ def installs_but_breaks(results: Sequence[CellResult]) -> list[str]:
         why = f.drift.describe() if f.drift else f"{f.raised_by or 'unknown'} raised"  # escaped once, below
         allowed = {True: "its metadata allows this transformers", False: "forced past its metadata", None: ""}[
             r.declared_ok if not r.forced else False]
-        out.append(f"- {pair(r)}: fails at **{md(f.stage)}** ({md(why)}): {md(first_line(f.message))}"
+        out.append(f"- {pair(r)}: fails at **{md(f.stage)}** ({md(why)}): {md(message(f))}"
                    + (f"; {allowed}" if allowed else ""))
     return out
 
@@ -144,7 +164,7 @@ def warnings_seen(results: Sequence[CellResult]) -> list[str]:
                     if by and f"[{kw}=]" in str(w.get("message", "")):
                         emitter = str(by)
                 seen.setdefault((category, str(w.get("message", "")), emitter), []).append(f"{r.trl}/{r.transformers}")
-    return [f"- {md(cat)}{f' from `{md(who)}`' if who else ''}: {md(first_line(msg))} "
+    return [f"- {md(cat)}{f' from `{md(who)}`' if who else ''}: {md(first_line(unpath(msg)))} "
             f"(trl/transformers: {md(', '.join(dict.fromkeys(pairs)))})" for (cat, msg, who), pairs in sorted(seen.items())]
 
 
@@ -165,16 +185,137 @@ def header(meta: Mapping[str, Any], results: Sequence[CellResult]) -> list[str]:
             "tokenizer to the trainer under. Rows and columns are newest first."]
 
 
+def versions(vs: Sequence[Version]) -> str:
+    """"lo-hi" of a range given as [lo, ..., hi], or the one version when lo is hi."""
+    return f"{vs[0]}" if vs[0] == vs[-1] else f"{vs[0]}{DASH}{vs[-1]}"
+
+
+def works_with(section: gridmod.Section, trl: Version) -> str:
+    """"4.46.3-4.57.6 (inferred: 4.50.3), 5.1.0" from the row's measured spans, newest first."""
+    parts = []
+    for sp in reversed(section.spans(trl)):
+        gaps = f" (inferred, not measured: {', '.join(map(str, sp.gaps))})" if sp.gaps else ""
+        parts.append(f"{versions([sp.lo, sp.hi])}{gaps}" if sp.lo != sp.hi else f"{sp.lo} only{gaps}")
+    return ", ".join(parts)
+
+
+def keyword_words(section: gridmod.Section, trl: Version) -> str:
+    runs = section.uses(trl)
+    if len(runs) == 1:
+        return f"use `{runs[0][0]}=`"
+    return "use " + ", ".join(f"`{u}=` ({versions([lo, hi])})" for u, lo, hi in reversed(runs))
+
+
+def row_line(section: gridmod.Section, trl: Version, others: Sequence[gridmod.Section]) -> str:
+    """One TRL release in one line: where it trains, under which keyword, and the pip line of its newest working pair."""
+    spans = section.spans(trl)
+    if spans:
+        newest = spans[-1].hi
+        return (f"- **trl {md(trl)}**: works with transformers {md(works_with(section, trl))}; "
+                f"{keyword_words(section, trl)}; {code(pip_line(trl, newest))}")
+    row = [r for tf in section.tfs if (r := section.at(trl, tf)) is not None]
+    counts = Counter(str(r.status) for r in row)
+    drift = sum(1 for r in row if r.failure and r.failure.drift)
+    why = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    line = f"- **trl {md(trl)}**: no measured transformers release trains it ({why}{f'; {drift} by dependency drift' if drift else ''})"
+    causes = Counter((r.failure.stage, message(r.failure)) for r in row if r.status == Status.INCOMPATIBLE and r.failure)
+    if causes:
+        (stage, text), n = causes.most_common(1)[0]
+        line += f"; {'all' if n == len(row) else n} of its cells fail at {md(stage)}: {md(text)}"
+    for other in others:
+        if other.trainer == section.trainer and other is not section and other.spans(trl):
+            line += (f"; with dependencies resolved {md(other.resolution)}: works with transformers "
+                     f"{md(works_with(other, trl))}, {keyword_words(other, trl)}, "
+                     f"{code(pip_line(trl, other.spans(trl)[-1].hi))} (the pair; see its {md(other.resolution)} line)")
+    return line
+
+
+def at_a_glance(sections: Sequence[gridmod.Section]) -> list[str]:
+    out: list[str] = []
+    for section in sections:
+        out += [f"## {md(section.title)}", ""]
+        if section.resolution != "latest":
+            out += [f"Resolved {md(section.resolution)}: each `pip install` line names the pair; the other dependencies "
+                    "these cells installed (as of the pair's release) are listed per cell on the page.", ""]
+        out += [*(row_line(section, t, sections) for t in section.trls), ""]
+    return out
+
+
+def _runs(section: gridmod.Section, trl: Version, pairs: set[tuple[Version, Version]]) -> list[str]:
+    """Columns of row ``trl`` in ``pairs`` as ranges of adjacent grid columns (oldest-newest), newest first."""
+    out: list[list[Version]] = [[]]
+    for tf in section.tfs:
+        if (trl, tf) in pairs:
+            out[-1].append(tf)
+        elif out[-1]:
+            out.append([])
+    return [versions([run[-1], run[0]]) for run in out if run]
+
+
+def by_cause(results: Sequence[CellResult]) -> list[str]:
+    """The installs-but-breaks pairs grouped by cause (stage, who raised, the error's first line), most pairs
+    first; each group names its pairs as TRL rows with ranges of transformers columns."""
+    groups: dict[tuple[str, str, str], list[CellResult]] = {}
+    for r in dangerous(results):
+        f = r.failure
+        assert f is not None
+        who = f.drift.describe() if f.drift else f"raised by {f.raised_by or 'unknown'}"
+        groups.setdefault((f.stage, who, message(f)), []).append(r)
+    if not groups:
+        return ["None: every pair that installs also trains."]
+    sections = {(s.trainer, s.resolution, s.forced): s for s in gridmod.sections(results)}
+    out = []
+    for (stage, who, text), rows in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        out.append(f"- **{len(rows)} {'pairs fail' if len(rows) > 1 else 'pair fails'}** at {md(stage)} ({md(who)}): {md(text)}")
+        by_row: dict[tuple[tuple[str, str, bool], Version], set[tuple[Version, Version]]] = {}
+        for r in rows:
+            by_row.setdefault(((r.trainer, r.resolution, r.forced), r.trl), set()).add((r.trl, r.transformers))
+        for (key, trl), pairs in by_row.items():
+            section = sections[key]
+            where = "" if key == ("kto", "latest", False) else f" ({md(section.title)})"
+            out.append(f"  - trl {md(trl)} with transformers {md(', '.join(_runs(section, trl, pairs)))}{where}")
+    return out
+
+
 def document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> str:
-    out = ["# KTO compatibility: TRL x transformers", "", *header(meta, results), ""]
-    for section in gridmod.sections(results):
-        out += [f"## {md(section.title)}", "", *grid(section), ""]
-    out += ["### Legend", "", *legend(), ""]
-    out += ["## Installs but breaks", "", *installs_but_breaks(results), ""]
+    """COMPAT.md: the answer first, one line a TRL release; the dangerous pairs by cause; the grids collapsed."""
+    sections = gridmod.sections(results)
+    dangerous_count = len(dangerous(results))
+    out = ["# KTO compatibility: TRL x transformers", "", *header(meta, results), "",
+           "One line per TRL release, newest first: the transformers releases it was measured to train with, the "
+           "keyword to hand the tokenizer to the trainer under, and the `pip install` of its newest working pair. "
+           f"Below: the {dangerous_count} pairs pip installs but that break, by cause; then the grids (collapsed). "
+           f"Every failing cell, with its error, is in [{GRIDS}]({GRIDS}); the page (index.html) searches them.", "",
+           *at_a_glance(sections)]
+    out += ["## Installs but breaks, by cause", "",
+            "pip installs these pairs without complaint; they fail when a script runs them.", "", *by_cause(results), ""]
     disagree = modes_disagree(results)
     if disagree:
         out += ["## Resolution modes disagree", "",
                 "`latest` resolves dependencies as of today; `as-of-release` as of the pair's release.", "", *disagree, ""]
+    mismatch = metadata_vs_actual(results)
+    if mismatch:
+        out += [f"{len(mismatch)} pairs where TRL's declared transformers requirement and the measurement disagree: "
+                f"listed in [{GRIDS}]({GRIDS}).", ""]
+    out += ["## The grids", ""]
+    for section in sections:
+        out += ["<details>", f"<summary>{md(section.title)}: {len(section.trls)} TRL x {len(section.tfs)} transformers"
+                "</summary>", "", *grid(section), "", "</details>", ""]
+    out += ["### Legend", "", *legend(), ""]
+    seen = warnings_seen(results)
+    if seen:
+        out += ["## Warnings at import and construction", "", *seen, ""]
+    return "\n".join(out)
+
+
+def grids_document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> str:
+    """GRIDS.md: every grid in full, and every failing cell with its error, raiser and adapter outcome."""
+    out = ["# KTO compatibility: the full grids and every failing cell", "", *header(meta, results), "",
+           "The answer, one line per TRL release, is in [COMPAT.md](COMPAT.md).", ""]
+    for section in gridmod.sections(results):
+        out += [f"## {md(section.title)}", "", *grid(section), ""]
+    out += ["### Legend", "", *legend(), ""]
+    out += ["## Installs but breaks", "", *installs_but_breaks(results), ""]
     mismatch = metadata_vs_actual(results)
     if mismatch:
         out += ["## Declared vs actual", "", *mismatch, ""]
@@ -182,9 +323,6 @@ def document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> str:
     tests = failed_tests(results)
     if tests:
         out += ["## Failed cell tests", "", *tests, ""]
-    seen = warnings_seen(results)
-    if seen:
-        out += ["## Warnings at import and construction", "", *seen, ""]
     return "\n".join(out)
 
 

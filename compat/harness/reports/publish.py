@@ -1,6 +1,6 @@
 """The one writer that knows every report format.
 
-``write`` renders compat.json (the contract), COMPAT.md, compat.html,
+``write`` renders compat.json (the contract), COMPAT.md and GRIDS.md, compat.html,
 junit.xml and (with matplotlib) compat.svg from the same cells, and puts
 them in place together (files.write_set): a crash while rendering leaves the
 previous complete set. Renderers share the grid (grid.py) and the words,
@@ -21,7 +21,7 @@ from compat.contract import CellResult, document_data
 from compat.harness.files import write_set
 from compat.harness.reports import html, junit, markdown, plot
 
-FILES = ("compat.json", "COMPAT.md", "compat.html", "junit.xml", "compat.svg")
+FILES = ("compat.json", "COMPAT.md", "GRIDS.md", "compat.html", "junit.xml", "compat.svg")
 
 
 def now() -> str:
@@ -36,6 +36,7 @@ def write(out: Path, results: Sequence[CellResult], meta: Mapping[str, Any], *, 
     meta = {"generated": now(), **meta, "rendered": now()}
     files: dict[str, str] = {
         "COMPAT.md": markdown.document(results, meta),
+        markdown.GRIDS: markdown.grids_document(results, meta),
         "compat.html": html.render(results, meta),
         "junit.xml": junit.document(results),
     }

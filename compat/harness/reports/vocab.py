@@ -32,6 +32,23 @@ LEGEND: dict[str, str] = {
     "flaky": "two runs of the cell disagreed; both outcomes are kept",
 }
 NOT_MEASURED = "not measured"
+# The probes in words, for menus and legends a person reads (the registry's labels are identifiers, which
+# JUnit and the CLI keep). A probe missing here shows its label with spaces for underscores.
+PROBE_WORDS: dict[str, str] = {
+    "import_path": "where KTOTrainer imports from",
+    "keyword.processing_class": "does processing_class= build the trainer",
+    "keyword.tokenizer": "does tokenizer= build the trainer",
+    "deprecated_by.processing_class": "who warns that processing_class= is deprecated",
+    "deprecated_by.tokenizer": "who warns that tokenizer= is deprecated",
+    "format_mode": "does the trainer apply chat templates itself",
+    "prompt_roles": "roles a prompt may end with",
+    "batch_size_one": "does a batch of one row per device build",
+    "config_fields": "renamed or removed KTOConfig fields",
+}
+
+
+def probe_words(key: str, label: str) -> str:
+    return PROBE_WORDS.get(key) or label.replace("_", " ")
 INFERRED = "inferred"
 DRIFT = ("drift: a third-party dependency moved under the pair (an undeclared dependency of TRL, or a "
          "third-party API that moved); the as-of-release grid resolves it as of the pair's release")
@@ -72,6 +89,18 @@ def xml(text: object) -> str:
 def pip_line(trl: object, transformers: object) -> str:
     """The one way every report and `check` spell the install command of a pair."""
     return f"pip install 'trl=={trl}' 'transformers=={transformers}'"
+
+
+# An installed module's path up to site-packages (the build machine's environment), and any other absolute
+# path under a machine's working roots: a published report names the module, never the machine's layout.
+_SITE = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][^\s'\"():,;/\\]+)+?[/\\](?:site|dist)-packages[/\\]")
+_ROOTED = re.compile(r"(?<![\w.])/(?:work|home|root|tmp|Users|opt|var|private|runner|github|builds)/[^\s'\"():,;]*/")
+
+
+def unpath(text: object) -> str:
+    """``/work/run/.compat/envs/x/lib/python3.11/site-packages/trl/core.py`` -> ``trl/core.py``; another absolute
+    path under a working root keeps its last component only."""
+    return _ROOTED.sub(".../", _SITE.sub("", str(text)))
 
 
 def first_line(text: object, limit: int = 300) -> str:

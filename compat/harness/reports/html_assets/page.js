@@ -14,6 +14,7 @@
   const sym = (status) => (D.statuses[status] || { sym: "?" }).sym;
   const W = D.words;
   const OK = "\u2705", BAD = "\u274c", DASH = "\u2013", TIMES = "\u00d7";
+  const G_OK = "\u2713", G_BAD = "\u2717";  // the compact cells' glyphs (vocab.GLYPHS' compatible / incompatible)
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -113,16 +114,39 @@
     if (m.length) t += " (" + m.join(", ") + ")";
     return t;
   };
+  // One mark for a position or a check with no measurement, whatever the colouring.
+  const NM = { k: "nm", sym: "\u00b7", mark: "", text: W.notMeasured, bad: false };
   const GRID_LEGEND = [["nm", "\u00b7", W.notMeasured, W.notMeasuredText], ["inf", "\u25cc", W.inferred, W.inferredText]];
+  // Compact cells: a glyph and a one-letter mark; the words are the cell's label (title, aria-label) and the legend's.
+  const glyph = (status) => (D.statuses[status] || { glyph: "?" }).glyph;
+  const KW_MARK = { processing_class: "p", tokenizer: "t" };
+  const STAGE_MARK = { install: "N", import: "I", construct: "C", format: "F", train: "T", adapter: "A", timeout: "\u23f1" };
+  const STAGE_WORDS = { install: "install", import: "import", construct: "building the trainer", format: "formatting",
+    train: "training", adapter: "the adapter's run", timeout: "timeout" };
   const PROBES = [{
-    id: "status", label: "status",
-    value: (c) => ({ k: c.status, sym: sym(c.status), bad: c.status !== "compatible", text: statusText(c) }),
+    id: "status", label: "verdict: does the pair train?",
+    value: (c) => {
+      const star = marks(c).length ? "*" : "";
+      if (c.status === "compatible") {
+        return { k: "compatible", cls: c.use ? "kw-" + c.use : "", sym: glyph(c.status), mark: (KW_MARK[c.use] || "") + star,
+          text: statusText(c), bad: false };
+      }
+      const f = c.failure;
+      const mark = c.status === "incompatible" && f ? (f.drift ? "D" : STAGE_MARK[f.stage] || "") : "";
+      return { k: c.status, sym: glyph(c.status), mark: mark + star, text: statusText(c), bad: true };
+    },
     title: (c) => c.status + (c.status === "compatible" && c.use ? ": hand the tokenizer over as " + c.use + "="
-      : c.failure && c.status !== "unresolvable" ? " at " + c.failure.stage : ""),
-    legend: Object.keys(D.statuses).map((s) => [s, sym(s), s, D.statuses[s].text]).concat([
-      ["", "", "processing_class / tokenizer", "on a compatible cell: the keyword to hand the tokenizer to the trainer under"],
-      ["", "", "drift", W.drift.replace(/^drift:\s*/, "")],
-      ["", "", "yanked / forced", "a yanked release; run past TRL's declared requirements with uv overrides"]]),
+      : c.failure && c.status !== "unresolvable" ? " at " + c.failure.stage + (c.failure.drift ? " (dependency drift)" : "") : "")
+      + (marks(c).length ? " (" + marks(c).join(", ") + ")" : ""),
+    legend: [["compatible", glyph("compatible") + "p", "trains", "hand the tokenizer over as processing_class="],
+      ["compatible kw-tokenizer", glyph("compatible") + "t", "trains", "hand it over as tokenizer="],
+      ["incompatible", glyph("incompatible") + "C", "installs but breaks", "the letter says where: I import, C building the " +
+        "trainer, F formatting, T training, A the adapter's run, N install, \u23f1 timeout; D: a dependency drifted " +
+        "under the pair (see its as-of-release row)"],
+      ["unresolvable", glyph("unresolvable"), "pip refuses the pair", D.statuses.unresolvable.text],
+      ["error", glyph("error"), "harness error", D.statuses.error.text],
+      ["flaky", glyph("flaky"), "flaky", D.statuses.flaky.text],
+      ["", "*", "yanked or forced", "a yanked release, or run past TRL's declared requirements"]],
   }];
   // One entry per probe of the registry (compat/probes.py): a new probe shows up here by itself.
   // A probe with no trainers listed is one every trainer records.
@@ -131,21 +155,24 @@
     const meanings = p.values || {};
     const known = Object.keys(meanings);
     const isGood = (v) => !p.good.length || p.good.includes(v);
+    // Several good values (accepted / deprecated) are told apart by their first letter.
+    const lettered = known.filter(isGood).length > 1;
+    const shown = (v) => (!known.length ? { sym: "\u2022", mark: "" }  // a free-text value: a dot, the value in its label
+      : { sym: isGood(v) ? G_OK : G_BAD, mark: lettered && isGood(v) ? v.charAt(0) : "" });
     PROBES.push({
-      id: "probe:" + p.key, label: p.label,
+      id: "probe:" + p.key, label: p.words || p.label,
       value: (c) => {
         const v = pval(c, p.key);
         if (v === null || (p.unmeasured || []).includes(str(v))) {
-          const applies = appliesTo(p, c);
-          return { k: "none", sym: DASH, text: applies ? "not measured" : "n/a", bad: false };
+          return appliesTo(p, c) ? NM : { k: "none", sym: DASH, mark: "", text: "n/a", bad: false };
         }
         const good = isGood(str(v));
-        return { k: good ? (known.length ? "ok" : "info") : "bad", sym: good ? OK : BAD, text: str(v), bad: !good };
+        return { k: good ? (known.length ? "ok" : "info") : "bad", ...shown(str(v)), text: str(v), bad: !good };
       },
       legend: (known.length ? known.filter((v) => !(p.unmeasured || []).includes(v))
-        .map((v) => [isGood(v) ? "ok" : "bad", isGood(v) ? OK : BAD, v, meanings[v]])
-        : [["info", OK, "value", p.about]])
-        .concat([["none", DASH, "not measured", "the cell did not reach this probe"], ["none", DASH, "n/a", "the probe does not apply to this trainer"]]),
+        .map((v) => [isGood(v) ? "ok" : "bad", shown(v).sym + shown(v).mark, v, meanings[v]])
+        : [["info", "\u2022", "a value", p.about + " (hover or open a cell for it)"]])
+        .concat([["none", DASH, "n/a", "does not apply to this trainer"]]),
     });
   }
   D.kinds.forEach((kind, ki) => {
@@ -153,21 +180,23 @@
       id: "fmt:" + kind, label: KIND[kind] || "formatter " + kind,
       value: (c) => {
         const n = fmtCount(c, ki);
-        if (!n) return { k: "none", sym: DASH, text: "not run", bad: false };
+        if (!n) return NM;
         const ok = n.pass === n.n;
-        return { k: ok ? "ok" : "bad", sym: ok ? OK : BAD, text: n.pass + "/" + n.n, bad: !ok };
+        return { k: ok ? "ok" : "bad", sym: ok ? G_OK : G_BAD, mark: "", text: n.pass + "/" + n.n + " cases format correctly", bad: !ok };
       },
-      legend: [["ok", OK, "n/n", "every boundary case formats correctly"], ["bad", BAD, "p/n", "p of n cases format correctly"],
-        ["none", DASH, "not run", "the cell did not reach the formatter cases"]],
+      legend: [["ok", G_OK, "all", "every boundary case formats correctly"], ["bad", G_BAD, "some fail", "open the cell for the cases"]],
     });
   });
   PROBES.push({
-    id: "adapter", label: "adapter check",
-    value: (c) => { const a = adapterWords(c); return { k: a.k, sym: a.sym, text: a.text, bad: a.k === "bad" }; },
-    legend: [["ok", OK, "trained", "compatible pair: a user's script on the adapter formatted every boundary row and trained"],
-      ["ok", OK, "refused", "broken pair: the adapter refused it up front with an explanation, before any work (what it must do)"],
-      ["bad", BAD, "fail", "the adapter misbehaved on this pair (open the cell)"],
-      ["none", DASH, "not run", "no environment (unresolvable), a harness error, or a trainer the adapter does not cover"]],
+    id: "adapter", label: "does the adapter do its job",
+    value: (c) => {
+      const a = adapterWords(c);
+      if (a.k === "none") return { ...NM, text: a.text };
+      return { k: a.k, sym: a.k === "bad" ? G_BAD : G_OK, mark: a.text.charAt(0), text: a.text, bad: a.k === "bad" };
+    },
+    legend: [["ok", G_OK + "t", "trained", "compatible pair: a user's script on the adapter formatted every boundary row and trained"],
+      ["ok", G_OK + "r", "refused", "broken pair: the adapter refused it up front with an explanation, before any work (what it must do)"],
+      ["bad", G_BAD, "fail", "the adapter misbehaved on this pair (open the cell)"]],
   });
 
   // ------------------------------------------------------------------ header
@@ -201,40 +230,85 @@
   const bad = new Uint8Array(D.cells.length);
   const grids = [];  // per section: its rows and column heads, for filtering without queries
 
-  function worksCell(s, trl) {
-    const td = el("td", null, "works");
-    const spans = (s.spans[trl] || []).slice().reverse();  // newest first, like the columns
-    if (!spans.length) {
-      td.append(el("span", "none: no cell of this row trains", "muted"));
-      td.title = "no cell of this row measured compatible";
-      return td;
-    }
-    const ranges = el("span", null, "ranges");
-    spans.forEach((sp, n) => {
-      if (n) ranges.append(", ");
-      const r = el("span", sp.lo === sp.hi ? sp.lo : sp.lo + DASH + sp.hi, "range");
-      r.title = "measured compatible at transformers " + sp.measured.join(", ");
-      ranges.append(r);
-      if (sp.gaps.length) {
-        const g = el("span", " (" + (sp.gaps.length <= 2 ? W.inferred + ": " + sp.gaps.join(", ") : sp.gaps.length + " " + W.inferred) + ")", "inferred-note");
-        g.title = W.inferred + ", not measured: " + sp.gaps.join(", ");
-        ranges.append(g);
-      }
-    });
-    td.append(ranges);
+  const range = (lo, hi) => (lo === hi ? lo : lo + DASH + hi);
+  // The row's measured working spans, newest first, e.g. "4.46.3–4.57.6 (inferred: 4.50.3)".
+  function spanWords(s, trl) {
+    return (s.spans[trl] || []).slice().reverse().map((sp) => range(sp.lo, sp.hi) + (sp.gaps.length
+      ? " (" + (sp.gaps.length <= 2 ? W.inferred + ": " + sp.gaps.join(", ") : sp.gaps.length + " " + W.inferred) + ")" : ""));
+  }
+  const useWords = (s, trl) => {
     const uses = s.uses[trl] || [];
-    if (uses.length) {
-      const u = el("span", null, "use");
-      u.append("use ");
-      uses.slice().reverse().forEach((x, n) => {
-        if (n) u.append(", ");
-        u.append(el("code", x.use + "="));
-        if (uses.length > 1) u.append(" (" + (x.lo === x.hi ? x.lo : x.lo + DASH + x.hi) + ")");
-      });
-      u.title = "the keyword to hand the tokenizer to the trainer under, as measured on this row's compatible cells";
-      td.append(u);
+    return uses.slice().reverse().map((x) => x.use + "=" + (uses.length > 1 ? " (" + range(x.lo, x.hi) + ")" : "")).join(", ");
+  };
+  // The other grid of the same trainer holding this TRL (latest <-> as-of-release), when a dependency drift links them:
+  // the latest row has a cell that failed by drift. Returns [section index, "as of release" words] or null.
+  function twinOf(si, trl) {
+    const s = D.sections[si];
+    const drifted = (x) => x.cells.some((i) => D.cells[i].failure && D.cells[i].failure.drift && x.trls[D.cells[i].row] === trl);
+    for (let oi = 0; oi < D.sections.length; oi++) {
+      const o = D.sections[oi];
+      if (oi === si || o.trainer !== s.trainer || o.forced !== s.forced || !o.trls.includes(trl)) continue;
+      const latest = s.resolution === "latest" ? s : o.resolution === "latest" ? o : null;
+      if (latest && drifted(latest)) return oi;
     }
+    return -1;
+  }
+  const rowId = (si, trl) => "row-" + si + "-" + trl;
+  function twinLink(si, trl) {
+    const oi = twinOf(si, trl);
+    if (oi < 0) return null;
+    const o = D.sections[oi];
+    const works = spanWords(o, trl);
+    const a = el("a", (o.resolution === "latest" ? "\u2191 " : "\u2193 ") + o.resolution + ": " +
+      (works.length ? works.join(", ") : "none trains"), "twin");
+    a.href = "#" + rowId(oi, trl);
+    a.dataset.row = rowId(oi, trl);
+    a.title = "the same TRL release with its dependencies resolved " + o.resolution + " (a dependency drifted under it)";
+    return a;
+  }
+  function worksCell(si, trl) {
+    const s = D.sections[si];
+    const td = el("td", null, "works");
+    const spans = spanWords(s, trl);
+    if (!spans.length) {
+      td.append(el("span", "none trains", "muted"));
+      td.title = "no cell of this row measured compatible";
+    } else {
+      const ranges = el("span", spans.join(", "), "ranges");
+      ranges.title = "measured compatible at transformers " + (s.spans[trl] || []).map((sp) => sp.measured.join(", ")).join(", ");
+      td.append(ranges);
+      const u = el("span", "use " + useWords(s, trl), "use");
+      u.title = "the keyword to hand the tokenizer to the trainer under, as measured on this row's compatible cells";
+      if (useWords(s, trl)) td.append(u);
+    }
+    const twin = twinLink(si, trl);
+    if (twin) td.append(twin);
     return td;
+  }
+  // The phone's view of a row: "trl 0.12.2: works with transformers 4.46.3 only; use processing_class=", the pip line of
+  // its newest working cell, and a button opening that cell (or the row's newest cell).
+  function rowItem(si, trl, cellAt) {
+    const s = D.sections[si];
+    const li = el("li");
+    const spans = s.spans[trl] || [];
+    const works = spanWords(s, trl);
+    li.append(el("strong", "trl " + trl), ": ");
+    li.append(works.length ? "works with transformers " + works.join(", ") + (spans.length === 1 && spans[0].lo === spans[0].hi
+      ? " only" : "") + "; use " + useWords(s, trl) : "no measured transformers release trains it");
+    const twin = twinLink(si, trl);
+    if (twin) li.append("; ", twin);
+    const best = spans.length ? cellAt(trl, spans[spans.length - 1].hi) : -1;
+    const line = el("div", null, "pip-row");
+    if (best >= 0) line.append(el("code", D.cells[best].pip, "pip"));
+    li.append(line);
+    const open = best >= 0 ? best : s.cells.find((i) => s.trls[D.cells[i].row] === trl);
+    if (open !== undefined) {
+      const b = el("button", best >= 0 ? "details" : "why", "open");
+      b.type = "button";
+      b.dataset.cell = String(open);
+      line.append(b);
+    }
+    return li;
   }
 
   function drawGrids() {
@@ -245,26 +319,40 @@
       const wrap = el("div", null, "scroll");
       const t = el("table", null, "grid");
       const hr = t.createTHead().insertRow();
-      const corner = el("th", "TRL \u2193 \\ transformers \u2192", "corner");
+      const corner = el("th", "TRL", "corner");
       corner.scope = "col";
-      const wh = el("th", "works with transformers (measured) \u00b7 keyword", "works-head");
+      corner.title = "rows: TRL releases; columns: transformers releases; both newest first";
+      const wh = el("th", "works with transformers", "works-head");
       wh.scope = "col";
       hr.append(corner, wh);
-      const heads = s.tfs.map((v) => { const th = el("th", v); th.scope = "col"; hr.append(th); return th; });
+      const heads = s.tfs.map((v) => {
+        const th = el("th", null, "tf");
+        th.append(el("span", v));
+        th.scope = "col";
+        th.title = "transformers " + v;
+        hr.append(th);
+        return th;
+      });
       const at = new Int32Array(s.trls.length * s.tfs.length).fill(-1);
       for (const i of s.cells) at[D.cells[i].row * s.tfs.length + D.cells[i].col] = i;
+      const cellAt = (trl, tf) => at[s.trls.indexOf(trl) * s.tfs.length + s.tfs.indexOf(tf)];
       const body = t.createTBody();
+      const list = el("ul", null, "rows-list");
       const rows = [];
       s.trls.forEach((trl, ri) => {
         const tr = document.createElement("tr");
+        tr.id = rowId(si, trl);
         const th = el("th", trl);
         th.scope = "row";
-        tr.append(th, worksCell(s, trl));
+        th.tabIndex = -1;  // a linked row takes the focus
+        tr.append(th, worksCell(si, trl));
         const gaps = new Set([].concat(...(s.spans[trl] || []).map((sp) => sp.gaps)));
-        const tds = [], idx = [];
+        const tds = [], idx = [], byCol = [];
         for (let ci = 0; ci < s.tfs.length; ci++) {
           const i = at[ri * s.tfs.length + ci];
           const td = document.createElement("td");
+          byCol.push(i);
+          const where = "TRL " + trl + " " + TIMES + " transformers " + s.tfs[ci] + ": ";
           if (i >= 0) {
             const b = document.createElement("button");
             b.type = "button";
@@ -274,29 +362,46 @@
             idx.push(i);
           } else if (gaps.has(s.tfs[ci])) {
             td.className = "inf";
-            td.textContent = "\u25cc " + W.inferred;
-            td.title = "TRL " + trl + " " + TIMES + " transformers " + s.tfs[ci] + ": " + W.inferred + ": " + W.inferredText;
+            td.textContent = "\u25cc";
+            td.title = where + W.inferred + ": " + W.inferredText;
           } else {
             td.className = "nm";
             td.textContent = "\u00b7";
-            td.title = "TRL " + trl + " " + TIMES + " transformers " + s.tfs[ci] + ": " + W.notMeasured + ": " + W.notMeasuredText;
+            td.title = where + W.notMeasured + ": " + W.notMeasuredText;
           }
           tr.append(td);
           tds.push(td);
         }
         body.append(tr);
-        rows.push({ tr: tr, tds: tds, cells: idx, trl: trl, shown: true });
+        const li = rowItem(si, trl, cellAt);
+        list.append(li);
+        rows.push({ tr: tr, li: li, tds: tds, cells: idx, byCol: byCol, trl: trl, shown: true });
       });
       wrap.append(t);
-      sec.append(wrap);
+      sec.append(wrap, list);
       frag.append(sec);
       grids.push({ sec: sec, s: s, rows: rows, heads: heads, cols: s.tfs.map(() => true) });
     });
     $("grids").append(frag);
     $("grids").addEventListener("click", (e) => {
-      const b = e.target.closest("button.cell");
-      if (b) openCell(Number(b.dataset.cell), true);
+      const b = e.target.closest("button.cell, button.open");
+      if (b) { openCell(Number(b.dataset.cell), true); return; }
+      const a = e.target.closest("a.twin");
+      if (a) { e.preventDefault(); goToRow(a.dataset.row); }
     });
+  }
+
+  // A linked row: brought into view and marked a moment, without touching the URL (the hash names cells).
+  function goToRow(id) {
+    const tr = document.getElementById(id);
+    if (!tr) return;
+    const small = matchMedia("(max-width: 500px)").matches;
+    const row = grids.flatMap((g) => g.rows).find((r) => r.tr === tr);
+    const target = small && row ? row.li : tr;
+    target.scrollIntoView({ block: "center", inline: "nearest" });
+    for (const x of document.querySelectorAll(".linked")) x.classList.remove("linked");
+    target.classList.add("linked");
+    (small ? target.querySelector("button, a") || target : tr.querySelector("th")).focus({ preventScroll: true });
   }
 
   function drawLegend(p) {
@@ -314,45 +419,80 @@
 
   function paint() {
     const p = probe();
+    const key = new Array(D.cells.length);
     for (let i = 0; i < D.cells.length; i++) {
       const c = D.cells[i], b = btn[i], v = p.value(c);
-      b.className = "cell c-" + v.k;
-      b.textContent = v.text ? v.sym + " " + v.text : v.sym;
-      b.title = "TRL " + c.trl + " " + TIMES + " transformers " + c.transformers + ": " +
+      key[i] = v.k + " " + (v.cls || "") + v.sym + v.mark;
+      b.className = "cell c-" + v.k + (v.cls ? " " + v.cls : "");
+      b.textContent = v.sym;
+      if (v.mark) b.append(el("span", v.mark, "mk"));
+      const label = "TRL " + c.trl + " " + TIMES + " transformers " + c.transformers + ": " +
         (p.title ? p.title(c) : p.label + ": " + (v.text || c.status));
+      b.title = label;
+      b.setAttribute("aria-label", label);
       bad[i] = v.bad ? 1 : 0;
+    }
+    // Runs of one verdict along a row read as one range, as caniuse draws them: neighbours that show the same
+    // thing join (no gap, no inner border) and the run's inner glyphs fade.
+    for (const g of grids) {
+      for (const r of g.rows) {
+        r.byCol.forEach((i, ci) => {
+          if (i < 0) return;
+          const left = ci > 0 ? r.byCol[ci - 1] : -1, right = ci + 1 < r.byCol.length ? r.byCol[ci + 1] : -1;
+          if (left >= 0 && key[left] === key[i]) btn[i].classList.add("jl");
+          if (right >= 0 && key[right] === key[i]) btn[i].classList.add("jr");
+        });
+      }
     }
     drawLegend(p);
     filter();
   }
 
-  // Version search: "0.23" narrows the TRL rows, "4.57" the transformers columns; "trl==0.23.1",
-  // "tf4.57", a cell id or a pasted pip command work too. Terms are version prefixes.
+  // Version search: "0.23" narrows the TRL rows, "4.57" the transformers columns. A pasted pip line, a requirement
+  // ("trl>=0.12,<0.13", "transformers[torch]==4.46.3"), "trl==A,transformers==B" or a cell id work too. Terms are
+  // version prefixes; an unmeasured patch release (0.12.1) shows the measured releases of its minor instead.
+  const TERM = /(?:\b(trl|transformers|tf)(?:\[[^\]]*\])?)?\s*(?:[=~<>!]=?=?|@)?\s*v?(\d+(?:\.[0-9a-z]+)*)/gi;
+  const NOISE = /\b(?:pip3?|uv|python3?|install|add|-m|-u|--upgrade|trl|transformers|tf)\b|[\s'",;=<>~!@[\]()*&|-]+/gi;
+  const axis = { rows: (s) => s.trls, cols: (s) => s.tfs };
+  const anyOn = (which, t) => D.sections.some((s) => axis[which](s).some((v) => v.startsWith(t)));
   function parseQuery(text) {
-    const q = { rows: [], cols: [], unknown: [] };
-    const re = /(trl|transformers|tf)?\s*[=@~<>!]*\s*v?(\d+(?:\.[0-9a-z]*)*)/gi;
-    const anyRow = (t) => D.sections.some((s) => s.trls.some((v) => v.startsWith(t)));
-    const anyCol = (t) => D.sections.some((s) => s.tfs.some((v) => v.startsWith(t)));
-    for (const m of text.toLowerCase().matchAll(re)) {
+    const q = { rows: [], cols: [], unknown: [], notes: [], words: "", understood: { rows: [], cols: [] } };
+    const place = (which, t, name) => {
+      if (anyOn(which, t)) { q[which].push(t); q.understood[which].push(name + " " + t); return true; }
+      const parts = t.split(".");
+      if (parts.length < 3) return false;
+      const minor = parts.slice(0, 2).join(".") + ".";
+      const near = [...new Set(D.sections.flatMap((s) => axis[which](s).filter((v) => v.startsWith(minor))))];
+      if (!near.length) return false;
+      q[which].push(minor);
+      q.understood[which].push(name + " " + minor + "x");
+      q.notes.push(name + " " + t + " was not measured; the measured " + minor.slice(0, -1) + " release" +
+        (near.length > 1 ? "s are " : " is ") + near.join(", "));
+      return true;
+    };
+    for (const m of text.toLowerCase().matchAll(TERM)) {
       const who = m[1], t = m[2];
-      if (who === "trl") q.rows.push(t);
-      else if (who) q.cols.push(t);
+      if (who === "trl") { if (!place("rows", t, "TRL")) q.unknown.push(t); }
+      else if (who) { if (!place("cols", t, "transformers")) q.unknown.push(t); }
       else {
-        const r = anyRow(t), c = anyCol(t);
-        if (r) q.rows.push(t);
-        if (c) q.cols.push(t);
+        const r = place("rows", t, "TRL"), c = place("cols", t, "transformers");
         if (!r && !c) q.unknown.push(t);
       }
     }
+    q.words = text.replace(TERM, " ").replace(NOISE, " ").trim();
     return q;
   }
   const matches = (v, terms) => !terms.length || terms.some((t) => v.startsWith(t));
 
   function filter() {
     const failing = $("failing").checked;
-    const query = $("search").value.trim();
+    const box = $("search");
+    const query = box.value.trim();
+    // The box grows with what it holds, so a pasted pip line shows whole.
+    box.style.width = Math.min(Math.max(box.value.length + 3, 26), 64) + "ch";
     const q = parseQuery(query);
-    const none = q.unknown.length > 0;
+    const found = q.rows.length + q.cols.length > 0;
+    const none = q.unknown.length > 0 || (!found && q.words !== "");
     let shown = 0, rowsShown = 0, rowsAll = 0;
     for (const g of grids) {
       let any = false;
@@ -372,7 +512,7 @@
           if (!hide && g.cols[D.cells[i].col]) visible++;
         }
         const show = !none && matches(r.trl, q.rows) && (!failing || visible > 0);
-        if (show !== r.shown) { r.shown = show; r.tr.hidden = !show; }
+        if (show !== r.shown) { r.shown = show; r.tr.hidden = !show; r.li.hidden = !show; }
         rowsAll++;
         if (show) { rowsShown++; shown += visible; any = true; }
       }
@@ -380,8 +520,18 @@
       if (g.sec.hidden === secShow) g.sec.hidden = !secShow;
     }
     const what = shown + " of " + D.cells.length + " cells shown";
-    $("shown").textContent = none ? "no TRL or transformers version starts with " + q.unknown.join(", ")
-      : query || failing ? what + " (" + rowsShown + " of " + rowsAll + " rows)" : what;
+    const said = [];
+    if (q.unknown.length) said.push("no TRL or transformers version starts with " + q.unknown.join(", "));
+    else if (none) said.push("nothing matches \u201c" + q.words + "\u201d: type a TRL or transformers version (0.12, 4.46.3), " +
+      "or paste a pip line or a requirement");
+    else {
+      said.push(...q.notes);
+      const understood = q.understood.rows.concat(q.understood.cols);  // TRL first, as a pair is written
+      if (understood.length) said.push("showing " + understood.join(" " + TIMES + " "));
+      said.push(query || failing ? what + " (" + rowsShown + " of " + rowsAll + " rows)" : what);
+    }
+    $("shown").textContent = said.join("; ");
+    $("shown").classList.toggle("miss", none);
   }
 
   // ------------------------------------------------------------------ detail
@@ -481,10 +631,25 @@
     status.textContent = head;
     status.className = "status-line c-" + c.status;
     $("pip").textContent = c.pip;
-    $("copy-note").textContent = "";
-    $("install-note").textContent = c.resolution === "latest"
-      ? "installs this pair with today's other dependencies, as this cell did (resolution latest)"
-      : "this cell resolved the other dependencies as of the pair's release; the installed versions are listed below";
+    for (const n of document.querySelectorAll(".copy-note")) n.textContent = "";
+    const installs = (x) => (x.resolution === "latest"
+      ? "installs the pair with today's other dependencies, as the cell did (resolution latest)"
+      : "the cell resolved the other dependencies as of the pair's release; its detail lists the installed versions");
+    $("install-note").textContent = installs(c);
+    // A cell that does not train leads with the nearest one that does; its own line reproduces the failure.
+    const near = c.near === undefined ? null : D.cells[c.near];
+    $("works-instead").hidden = !near;
+    $("install-label").textContent = c.status === "compatible" ? "Install this pair"
+      : c.status === "error" ? "This pair (the harness failed here: rerun it; this says nothing about the pair)"
+        : "This pair: reproduces the failure";
+    if (near) {
+      $("near-title").textContent = "Nearest measured working pair: TRL " + near.trl + " " + TIMES + " transformers " +
+        near.transformers + (near.use ? ", hand the tokenizer over as " + near.use + "=" : "") +
+        (near.resolution !== c.resolution ? " (resolution " + near.resolution + ")" : "");
+      $("pip-ok").textContent = near.pip;
+      $("near-note").textContent = installs(near);
+      $("near-open").dataset.cell = String(c.near);
+    }
     const body = $("detail-body");
     body.replaceChildren();
 
@@ -610,35 +775,45 @@
   }
 
   // Copy: the clipboard API where the browser grants it, else select the command for Ctrl+C.
-  function selectPip() {
+  function selectText(node) {
     const r = document.createRange();
-    r.selectNodeContents($("pip"));
+    r.selectNodeContents(node);
     const sel = window.getSelection();
     sel.removeAllRanges();
     sel.addRange(r);
   }
-  $("copy").addEventListener("click", () => {
-    const text = $("pip").textContent;
-    const note = (t) => { $("copy-note").textContent = t; };
+  function copyFrom(code, noteEl) {
+    const text = code.textContent;
+    const note = (t) => { noteEl.textContent = t; };
     const fallback = () => {
-      selectPip();
+      selectText(code);
       let copied = false;
       try { copied = document.execCommand("copy"); } catch (e) { copied = false; }
       note(copied ? "Copied." : "Selected: press Ctrl+C (\u2318C) to copy.");
     };
     if (navigator.clipboard && navigator.clipboard.writeText) {
-      navigator.clipboard.writeText(text).then(() => note("Copied to the clipboard."), () => { selectPip(); note("Selected: press Ctrl+C (\u2318C) to copy."); });
+      navigator.clipboard.writeText(text).then(() => note("Copied to the clipboard."), () => { selectText(code); note("Selected: press Ctrl+C (\u2318C) to copy."); });
     } else {
       fallback();
     }
+  }
+  $("copy").addEventListener("click", () => copyFrom($("pip"), $("copy-note")));
+  $("copy-ok").addEventListener("click", () => copyFrom($("pip-ok"), $("copy-ok-note")));
+  // From a broken cell to its working neighbour: the same history entry, now naming the neighbour, so Back and
+  // closing behave as they would have for the first cell (a permalink stays a permalink).
+  $("near-open").addEventListener("click", (e) => {
+    const i = Number(e.currentTarget.dataset.cell);
+    showDetail(i);
+    const id = D.cells[i].id;
+    history.replaceState(history.state && history.state.cell ? { cell: id } : null, "", "#" + encodeURIComponent(id));
   });
 
   // ------------------------------------------------------------------ start
   performance.mark("compat:parsed");
   drawHeader();
-  if (matchMedia("(max-width: 640px)").matches) $("legend-box").open = false;  // a phone shows the grid first
   drawGrids();
   for (const p of PROBES) { const o = el("option", p.label); o.value = p.id; $("probe").append(o); }
+  $("search").addEventListener("keydown", (e) => { if (e.key === "Escape") { e.target.value = ""; filter(); } });
   $("probe").addEventListener("change", paint);
   $("failing").addEventListener("change", filter);
   let pending = 0;
