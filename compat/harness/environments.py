@@ -81,6 +81,27 @@ def measured(findings: Mapping[str, Any]) -> list[Measured]:
 # --------------------------------------------------------------------------- reproducing a cell
 
 
+def from_result(r: CellResult) -> Measured:
+    return Measured(str(r.trl), str(r.transformers), r.resolution, str(r.status),
+                    tuple(sorted({k: str(v) for k, v in r.environment.items()}.items())), r.released)
+
+
+def line_for(r: CellResult) -> str:
+    """The line every report shows for a cell: its recorded environment pinned, or the bare pair where
+    nothing was installed (the resolver refused it)."""
+    from compat.harness.reports.vocab import pip_line
+
+    return install_line(from_result(r)) if r.environment else pip_line(r.trl, r.transformers)
+
+
+def line_template(env: Mapping[str, str | None]) -> str:
+    """install_line with ``{trl}``/``{transformers}`` left to fill in: the page stores one per distinct
+    environment and fills in each cell's own versions (None in ``env``: the cell's own)."""
+    own = {k: (f"{{{k}}}" if v is None else v) for k, v in env.items()}
+    own.update(trl="{trl}", transformers="{transformers}")
+    return install_line(Measured("{trl}", "{transformers}", "", "", tuple(sorted(own.items()))))
+
+
 def torch_build(version: str) -> tuple[str, str | None]:
     """(public version, local build label): ``2.13.0+cpu`` is the CPU build, ``2.5.1+cu121`` a CUDA one,
     a version without a label PyPI's default build."""

@@ -369,8 +369,9 @@ def test_pip_command_is_copyable(driver, tmp_path):
     driver.execute_cdp_cmd("Browser.grantPermissions", {"permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
     button(driver, "0.23.1", "5.0.0").click()
     wait_dialog(driver)
-    pip = "pip install 'trl==0.23.1' 'transformers==5.0.0'"
-    assert driver.find_element(By.ID, "pip").text == pip
+    pip = driver.find_element(By.ID, "pip").text  # the cell's recorded environment pinned, torch's CPU build named
+    assert pip.startswith("pip install --extra-index-url https://download.pytorch.org/whl/cpu 'trl==0.23.1' "
+                          "'transformers==5.0.0' 'torch==2.13.0+cpu' "), pip
     driver.find_element(By.ID, "copy").click()
     WebDriverWait(driver, 5).until(lambda d: d.find_element(By.ID, "copy-note").text)
     assert driver.find_element(By.ID, "copy-note").text == "Copied to the clipboard."
@@ -571,7 +572,9 @@ def test_full_profile_permalink_opens_its_cell(driver, full_page):
     open_page(driver, full_page[0], "#trl0.23.2-tf4.50.2")
     wait_dialog(driver)
     assert driver.find_element(By.ID, "detail-title").text == "TRL 0.23.2 \u00d7 transformers 4.50.2"
-    assert driver.find_element(By.ID, "pip").text == "pip install 'trl==0.23.2' 'transformers==4.50.2'"
+    assert driver.find_element(By.ID, "pip").text.startswith(
+        "pip install --extra-index-url https://download.pytorch.org/whl/cpu 'trl==0.23.2' 'transformers==4.50.2' "
+        "'torch==2.13.0+cpu' 'accelerate==")
     assert driver.execute_script("return document.getElementById('detail').scrollTop") == 0
     driver.save_screenshot(str(ARTIFACTS / "compat-dialog.png"))
 
@@ -608,7 +611,8 @@ def test_full_profile_on_a_phone(driver, full_page):
         assert len(items) >= 39
         first = items[0]
         assert first.text.startswith("trl 1.") and "works with transformers" in first.text and "use processing_class=" in first.text
-        assert "pip install 'trl==" in first.find_element(By.CSS_SELECTOR, "code.pip").text
+        assert "pip install --extra-index-url https://download.pytorch.org/whl/cpu 'trl==" in \
+            first.find_element(By.CSS_SELECTOR, "code.pip").text
         assert visible_to_the_eye(driver, first.find_element(By.TAG_NAME, "strong"))  # on the first screen
         driver.save_screenshot(str(ARTIFACTS / "compat-phone.png"))
         # The list follows the search box.
@@ -717,9 +721,9 @@ def test_a_broken_cells_detail_leads_with_the_nearest_working_cell(driver, tmp_p
     assert near.is_displayed()
     assert "Nearest measured working pair: TRL 0.12.2 \u00d7 transformers 4.46.3, hand the tokenizer over as " \
            "processing_class=" in near.text  # same TRL first, as `check` ranks them
-    assert driver.find_element(By.ID, "pip-ok").text == "pip install 'trl==0.12.2' 'transformers==4.46.3'"
+    assert " 'trl==0.12.2' 'transformers==4.46.3' 'torch==2.13.0+cpu' " in driver.find_element(By.ID, "pip-ok").text
     assert text.index("Nearest measured working pair") < text.index("This pair: reproduces the failure")
-    assert driver.find_element(By.ID, "pip").text == "pip install 'trl==0.12.2' 'transformers==4.45.2'"
+    assert " 'trl==0.12.2' 'transformers==4.45.2' 'torch==2.13.0+cpu' " in driver.find_element(By.ID, "pip").text
     driver.find_element(By.ID, "near-open").click()
     WebDriverWait(driver, 5).until(lambda d: d.find_element(By.ID, "detail-title").text == "TRL 0.12.2 \u00d7 transformers 4.46.3")
     assert not driver.find_element(By.ID, "works-instead").is_displayed()  # a working cell needs no pointer

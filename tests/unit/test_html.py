@@ -77,7 +77,11 @@ def test_untrusted_text_is_inert_in_the_page():
     assert "<script>alert" not in lowered and "<img" not in lowered and "<!--" not in lowered
     assert lowered.count("</script") == 2  # the data block's and the page script's, nothing injected
     assert "innerHTML" not in page and "insertAdjacentHTML" not in page and "document.write" not in page
-    assert "http://" not in page and "https://" not in page  # self-contained: nothing to fetch
+    # Self-contained: nothing to fetch. A URL may appear only as text to copy (an install line names PyTorch's
+    # CPU index), never where the page would load it.
+    assert not re.search(r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?(?:https?:)?//|fetch\(""", page)
+    outside_data = page.replace(block, "")
+    assert "http://" not in outside_data and "https://" not in outside_data
 
 
 def test_page_csp_admits_exactly_its_own_script_and_style():

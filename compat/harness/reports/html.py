@@ -43,6 +43,7 @@ from compat.harness.reports import grid
 from compat.cell.adapter import closest
 from compat.harness.reports.vocab import COLOURS, COLOURS_DARK, DRIFT, GLYPHS, INFERRED, LEGEND, NOT_MEASURED, SYMBOLS, \
     pip_line, probe_words, unpath
+from compat.harness.environments import line_template
 
 _ASSETS = Path(__file__).with_name("html_assets")
 # The two marks of a grid position no cell measured (the legend's words for them).
@@ -258,6 +259,7 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
         "cases": interner.ordered(interner.cases),
         "caseSets": [list(s) for s in interner.ordered(interner.sets)],
         "fmts": interner.loaded(interner.tables), "envs": interner.loaded(interner.envs),
+        "envLines": [line_template(e) for e in interner.loaded(interner.envs)],
         "warnings": interner.loaded(interner.warnings), "details": interner.loaded(interner.details),
         "sections": sections, "cells": cells,
     })

@@ -19,7 +19,8 @@ from packaging.version import Version
 from compat.contract import CellResult, Failure, Status
 from compat.harness import specs
 from compat.harness.reports import grid as gridmod
-from compat.harness.reports.vocab import DRIFT, LEGEND, SYMBOLS, code, first_line, md, pip_line, unpath
+from compat.harness.environments import line_for
+from compat.harness.reports.vocab import DRIFT, LEGEND, SYMBOLS, code, first_line, md, unpath
 
 GRIDS = "GRIDS.md"  # beside COMPAT.md: the full grids and every failing cell
 DASH = "\u2013"
@@ -212,7 +213,7 @@ def row_line(section: gridmod.Section, trl: Version, others: Sequence[gridmod.Se
     if spans:
         newest = spans[-1].hi
         return (f"- **trl {md(trl)}**: works with transformers {md(works_with(section, trl))}; "
-                f"{keyword_words(section, trl)}; {code(pip_line(trl, newest))}")
+                f"{keyword_words(section, trl)}; {code(line_for(section.at(trl, newest)))}")
     row = [r for tf in section.tfs if (r := section.at(trl, tf)) is not None]
     counts = Counter(str(r.status) for r in row)
     drift = sum(1 for r in row if r.failure and r.failure.drift)
@@ -226,7 +227,7 @@ def row_line(section: gridmod.Section, trl: Version, others: Sequence[gridmod.Se
         if other.trainer == section.trainer and other is not section and other.spans(trl):
             line += (f"; with dependencies resolved {md(other.resolution)}: works with transformers "
                      f"{md(works_with(other, trl))}, {keyword_words(other, trl)}, "
-                     f"{code(pip_line(trl, other.spans(trl)[-1].hi))} (the pair; see its {md(other.resolution)} line)")
+                     f"{code(line_for(other.at(trl, other.spans(trl)[-1].hi)))}")
     return line
 
 
@@ -235,8 +236,8 @@ def at_a_glance(sections: Sequence[gridmod.Section]) -> list[str]:
     for section in sections:
         out += [f"## {md(section.title)}", ""]
         if section.resolution != "latest":
-            out += [f"Resolved {md(section.resolution)}: each `pip install` line names the pair; the other dependencies "
-                    "these cells installed (as of the pair's release) are listed per cell on the page.", ""]
+            out += [f"Resolved {md(section.resolution)}: the other dependencies these cells installed are those "
+                    "of the pair's release.", ""]
         out += [*(row_line(section, t, sections) for t in section.trls), ""]
     return out
 

@@ -299,7 +299,7 @@
     if (twin) li.append("; ", twin);
     const best = spans.length ? cellAt(trl, spans[spans.length - 1].hi) : -1;
     const line = el("div", null, "pip-row");
-    if (best >= 0) line.append(el("code", D.cells[best].pip, "pip"));
+    if (best >= 0) line.append(el("code", installLine(D.cells[best]), "pip"));
     li.append(line);
     const open = best >= 0 ? best : s.cells.find((i) => s.trls[D.cells[i].row] === trl);
     if (open !== undefined) {
@@ -622,6 +622,13 @@
     unknown: "a third-party dependency moved (kind not recorded)",
   };
 
+  // A cell's install line pins every distribution it recorded (Python fills one template per distinct
+  // environment, environments.line_template); a cell that installed nothing has the bare pair.
+  function installLine(c) {
+    return c.env === undefined ? c.pip
+      : D.envLines[c.env].split("{trl}").join(c.trl).split("{transformers}").join(c.transformers);
+  }
+
   function fillDetail(i) {
     const c = D.cells[i];
     $("detail-title").textContent = "TRL " + c.trl + " " + TIMES + " transformers " + c.transformers;
@@ -630,11 +637,11 @@
     const status = $("detail-status");
     status.textContent = head;
     status.className = "status-line c-" + c.status;
-    $("pip").textContent = c.pip;
+    $("pip").textContent = installLine(c);
     for (const n of document.querySelectorAll(".copy-note")) n.textContent = "";
-    const installs = (x) => (x.resolution === "latest"
-      ? "installs the pair with today's other dependencies, as the cell did (resolution latest)"
-      : "the cell resolved the other dependencies as of the pair's release; its detail lists the installed versions");
+    const installs = (x) => (x.env === undefined ? "the bare pair: nothing was installed for this cell"
+      : "pins every distribution the cell recorded, torch's build included; what they pull in resolves today" +
+        (x.resolution === "latest" ? "" : " (the cell resolved everything as of the pair's release)"));
     $("install-note").textContent = installs(c);
     // A cell that does not train leads with the nearest one that does; its own line reproduces the failure.
     const near = c.near === undefined ? null : D.cells[c.near];
@@ -646,7 +653,7 @@
       $("near-title").textContent = "Nearest measured working pair: TRL " + near.trl + " " + TIMES + " transformers " +
         near.transformers + (near.use ? ", hand the tokenizer over as " + near.use + "=" : "") +
         (near.resolution !== c.resolution ? " (resolution " + near.resolution + ")" : "");
-      $("pip-ok").textContent = near.pip;
+      $("pip-ok").textContent = installLine(near);
       $("near-note").textContent = installs(near);
       $("near-open").dataset.cell = String(c.near);
     }
