@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from compat import probes as registry
@@ -35,7 +34,7 @@ from compat.harness import config as cfg
 from compat.harness import environments as envs
 from compat.harness import findings as findings_mod
 from compat.harness.plan import parse_pair
-from compat.harness.reports.vocab import pip_line
+from compat.harness.reports.vocab import pip_line, plain
 
 PACKAGE_FINDINGS = Path(adapter.__file__).resolve().parents[1] / "findings.json"
 EXIT_OK, EXIT_BROKEN, EXIT_BAD_INPUT, EXIT_UNSURE = 0, 1, 2, 3
@@ -64,10 +63,10 @@ class CheckReport:
     measured_on: str = ""  # torch build, Python and device of the cells behind the findings
     against: str = "pair"  # "pair" | "installed" | "requirements": what the environment was compared with
     cell: dict[str, Any] | None = None  # the measured cell the answer rests on, with its reproducing line
-    differences: list[dict[str, Any]] = field(default_factory=list)  # run-time differences from that cell
-    other_differences: list[dict[str, Any]] = field(default_factory=list)  # outside the run-time stack
-    unpinned: list[str] = field(default_factory=list)  # --requirements: recorded distributions left unpinned
+    differences: list[dict[str, Any]] = field(default_factory=list)  # recorded distributions that differ
+    unpinned: list[str] = field(default_factory=list)  # --requirements: recorded distributions left open
     bounds: list[str] = field(default_factory=list)  # versions beyond every measured release
+    caveats: list[str] = field(default_factory=list)  # why a compatible answer is not a plain yes (exit 3)
     run: dict[str, Any] | None = None  # --run: the verdict of the cell suite run here
 
     @property
@@ -76,7 +75,7 @@ class CheckReport:
             return EXIT_OK if self.run["status"] == "compatible" else EXIT_BROKEN
         if self.status == "broken":
             return EXIT_BROKEN if self.evidence == "measured" else EXIT_UNSURE
-        if self.status == "compatible" and self.evidence == "measured" and not self.differences:
+        if self.status == "compatible" and self.evidence == "measured" and not self.differences and not self.caveats:
             return EXIT_OK
         return EXIT_UNSURE
 
@@ -111,7 +110,9 @@ def cells_of(table: list[envs.Measured], pair: tuple[str, str]) -> list[envs.Mea
 
 def _cell_entry(cell: envs.Measured) -> dict[str, Any]:
     return {"trl": cell.trl, "transformers": cell.transformers, "resolution": cell.resolution, "status": cell.status,
-            "environment": cell.env, "install": envs.install_line(cell) if cell.installed else None}
+            "environment": cell.env, "install": envs.install_line(cell) if cell.installed else None,
+            "install_words": envs.line_words(cell) if cell.installed else None,
+            "failure": dict(zip(("stage", "message", "raised_by"), cell.failure, strict=True)) if cell.failure else None}
 
 
 def working_line(table: list[envs.Measured], pair: tuple[str, str]) -> str:
@@ -153,6 +154,11 @@ def check(pair: tuple[str, str], table: list[envs.Measured] | None = None) -> Ch
         return CheckReport(status="broken", broken=broken, evidence=_evidence("broken", pair),
                            adapter_plan="load_kto() raises BrokenPairError with this advice before any heavy work", **common)
     if keyword:
+        drifted = [c for c in own if not c.compatible and c.installed]
+        if drifted and common["drift"]:
+            common["caveats"] = [f"with its dependencies resolved {drifted[0].resolution}, this pair was measured failing at "
+                                 f"{common['drift'].get('stage')}: {common['drift'].get('cause') or common['drift'].get('message')}; "
+                                 "install the measured environment below"]
         mode = values.get("format_mode")
         plan = f"passes the tokenizer as {keyword}=, imports KTO from {values.get('import_path')}"
         plan += ", leaves conversational rows to the trainer" if mode == "conversational" else ", pre-renders conversational rows to text"
@@ -175,67 +181,46 @@ def _recorded(table: list[envs.Measured]) -> set[str]:
     return {name for c in table for name in c.env}
 
 
-def against_installed(report: CheckReport, table: list[envs.Measured], here: envs.Installed,
-                      gpu: str | None = None) -> CheckReport:
-    """Hold the installed environment against the pair's measured cells. An environment a failing cell
-    measured (no run-time difference) is broken; otherwise the answer rests on the nearest compatible
-    cell, naming each difference that can move its verdict."""
+def against(report: CheckReport, table: list[envs.Measured], yours: dict[str, list[str]], *, complete: bool,
+            gpu: str | None = None) -> CheckReport:
+    """Hold an environment (``complete``: what is installed) or a file's pins against the pair's measured cells.
+
+    The environment a failing cell measured (no recorded distribution differs, none left open) is broken, with
+    that cell's own failure. Otherwise the answer rests on the nearest compatible cell: each recorded
+    distribution that differs is named, and pins that leave some open are not a plain yes where another
+    resolution of the pair was measured failing."""
+    against_what = "installed" if complete else "requirements"
     own = [c for c in cells_of(table, (report.trl, report.transformers)) if c.installed]
     if not own:
-        return replace(report, against="installed")
+        return replace(report, against=against_what)
     recorded = _recorded(table)
-    runtime = here.runtime() | recorded  # what cells record is the stack they import: run time by definition
-
-    def entries(diff: list[envs.Difference], wanted: bool) -> list[dict[str, Any]]:
-        return [asdict(d) | {"words": d.words()} for d in diff if d.runtime == wanted]
-
-    for cell in own:
-        diff = envs.differences(cell, here.versions, runtime, recorded)
-        if cell.status != "compatible" and not entries(diff, True):
-            # This environment is the one a failing cell measured: that verdict is this environment's.
-            d = report.broken or report.drift or {}
-            return replace(report, against="installed", status="broken", evidence="measured", cell=_cell_entry(cell),
-                           other_differences=entries(diff, False), pip=working_line(table, adapter.nearest_working(
-                               (cell.trl, cell.transformers))[0]) if report.nearest else report.pip,
-                           broken={"status": cell.status, "stage": d.get("stage"), "message": d.get("message"),
-                                   "raised_by": d.get("raised_by"), "cause": d.get("cause")})
-    ok = [c for c in own if c.status == "compatible"]
-    found = envs.closest(ok or own, here, recorded)
-    assert found is not None
-    cell, diff = found
+    found = [envs.compare(c, yours, complete=complete, recorded=recorded) for c in own]
+    for cmp in found:
+        cell = cmp.cell
+        if not cell.compatible and not cmp.differences and not cmp.unknown and cell.failure:
+            stage, message, raised_by = cell.failure
+            near = adapter.nearest_working((cell.trl, cell.transformers))
+            return replace(report, against=against_what, status="broken", evidence="measured", cell=_cell_entry(cell),
+                           broken={"status": cell.status, "stage": stage, "message": message, "raised_by": raised_by,
+                                   "cause": (report.drift or {}).get("cause") if cell.resolution == (report.drift or {}).get("resolution") else None},
+                           pip=working_line(table, near[0]) if near else report.pip, caveats=[])
+    ok = [c for c in found if c.cell.compatible]
+    best = min(ok or found, key=lambda c: (len(c.differences), len(c.unknown), c.cell.resolution != "latest"))
+    diffs = list(best.differences)
     platform = envs.device_difference(str(adapter.findings().get("generated_from", {}).get("devices", "")), gpu)
-    diff = diff + ([platform] if platform else [])
-    report = replace(report, against="installed", cell=_cell_entry(cell), differences=entries(diff, True),
-                     other_differences=entries(diff, False))
-    if report.status == "drift" and cell.status == "compatible" and not report.differences:
+    diffs += [platform] if platform else []
+    caveats = [] if best.unknown else [c for c in report.caveats if not best.cell.compatible]
+    failing = [c for c in found if not c.cell.compatible and not c.differences]
+    if best.unknown and failing:
+        f = failing[0].cell
+        caveats = [f"{', '.join(best.unknown)} {'is' if len(best.unknown) == 1 else 'are'} left open, and resolved "
+                   f"{f.resolution} this pair was measured failing at {f.failure[0] if f.failure else '?'}: "
+                   f"{f.failure[1] if f.failure else ''}"]
+    report = replace(report, against=against_what, cell=_cell_entry(best.cell), caveats=caveats,
+                     differences=[asdict(d) | {"words": d.words()} for d in diffs], unpinned=list(best.unknown))
+    if report.status == "drift" and best.cell.compatible and not diffs and not caveats:
         return replace(report, status="compatible", evidence="measured",
-                       keyword=adapter.lookup("keyword", (cell.trl, cell.transformers)))
-    return report
-
-
-def against_pins(report: CheckReport, table: list[envs.Measured], pins: dict[str, reqfile.Pin]) -> CheckReport:
-    """Hold a requirements file's exact pins against the pair's measured cell; unpinned recorded
-    distributions are named, since they resolve at install time."""
-    own = [c for c in cells_of(table, (report.trl, report.transformers)) if c.installed]
-    if not own:
-        return replace(report, against="requirements")
-    exact = {name: pin.exact for name, pin in pins.items() if pin.exact}
-    best = None
-    for cell in own:
-        env = {k: v for k, v in cell.env.items() if k != "python"}
-        pinned = {k: exact[k] for k in env if k in exact}
-        diff = [d for d in envs.differences(cell, pinned, set(env)) if d.name in pinned]
-        loose = sorted(k for k in env if k not in exact and k not in envs.ROOTS)
-        rank = (len(diff), cell.status != "compatible", cell.resolution != "latest")
-        if best is None or rank < best[0]:
-            best = (rank, cell, diff, loose)
-    assert best is not None
-    _, cell, diff, loose = best
-    report = replace(report, against="requirements", cell=_cell_entry(cell),
-                     differences=[asdict(d) | {"words": d.words()} for d in diff], unpinned=loose)
-    if report.status == "drift" and not diff and not loose:
-        if cell.status == "compatible":
-            return replace(report, status="compatible", evidence="measured", keyword=adapter.lookup("keyword", (cell.trl, cell.transformers)))
+                       keyword=adapter.lookup("keyword", (best.cell.trl, best.cell.transformers)))
     return report
 
 
@@ -284,7 +269,7 @@ def _pair_name(r: CheckReport) -> str:
     return f"trl {r.trl} + transformers {r.transformers}"
 
 
-def render(r: CheckReport, verbose: bool = False) -> str:
+def render(r: CheckReport) -> str:
     head = _pair_name(r) + ": "
     how = {"measured": "measured", "inferred": "inferred (not itself measured; inside a measured range)"}.get(r.evidence, "")
     lines: list[str] = []
@@ -302,33 +287,37 @@ def render(r: CheckReport, verbose: bool = False) -> str:
         lines.append(f"the table says: {r.status}" + (f" ({r.evidence})" if r.evidence != "none" else ""))
     elif r.status == "compatible":
         if r.differences:
-            lines.append(head + "compatible only as measured: your environment differs from the measured one where "
-                         "that can change the verdict (`kto-compat check --run` measures yours).")
+            what = "your environment differs" if r.against == "installed" else "your pins differ"
+            lines.append(head + f"compatible only as measured: {what} from the measured environment where that can "
+                         "change the verdict" + (" (`kto-compat check --run` measures yours)." if r.against == "installed" else "."))
+        elif r.caveats:
+            lines.append(head + f"{how} compatible in the measured environment, but not a plain yes:")
         else:
             lines.append(head + f"{how} compatible. Hand the tokenizer to KTOTrainer as {r.keyword}=.")
-        lines.append(f"KTOConfig/KTOTrainer import from: {r.facts.get('import_path')}")
+        lines += [f"  {c}" for c in r.caveats]
+        lines.append(f"KTOConfig/KTOTrainer import from: {r.facts.get('import_path')}; hand the tokenizer over as {r.keyword}=")
     elif r.status == "broken":
         b = r.broken or {}
         lines.append(head + f"{how} BROKEN ({b.get('status')}): fails at the '{b.get('stage')}' stage.")
-        lines.append(f"error: {b.get('message')}" + (f" (raised by {b['raised_by']})" if b.get("raised_by") else ""))
+        lines.append(f"error: {plain(b.get('message'))}" + (f" (raised by {plain(b['raised_by'])})" if b.get("raised_by") else ""))
         if b.get("cause"):
-            lines.append(f"cause: {b['cause']}")
+            lines.append(f"cause: {plain(b['cause'])}")
     elif r.status == "drift":
         d = r.drift or {}
         lines.append(head + f"{how} to fail with today's dependency resolution, at {d.get('stage')}: "
-                     f"{d.get('cause') or d.get('message')} (dependency drift, not a fault of the pair).")
-        lines.append(f"error: {d.get('message')}")
+                     f"{plain(d.get('cause') or d.get('message'))} (dependency drift, not a fault of the pair).")
+        lines.append(f"error: {plain(d.get('message'))}")
         lines.append(f"measured to work: {d['remedy']}" if d.get("remedy") else "no resolution of it was measured to work")
     else:
         lines.append(head + "not measured by this kto-compat's findings.")
     lines += [f"note: {b}" for b in r.bounds]
-    lines += _environment_lines(r, verbose)
+    lines += _environment_lines(r)
     if r.nearest and r.status in ("broken", "unmeasured", "drift") and (r.run is None or r.run["status"] != "compatible"):
         lines.append("nearest measured working pairs: " + "; ".join(f"trl {p['trl']} + transformers {p['transformers']}" for p in r.nearest))
         lines.append(f"to reproduce the nearest one: {r.pip}")
-    if r.drift and r.status not in ("drift",) and r.run is None:
+    if r.drift and r.status not in ("drift",) and r.run is None and not r.caveats:
         lines.append(f"note: with today's dependency resolution this pair fails at {r.drift.get('stage')}: "
-                     f"{r.drift.get('cause') or r.drift.get('message')}"
+                     f"{plain(r.drift.get('cause') or r.drift.get('message'))}"
                      + (f". Measured to work: {r.drift['remedy']}" if r.drift.get("remedy") else ""))
     lines.append(f"adapter: {r.adapter_plan}")
     if r.status != "unmeasured":
@@ -337,27 +326,21 @@ def render(r: CheckReport, verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _environment_lines(r: CheckReport, verbose: bool) -> list[str]:
+def _environment_lines(r: CheckReport) -> list[str]:
     c = r.cell
     if c is None:
         return []
     lines = []
     if r.against != "pair":
-        what = "your environment" if r.against == "installed" else "your pins"
+        what = "your environment matches" if r.against == "installed" else "your pins match"
         lines.append(f"compared with the measured cell ({c['resolution']} resolution, {c['status']}):"
-                     + ("" if r.differences else f" {what} match it on every distribution the stack uses"))
+                     + ("" if r.differences or r.unpinned else f" {what} every distribution it recorded"))
         lines += [f"  {d['words']}" for d in r.differences]
         if r.unpinned:
-            lines.append(f"  unpinned, resolved at install time: {', '.join(r.unpinned)}")
-        if r.other_differences:
-            if verbose:
-                lines.append("outside the run-time stack:")
-                lines += [f"  {d['words']}" for d in r.other_differences]
-            else:
-                lines.append(f"  ({len(r.other_differences)} more outside the run-time stack: --verbose lists them)")
+            lines.append(f"  left open, resolved when you install: {', '.join(r.unpinned)}")
     if c.get("install") and (c["status"] == "compatible" or r.against != "pair"):
-        label = "reproduces the measured environment" if c["status"] == "compatible" else "reproduces the failure"
-        lines.append(f"install line ({label}; pins every distribution the cell recorded): {c['install']}")
+        label = "the measured environment" if c["status"] == "compatible" else "reproduces the failure"
+        lines.append(f"install line ({label}; {c['install_words']}): {c['install']}")
     return lines
 
 
@@ -389,17 +372,40 @@ def installed() -> tuple[str, str]:
     return versions
 
 
+class Unanswered(Exception):
+    """A file whose pins name no pair the table can answer for: said in one line, exit 3 (not bad input)."""
+
+
 def _candidates(pin: reqfile.Pin | None, axis: str, table: list[envs.Measured], path: Path) -> list[str]:
     """The versions a pin admits: its exact version, or each measured release inside its range."""
     if pin is None:
-        raise cfg.ConfigError(f"{path}: no requirement on {axis}; check answers for the pinned trl and transformers")
+        raise Unanswered(f"{path} has no requirement on {axis}: which {axis} gets installed decides the answer; "
+                         f"pin it, or ask with --pair")
     if pin.exact:
         return [pin.exact]
     known = sorted({Version(getattr(c, axis)) for c in table})
-    inside = [str(v) for v in known if SpecifierSet(str(pin.specifier)).contains(v, prereleases=True)]
+    inside = [str(v) for v in known if pin.admits(v)]
     if not inside:
-        raise cfg.ConfigError(f"{pin.where}: {axis}{pin.specifier} admits no release kto-compat measured")
+        raise Unanswered(f"{pin.where}: {axis} {pin.words()} admits no release kto-compat measured "
+                         f"(measured: {known[0]} to {known[-1]})" if known else f"{pin.where}: nothing was measured")
     return inside
+
+
+LIST_LIMIT = 12  # more pairs than this are answered one line each
+
+
+def _pairs(pins: dict[str, reqfile.Pin], table: list[envs.Measured], path: Path) -> list[tuple[str, str]]:
+    trls = _candidates(pins.get("trl"), "trl", table, path)
+    tfs = _candidates(pins.get("transformers"), "transformers", table, path)
+    pairs = [(a, b) for a in trls for b in tfs]
+    if len(pairs) == 1:
+        return pairs
+    # A range: the pairs a cell installed; a pair the resolver refuses can never be what gets installed.
+    installed_pairs = [p for p in pairs if any(c.installed for c in cells_of(table, p))]
+    if not installed_pairs:
+        raise Unanswered(f"{path}: the measured pairs its ranges admit ({len(pairs)}) all failed to resolve or were "
+                         "not measured")
+    return installed_pairs
 
 
 def reports_for(args: argparse.Namespace) -> list[CheckReport]:
@@ -407,32 +413,56 @@ def reports_for(args: argparse.Namespace) -> list[CheckReport]:
     table = envs.measured(adapter.findings())
     if args.requirements is not None:
         pins = reqfile.read(args.requirements)
-        trls = _candidates(pins.get("trl"), "trl", table, args.requirements)
-        tfs = _candidates(pins.get("transformers"), "transformers", table, args.requirements)
-        return [against_pins(check((a, b), table), table, pins) for a in trls for b in tfs]
+        yours = {name: list(pin.exacts) for name, pin in pins.items() if pin.exacts}
+        return [against(check(p, table), table, yours, complete=False) for p in _pairs(pins, table, args.requirements)]
     if args.pair:
         trl, transformers = parse_pair(args.pair)
         return [check((str(trl), str(transformers)), table)]
-    report = against_installed(check(installed(), table), table, envs.Installed.here(), envs.local_gpu())
+    report = against(check(installed(), table), table, envs.here(), complete=True, gpu=envs.local_gpu())
     if args.run:
         report = replace(report, run=run_here(report.trl, report.transformers))
     return [report]
+
+
+def _one_line(r: CheckReport) -> str:
+    words = {EXIT_OK: "compatible", EXIT_BROKEN: "BROKEN", EXIT_UNSURE: "not a plain yes"}[r.exit_code]
+    if r.exit_code == EXIT_BROKEN:
+        why = f"fails at {(r.broken or {}).get('stage')}"
+    elif r.differences:
+        why = "differs: " + ", ".join(d["name"] for d in r.differences)
+    elif r.caveats:
+        why = "another resolution of it was measured failing" + (f"; {len(r.unpinned)} left open" if r.unpinned else "")
+    else:
+        why = r.status
+    why = why if r.exit_code != EXIT_OK else f"use {r.keyword}="
+    return f"  {_pair_name(r)}: {words} ({why}), exit {r.exit_code}"
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """The environment's measured status; see the exit codes in --help."""
     if args.run and (args.pair or args.requirements):
         raise cfg.ConfigError("--run measures the environment installed here; it takes neither --pair nor --requirements")
-    reports = reports_for(args)
+    try:
+        reports = reports_for(args)
+    except Unanswered as exc:
+        if args.json:
+            print(json.dumps({"unanswered": str(exc), "exit_code": EXIT_UNSURE}, indent=2))
+        else:
+            print(f"{plain(str(exc))}\nexit {EXIT_UNSURE}")
+        return EXIT_UNSURE
     code = max((r.exit_code for r in reports), key=lambda c: {EXIT_OK: 0, EXIT_UNSURE: 1, EXIT_BROKEN: 2}[c])
     if args.json:
         body = [{**asdict(r), "exit_code": r.exit_code} for r in reports]
         print(json.dumps(body[0] if len(body) == 1 and args.requirements is None else
                          {"pairs": body, "exit_code": code}, indent=2, sort_keys=True))
+    elif len(reports) > LIST_LIMIT:
+        print(f"{args.requirements} admits {len(reports)} measured pairs; one line each (--json has everything):")
+        print("\n".join(_one_line(r) for r in reports))
+        print(f"exit {code}")
     else:
         if len(reports) > 1:
             print(f"{args.requirements} admits {len(reports)} measured pairs; each is answered:\n")
-        print("\n\n".join(render(r, args.verbose) for r in reports))
+        print("\n\n".join(render(r) for r in reports))
     return code
 
 
@@ -446,10 +476,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     what = ck.add_mutually_exclusive_group()
     what.add_argument("--pair", default=None, metavar="PAIR", help="check trl==A,transformers==B instead of the installed pair")
     what.add_argument("--requirements", type=Path, default=None, metavar="FILE",
-                      help="check the pins of a requirements.txt, pyproject.toml, uv.lock or poetry.lock (installs nothing)")
+                      help="check the pins of a requirements file (pip format), pyproject.toml, uv.lock, poetry.lock, "
+                           "pdm.lock or pylock.toml; installs nothing, needs no network")
     ck.add_argument("--run", action="store_true",
                     help="also run the cell's checks (import, both keywords, 3 BF16 steps, the adapter's rows) in this "
                          "Python, installing nothing; needs pytest and a kto-compat checkout's tests/cell")
-    ck.add_argument("--verbose", "-v", action="store_true",
-                    help="also list differences outside the run-time stack (tzdata, urllib3, ...)")
     ck.set_defaults(func=cmd_check)

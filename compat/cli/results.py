@@ -61,7 +61,9 @@ def cmd_findings(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """One self-contained adapter file with the findings embedded."""
     try:
-        text = export(PACKAGE, findings.load(args.findings))
+        data = findings.load(args.findings)
+        data.pop("environments", None)  # check's table of what each cell ran with; the adapter never reads it
+        text = export(PACKAGE, data)
     except ExportError as exc:
         raise cfg.ConfigError(str(exc)) from None
     atomic_write(args.output, text)

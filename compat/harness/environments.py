@@ -1,31 +1,30 @@
 """A cell measured an environment, not a pair in the abstract.
 
 This module keeps what each KTO cell ran with (the distributions its suite
-recorded), spells the install line that reproduces it, and says how another
-environment differs from it. Host side: it reads package metadata and
-findings, and never imports the ML stack.
+recorded: the stack it imports), spells the install line that pins them, and
+says how another environment, or a file's pins, differ from it. Host side: it
+reads package metadata and findings, and never imports the ML stack.
 
 findings.json carries the table built here (``environments``): each distinct
-set of distributions once, and per cell its pair, resolution, status and set.
+set of distributions once, and per cell its pair, resolution, status, set,
+release time and failure.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from packaging.markers import default_environment
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from compat.contract import CellResult, Status
 from compat.harness import specs
 
-ROOTS = ("trl", "transformers")  # the stack a cell measures; what their requirements reach matters at run time
+ROOTS = ("trl", "transformers")  # a cell's own pair; every other recorded distribution is its environment
 _LOCAL = re.compile(r"^(?P<public>[^+]+)\+(?P<local>.+)$")
 
 
@@ -39,6 +38,7 @@ class Measured:
     status: str
     environment: tuple[tuple[str, str], ...] = ()  # (distribution, version), python included, sorted
     released: str = ""
+    failure: tuple[str, str, str | None] | None = None  # (stage, first line of the error, raised by)
 
     @property
     def env(self) -> dict[str, str]:
@@ -47,6 +47,15 @@ class Measured:
     @property
     def installed(self) -> bool:
         return bool(self.environment)
+
+    @property
+    def compatible(self) -> bool:
+        return self.status == "compatible"
+
+
+def _failure(r: CellResult) -> list[Any] | None:
+    f = r.failure
+    return [str(f.stage), (f.message or "").splitlines()[0][:300] if f.message else "", f.raised_by] if f else None
 
 
 def table(results: Sequence[CellResult]) -> dict[str, Any]:
@@ -60,10 +69,11 @@ def table(results: Sequence[CellResult]) -> dict[str, Any]:
         env = {k: v for k, v in sorted(r.environment.items()) if k not in ROOTS}
         ref = None
         if env:
-            text = repr(sorted(env.items()))
-            ref = sets.setdefault(text, f"e{len(sets)}")
+            ref = sets.setdefault(repr(sorted(env.items())), f"e{len(sets)}")
             bodies[ref] = env
-        cells.append([str(r.trl), str(r.transformers), r.resolution, str(r.status), ref, r.released])
+        # A failure is kept where an environment can match it (installed cells); the rest carry only their status.
+        cells.append([str(r.trl), str(r.transformers), r.resolution, str(r.status), ref, r.released,
+                      _failure(r) if ref else None])
     return {"sets": bodies, "cells": cells}
 
 
@@ -72,9 +82,10 @@ def measured(findings: Mapping[str, Any]) -> list[Measured]:
     data = findings.get("environments") or {}
     sets = data.get("sets", {})
     out = []
-    for trl, tf, resolution, status, ref, released in data.get("cells", ()):
+    for trl, tf, resolution, status, ref, released, *rest in data.get("cells", ()):
         env = {**sets.get(ref, {}), **({"trl": trl, "transformers": tf} if ref else {})}
-        out.append(Measured(trl, tf, resolution, status, tuple(sorted(env.items())), released))
+        failure = tuple(rest[0]) if rest and rest[0] else None
+        out.append(Measured(trl, tf, resolution, status, tuple(sorted(env.items())), released, failure))  # type: ignore[arg-type]
     return out
 
 
@@ -82,24 +93,10 @@ def measured(findings: Mapping[str, Any]) -> list[Measured]:
 
 
 def from_result(r: CellResult) -> Measured:
+    f = _failure(r)
     return Measured(str(r.trl), str(r.transformers), r.resolution, str(r.status),
-                    tuple(sorted({k: str(v) for k, v in r.environment.items()}.items())), r.released)
-
-
-def line_for(r: CellResult) -> str:
-    """The line every report shows for a cell: its recorded environment pinned, or the bare pair where
-    nothing was installed (the resolver refused it)."""
-    from compat.harness.reports.vocab import pip_line
-
-    return install_line(from_result(r)) if r.environment else pip_line(r.trl, r.transformers)
-
-
-def line_template(env: Mapping[str, str | None]) -> str:
-    """install_line with ``{trl}``/``{transformers}`` left to fill in: the page stores one per distinct
-    environment and fills in each cell's own versions (None in ``env``: the cell's own)."""
-    own = {k: (f"{{{k}}}" if v is None else v) for k, v in env.items()}
-    own.update(trl="{trl}", transformers="{transformers}")
-    return install_line(Measured("{trl}", "{transformers}", "", "", tuple(sorted(own.items()))))
+                    tuple(sorted({k: str(v) for k, v in r.environment.items()}.items())), r.released,
+                    tuple(f) if f else None)  # type: ignore[arg-type]
 
 
 def torch_build(version: str) -> tuple[str, str | None]:
@@ -119,10 +116,8 @@ def build_words(version: str) -> str:
 
 
 def install_line(cell: Measured) -> str:
-    """The pip line that pins every distribution the cell recorded, torch's build included.
-
-    The rest of the cell's environment (what the recorded distributions pull in) resolves as of
-    today; the page and ``check`` say so beside it."""
+    """The pip line that pins every distribution the cell recorded, torch's build included (its index named).
+    What those pull in resolves when it is installed: see ``line_words``."""
     env = cell.env
     pins = [f"'{name}=={env[name]}'" for name in (*ROOTS, "torch") if name in env]
     pins += [f"'{name}=={ver}'" for name, ver in sorted(env.items()) if name not in (*ROOTS, "torch", "python")]
@@ -131,8 +126,28 @@ def install_line(cell: Measured) -> str:
     return f"pip install {index}{' '.join(pins)}"
 
 
-def python_words(cell: Measured) -> str:
-    return f"Python {cell.env['python']}" if "python" in cell.env else "an unrecorded Python"
+def line_words(cell: Measured) -> str:
+    """What the install line does and does not fix, said beside it."""
+    python = cell.env.get("python")
+    pinned = len([k for k in cell.env if k != "python"])
+    return (f"pins the {pinned} distributions the cell recorded; what they pull in resolves when you install"
+            + (f"; the cell ran Python {'.'.join(python.split('.')[:2])}" if python else ""))
+
+
+def line_for(r: CellResult) -> str:
+    """The line every report shows for a cell: its recorded environment pinned, or the bare pair where
+    nothing was installed (the resolver refused it)."""
+    from compat.harness.reports.vocab import pip_line
+
+    return install_line(from_result(r)) if r.environment else pip_line(r.trl, r.transformers)
+
+
+def line_template(env: Mapping[str, str | None]) -> str:
+    """install_line with ``{trl}``/``{transformers}`` left to fill in: the page stores one per distinct
+    environment and fills in each cell's own versions (None in ``env``: the cell's own)."""
+    own = {k: (f"{{{k}}}" if v is None else v) for k, v in env.items()}
+    own.update(trl="{trl}", transformers="{transformers}")
+    return install_line(Measured("{trl}", "{transformers}", "", "", tuple(sorted(own.items()))))
 
 
 # --------------------------------------------------------------------------- comparing environments
@@ -142,53 +157,67 @@ def python_words(cell: Measured) -> str:
 class Difference:
     name: str
     measured: str | None  # None: the cell did not have it
-    installed: str | None  # None: not installed here
-    runtime: bool  # the stack uses it at run time (reached from trl's or transformers' requirements)
+    yours: str | None  # None: not installed here (or, for pins, not pinned)
+    source: str = "installed"  # "installed": this environment; "pins": a file's pins
 
     def words(self) -> str:
+        have = "you have" if self.source == "installed" else "your pins say"
         if self.name == "device":
-            return (f"device: every cell ran on {self.measured}; this machine has {self.installed}, "
-                    "which no cell measured")
-        if self.name == "torch" and self.measured and self.installed:
-            mp, ip = torch_build(self.measured), torch_build(self.installed)
-            if mp[0] == ip[0]:
+            return f"device: every cell ran on {self.measured}; this machine has {self.yours}, which no cell measured"
+        if self.name == "torch" and self.measured and self.yours:
+            mp, yp = torch_build(self.measured), torch_build(self.yours)
+            if mp[0] == yp[0]:
                 return (f"torch: measured with {self.measured} ({build_words(self.measured)}), "
-                        f"you have {self.installed} ({build_words(self.installed)})")
-        if self.installed is None:
+                        f"{have} {self.yours} ({build_words(self.yours)})")
+        if self.yours is None:
             return f"{self.name}: measured with {self.measured}, not installed here"
         if self.measured is None:
-            return f"{self.name}: the measured environment did not have it, you have {self.installed}"
-        return f"{self.name}: measured with {self.measured}, you have {self.installed}"
+            return f"{self.name}: the measured environment did not have it, {have} {self.yours}"
+        return f"{self.name}: measured with {self.measured}, {have} {self.yours}"
 
 
-def _same(name: str, measured: str, installed: str) -> bool:
+def _same(name: str, measured: str, yours: str) -> bool:
     if name == "python":  # a patch release of the interpreter does not move a verdict; a minor may
-        return measured.split(".")[:2] == installed.split(".")[:2]
+        return measured.split(".")[:2] == yours.split(".")[:2]
     try:
-        return Version(measured) == Version(installed)
+        return Version(measured) == Version(yours)
     except InvalidVersion:
-        return measured == installed
+        return measured == yours
 
 
-def _canon(mapping: Mapping[str, str]) -> dict[str, str]:
+def canonical(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return {canonicalize_name(k) if k != "python" else k: v for k, v in mapping.items()}
 
 
-def differences(cell: Measured, installed: Mapping[str, str], runtime: set[str],
-                recorded: Iterable[str] = ()) -> list[Difference]:
-    """Each distribution the cell recorded that this environment has at another version or lacks, and
-    each one the stack here uses at run time that the cell lacked although cells record it when present
-    (``recorded``: the names any cell of the table recorded)."""
-    env, have = _canon(cell.env), _canon(installed)
-    out = []
+@dataclass(frozen=True)
+class Comparison:
+    cell: Measured
+    differences: tuple[Difference, ...]
+    unknown: tuple[str, ...] = ()  # recorded distributions the pins leave open: they resolve at install time
+
+
+def compare(cell: Measured, yours: Mapping[str, Sequence[str]], *, complete: bool, recorded: Iterable[str] = ()) -> Comparison:
+    """``yours``: each distribution's allowed versions (an environment: its one installed version; a lock that
+    forks: several). ``complete``: an environment, where a distribution absent is not installed; pins, where
+    it is merely open. ``recorded``: the names any cell recorded when present, so one the cell lacks but
+    ``yours`` has is a difference too."""
+    env, have = canonical(cell.env), canonical(yours)
+    source = "installed" if complete else "pins"
+    diffs, unknown = [], []
     for name in sorted(env):
-        if name in have and _same(name, env[name], have[name]):
+        if name in ROOTS:
             continue
-        out.append(Difference(name, env[name], have.get(name), name in runtime or name in ("python", "torch")))
-    for name in sorted({canonicalize_name(n) for n in recorded} - set(env)):
-        if name in have and name in runtime:
-            out.append(Difference(name, None, have[name], True))
-    return out
+        if name not in have:
+            if complete:
+                diffs.append(Difference(name, env[name], None, source))
+            elif name != "python":  # a requirements file does not choose the interpreter
+                unknown.append(name)
+        elif not any(_same(name, env[name], v) for v in have[name]):
+            diffs.append(Difference(name, env[name], have[name][0], source))
+    for name in sorted({canonicalize_name(n) for n in recorded} - set(env) - set(ROOTS)):
+        if name in have:
+            diffs.append(Difference(name, None, have[name][0], source))
+    return Comparison(cell, tuple(diffs), tuple(unknown))
 
 
 def local_gpu() -> str | None:
@@ -201,74 +230,17 @@ def device_difference(measured_devices: str, gpu: str | None) -> Difference | No
     """The platform itself: cells that ran on CPU say nothing about training on this machine's GPU."""
     if gpu is None or "cuda" in measured_devices.lower():
         return None
-    return Difference("device", measured_devices or "an unrecorded device", gpu, True)
+    return Difference("device", measured_devices or "an unrecorded device", gpu)
 
 
-def reach(requires: Mapping[str, Sequence[str]], roots: Iterable[str] = ROOTS,
-          marker_env: Mapping[str, str] | None = None) -> set[str]:
-    """Every distribution the roots' requirements reach (markers evaluated, extras ignored), by
-    canonical name: what the stack can import at run time."""
-    menv = dict(marker_env or default_environment())
-    seen: set[str] = set()
-    todo = [canonicalize_name(r) for r in roots]
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in requires:
-            seen.add(name)
-            continue
-        seen.add(name)
-        for text in requires[name]:
-            try:
-                req = Requirement(text)
-            except InvalidRequirement:
-                continue
-            if req.marker is not None and not req.marker.evaluate({**menv, "extra": ""}):
-                continue
-            todo.append(canonicalize_name(req.name))
-    return seen
+def here() -> dict[str, list[str]]:
+    """The distributions installed in this Python, read from metadata (nothing is imported)."""
+    import sys
+    from importlib import metadata
 
-
-@dataclass(frozen=True)
-class Installed:
-    """The distributions of one Python environment, read from metadata (nothing is imported)."""
-
-    versions: dict[str, str] = field(default_factory=dict)  # canonical name -> version, python included
-    requires: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @classmethod
-    def here(cls) -> Installed:
-        import sys
-        from importlib import metadata
-
-        versions = {"python": sys.version.split()[0]}
-        requires: dict[str, tuple[str, ...]] = {}
-        for dist in metadata.distributions():
-            name = dist.metadata["Name"]
-            if not name:
-                continue
-            key = canonicalize_name(name)
-            versions.setdefault(key, dist.version)
-            requires.setdefault(key, tuple(dist.requires or ()))
-        return cls(versions, requires)
-
-    def runtime(self) -> set[str]:
-        return reach(self.requires)
-
-
-def closest(cells: Sequence[Measured], installed: Installed,
-            recorded: Iterable[str] = ()) -> tuple[Measured, list[Difference]] | None:
-    """The installed cell of this pair whose environment is nearest to ``installed``: fewest run-time
-    differences, then fewest differences, then today's resolution."""
-    # What cells record is the stack they import (conftest's list), so it is run time by definition.
-    recorded = {canonicalize_name(n) for n in recorded}
-    runtime = installed.runtime() | recorded
-    ranked = []
-    for c in cells:
-        if not c.installed:
-            continue
-        diff = differences(c, installed.versions, runtime, recorded)
-        ranked.append((sum(d.runtime for d in diff), len(diff), c.resolution != "latest", c, diff))
-    if not ranked:
-        return None
-    best = min(ranked, key=lambda t: t[:3])
-    return best[3], best[4]
+    versions: dict[str, list[str]] = {"python": [sys.version.split()[0]]}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            versions.setdefault(canonicalize_name(name), [dist.version])
+    return versions

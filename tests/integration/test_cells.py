@@ -220,4 +220,5 @@ def test_the_readme_snippet_runs_as_written_on_a_compatible_pair(compat_json, ou
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "'train_loss'" in proc.stdout + proc.stderr
     adapter_warnings = re.findall(r"AdapterWarning: (.*)", proc.stderr)
-    assert adapter_warnings == ["make_kto_config: no CUDA device: setting use_cpu=True so bf16 runs as CPU autocast"]
+    if not Path("/proc/driver/nvidia/version").exists():  # the README's words for a machine without CUDA
+        assert adapter_warnings == ["make_kto_config: no CUDA device: setting use_cpu=True so bf16 runs as CPU autocast"]

@@ -28,12 +28,14 @@ def test_zizmor_offline_finds_nothing():
 
 
 def run_step(step: dict, tmp_path: Path, inputs: dict[str, str]) -> subprocess.CompletedProcess:
-    """One `run:` step, its ${{ }} expressions only ever in `env:` (zizmor keeps them out of scripts)."""
+    """One `run:` step, its ${{ }} expressions only ever in `env:` (zizmor keeps them out of scripts);
+    setup-python's output is this Python 3.11."""
     env = {**os.environ, "GITHUB_ACTION_PATH": str(REPO), "RUNNER_TEMP": str(tmp_path / "runner"),
            "GITHUB_OUTPUT": str(tmp_path / "output")}
+    outputs = {"steps.python.outputs.python-path": shutil.which("python3.11") or sys.executable}
     for name, value in (step.get("env") or {}).items():
-        key = value.removeprefix("${{ inputs.").removesuffix(" }}")
-        env[name] = inputs.get(key, "")
+        key = value.removeprefix("${{ ").removesuffix(" }}")
+        env[name] = outputs[key] if key in outputs else inputs.get(key.removeprefix("inputs."), "")
     assert "${{" not in step["run"]
     return subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=600)
@@ -41,7 +43,8 @@ def run_step(step: dict, tmp_path: Path, inputs: dict[str, str]) -> subprocess.C
 
 def test_the_steps_install_kto_compat_and_exit_with_checks_codes(tmp_path):
     action = yaml.safe_load(ACTION.read_text())
-    install, check = action["runs"]["steps"]
+    setup, install, check = action["runs"]["steps"]
+    assert setup["uses"].startswith("actions/setup-python@") and setup["with"]["python-version"] == "3.11"
     (tmp_path / "runner").mkdir()
     proc = run_step(install, tmp_path, {})
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -70,11 +70,12 @@ def test_compatible_unmeasured_beyond_every_release_and_json(findings_file):
 
 
 def test_the_drifted_pair_offers_the_environment_that_passed(findings_file):
-    """0.11.4 x 4.45.2 trains as of its release and fails with today's resolution: the line shown under its
-    compatible answer pins the environment that passed (rich, tyro), not the bare pair."""
+    """0.11.4 x 4.45.2 trains as of its release and fails with today's resolution: not a plain yes (exit 3), and
+    the line shown under its compatible answer pins the environment that passed (rich, tyro), not the bare pair."""
     proc = run_check(findings_file, "--pair", "trl==0.11.4,transformers==4.45.2")
-    assert proc.returncode == 0, proc.stdout
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("install line (reproduces the measured"))
+    assert proc.returncode == 3, proc.stdout
+    assert "with its dependencies resolved latest, this pair was measured failing at import" in proc.stdout
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("install line (the measured environment"))
     assert "'rich==13.9.2'" in line and "'tyro==0.8.12'" in line
 
 
@@ -89,16 +90,15 @@ def test_help_documents_the_exit_codes():
 # --------------------------------------------------------------------------- the installed environment
 
 
-def installed(**versions: str) -> envs.Installed:
-    return envs.Installed({"python": "3.11.9", **versions}, {"trl": ("transformers>=4.40", "datasets", "accelerate"),
-                                                            "datasets": ("pyarrow>=8",)})
+def installed(**versions: str) -> dict[str, list[str]]:
+    return {"python": ["3.11.9"], **{k: [v] for k, v in versions.items()}}
 
 
-def report_for(findings_file: Path, here: envs.Installed, gpu: str | None = None) -> check_mod.CheckReport:
+def report_for(findings_file: Path, here: dict[str, list[str]], gpu: str | None = None) -> check_mod.CheckReport:
     check_mod._findings(findings_file)
     table = envs.measured(json.loads(findings_file.read_text()))
-    pair = (here.versions["trl"], here.versions["transformers"])
-    return check_mod.against_installed(check_mod.check(pair, table), table, here, gpu)
+    pair = (here["trl"][0], here["transformers"][0])
+    return check_mod.against(check_mod.check(pair, table), table, here, complete=True, gpu=gpu)
 
 
 def test_an_environment_matching_the_compatible_cell_exits_0(findings_file):
@@ -119,7 +119,7 @@ def test_a_differing_run_time_distribution_is_named_and_exits_3(findings_file):
     assert words["pyarrow"] == "pyarrow: measured with 17.0.0, you have 26.0.1"
     assert words["rich"] == "rich: measured with 13.9.2, not installed here"
     assert check_mod.render(r).splitlines()[0].endswith(": compatible only as measured: your environment differs from "
-                                                          "the measured one where that can change the verdict "
+                                                          "the measured environment where that can change the verdict "
                                                           "(`kto-compat check --run` measures yours).")
 
 
@@ -149,14 +149,6 @@ def test_a_gpu_machine_is_not_what_cpu_cells_measured(findings_file):
     assert "no cell measured" in r.differences[0]["words"]
 
 
-def test_differences_outside_the_stack_wait_for_verbose(findings_file):
-    """A distribution the cells recorded counts; one neither recorded nor reached by trl's requirements
-    (a lock's tzdata) is listed only with --verbose and does not move the exit code."""
-    cell = envs.Measured("1", "2", "latest", "compatible", (("tzdata", "2025.1"), ("datasets", "3.0.1")))
-    diff = envs.differences(cell, {"tzdata": "2026.1", "datasets": "3.0.1"}, runtime={"datasets"})
-    assert [(d.name, d.runtime) for d in diff] == [("tzdata", False)]
-
-
 # --------------------------------------------------------------------------- --requirements
 
 
@@ -173,14 +165,68 @@ def test_requirements_txt_pinning_a_compatible_pair_exits_0(findings_file, tmp_p
     req.write_text("trl==0.12.2\ntransformers==4.46.3\ndatasets==3.0.1\n")
     proc = run_check(findings_file, "--requirements", str(req))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "unpinned, resolved at install time: accelerate, pyarrow, torch" in proc.stdout
+    assert "left open, resolved when you install: accelerate, pyarrow, torch" in proc.stdout
 
 
 def test_a_pinned_difference_from_the_measured_cell_exits_3(findings_file, tmp_path):
     req = tmp_path / "requirements.txt"
     req.write_text("trl==0.12.2\ntransformers==4.46.3\ndatasets==2.14.4\n")
     proc = run_check(findings_file, "--requirements", str(req))
-    assert proc.returncode == 3 and "datasets: measured with 3.0.1, you have 2.14.4" in proc.stdout
+    assert proc.returncode == 3 and "datasets: measured with 3.0.1, your pins say 2.14.4" in proc.stdout
+
+
+def test_pins_of_the_environment_a_failing_cell_measured_are_broken(findings_file, tmp_path):
+    """Pins equal to every distribution the failing (latest) cell of a drifted pair recorded: exit 1 with that
+    cell's own failure, not the compatible answer of its as-of-release twin."""
+    req = tmp_path / "requirements.txt"
+    req.write_text("trl==0.11.4\ntransformers==4.45.2\ntorch==2.13.0+cpu\ndatasets==5.0.1\npyarrow==17.0.0\n"
+                   "accelerate==1.0.1\ntyro==1.0.17\n")
+    proc = run_check(findings_file, "--requirements", str(req))
+    assert proc.returncode == 1, proc.stdout
+    assert "fails at the 'import' stage" in proc.stdout and "No module named 'rich'" in proc.stdout
+
+
+def test_loose_pins_of_a_drifted_pair_are_not_a_plain_yes(findings_file, tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("trl==0.11.4\ntransformers==4.45.2\n")
+    proc = run_check(findings_file, "--requirements", str(req))
+    assert proc.returncode == 3, proc.stdout
+    assert "left open, and resolved latest this pair was measured failing at import" in proc.stdout
+
+
+def test_hashed_lines_keep_their_markers(tmp_path):
+    from compat.cli import requirements
+
+    (tmp_path / "requirements.txt").write_text(
+        'numpy==1.26.4 ; python_version < "3.0" \\\n  --hash=sha256:abc\n'
+        'numpy==2.1.2 ; python_version >= "3.0" --hash=sha256:def --hash=sha256:0123\n'
+        "flash-attn==2.6.3 --no-build-isolation\n-e git+https://example.invalid/x.git#egg=x\n.\n./wheels/y.whl\n"
+        "trl @ https://example.invalid/trl-0.12.2-py3-none-any.whl\n-rother.txt\ntransformers==4.46.3\t# pinned\n")
+    (tmp_path / "other.txt").write_text("tokenizers==0.20.3\n")
+    pins = requirements.read(tmp_path / "requirements.txt")
+    assert {k: p.exact for k, p in pins.items()} == {"numpy": "2.1.2", "flash-attn": "2.6.3", "trl": "0.12.2",
+                                                     "tokenizers": "0.20.3", "transformers": "4.46.3"}
+
+
+def test_a_missing_include_names_the_including_line(tmp_path):
+    from compat.cli import requirements
+    from compat.harness.config import ConfigError
+
+    (tmp_path / "requirements.txt").write_text("trl==0.12.2\n-r nope.txt\n")
+    with pytest.raises(ConfigError, match=r"requirements.txt:2: .*nope.txt: not a file"):
+        requirements.read(tmp_path / "requirements.txt")
+
+
+def test_a_range_skips_pairs_the_resolver_refuses(tmp_path):
+    results = [*RESULTS, CellResult("0.12.2", "4.47.1", "latest", "unresolvable",
+                                    failure=Failure("resolve", "No solution found when resolving dependencies"))]
+    path = tmp_path / "findings.json"
+    path.write_text(findings.dumps(findings.build(results)))
+    req = tmp_path / "requirements.txt"
+    req.write_text("trl==0.12.2\ntransformers>=4.46,<4.48\n")
+    proc = run_check(path, "--requirements", str(req), "--json")
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 0 and [p["transformers"] for p in data["pairs"]] == ["4.46.3"]
 
 
 def test_a_range_admitting_several_measured_releases_answers_each(findings_file, tmp_path):
@@ -206,11 +252,9 @@ def test_pyproject_and_locks_are_read(findings_file, tmp_path, name, text):
 
 @pytest.mark.parametrize("name, text, where", [
     ("requirements.txt", "trl==0.12.2\ntransformers===\n", "requirements.txt:2: not a requirement"),
-    ("requirements.txt", "transformers==4.46.3\n", "requirements.txt: no requirement on trl"),
     ("pyproject.toml", "[project\n", "pyproject.toml: not TOML"),
     ("pyproject.toml", '[project]\ndependencies = ["trl==0.12.2", 5]\n', "pyproject.toml: project.dependencies[1]: expected a requirement string"),
     ("uv.lock", '[[package]]\nname = "trl"\nversion = "x"\n', "uv.lock: package[0]: trl 'x' is not a version"),
-    ("requirements.txt", "trl>=50\ntransformers==4.46.3\n", "requirements.txt:1: trl>=50 admits no release"),
 ])
 def test_bad_requirement_files_are_one_line_exit_2(findings_file, tmp_path, name, text, where):
     path = tmp_path / name
@@ -219,6 +263,17 @@ def test_bad_requirement_files_are_one_line_exit_2(findings_file, tmp_path, name
     assert proc.returncode == 2 and proc.stdout == ""
     (line,) = proc.stderr.splitlines()
     assert where in line, line
+
+
+@pytest.mark.parametrize("text, words", [
+    ("transformers==4.46.3\n", "has no requirement on trl: which trl gets installed decides the answer"),
+    ("trl>=50\ntransformers==4.46.3\n", "trl >=50 admits no release kto-compat measured (measured: 0.11.4 to 0.12.2)"),
+])
+def test_files_the_table_cannot_answer_for_exit_3(findings_file, tmp_path, text, words):
+    req = tmp_path / "requirements.txt"
+    req.write_text(text)
+    proc = run_check(findings_file, "--requirements", str(req))
+    assert proc.returncode == 3 and words in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_requirements_includes_continuations_and_markers(tmp_path):
@@ -232,11 +287,24 @@ def test_requirements_includes_continuations_and_markers(tmp_path):
 
 
 def test_poetry_constraints():
-    from compat.cli.requirements import _poetry_spec
+    from compat.cli.requirements import poetry_constraint
 
-    assert str(_poetry_spec("^0.12.1", "x")) == "<0.13,>=0.12.1"
-    assert str(_poetry_spec("~4.46", "x")) == "<4.47,>=4.46"
-    assert str(_poetry_spec("4.46.3", "x")) == "==4.46.3"
+    def spec(text: str) -> list[str]:
+        return [str(s) for s in poetry_constraint(text, "x")]
+
+    assert spec("^0.12.1") == ["<0.13,>=0.12.1"] and spec("~4.46") == ["<4.47,>=4.46"]
+    assert spec("4.46.3") == ["==4.46.3"] and spec("=0.12.2") == ["==0.12.2"] and spec("0.12.*") == ["==0.12.*"]
+    assert spec(">=0.12.0 <0.13.0") == ["<0.13.0,>=0.12.0"] and spec("^0.12.2 || ^0.13") == ["<0.13,>=0.12.2", "<0.14,>=0.13"]
+
+
+def test_locks_skip_dynamic_versions_and_keep_forks(tmp_path):
+    from compat.cli import requirements
+
+    (tmp_path / "uv.lock").write_text('version = 1\n[[package]]\nname = "me"\nsource = { editable = "." }\n'
+                                      '[[package]]\nname = "numpy"\nversion = "1.26.4"\n'
+                                      '[[package]]\nname = "numpy"\nversion = "2.1.2"\n')
+    pins = requirements.read(tmp_path / "uv.lock")
+    assert set(pins) == {"numpy"} and pins["numpy"].exacts == ("1.26.4", "2.1.2") and pins["numpy"].exact is None
 
 
 def test_a_pair_that_is_not_one_kto_pair_names_the_form_check_takes(findings_file):
