@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from packaging.version import Version
 
@@ -96,6 +96,8 @@ def standing(step: Step, cells: Mapping[str, CellResult]) -> Step | None:
     before, after = cells.get(step.before.id), cells.get(step.after.id)
     if before is None or after is None:
         return None
+    if step.axis == "rerun":  # the verdict before the rerun is gone from the table; it stands while the pair breaks
+        return step if after.status in BROKEN else None
     now = Step(step.axis, before, after)
     if not now.regression:
         return None
@@ -114,29 +116,27 @@ def tracked(body: str, cells: Mapping[str, CellResult]) -> list[Step]:
         before, after = cells.get(before_id), cells.get(after_id)
         if before is not None and after is not None:
             axis = next((a for a in AXES if getattr(before, a) != getattr(after, a)), "rerun")
+            if axis == "rerun":  # tracked because it was compatible before the rerun that broke it
+                before = replace(after, status=Status.COMPATIBLE, failure=None)
             out.append(Step(axis, before, after))
     return out
 
 
-def _pair(c: CellResult) -> str:
-    return f"trl {md(c.trl)} + transformers {md(c.transformers)}"
-
-
 def table(steps: Sequence[Step], heading: str) -> list[str]:
-    """A Markdown table of steps, per trainer; every cell-derived string escaped."""
+    """A Markdown table of steps with the trainer, and the failure of the broken side: for a regression
+    the new release's, for a fix the previous one's. Every cell-derived string escaped."""
     if not steps:
         return []
-    lines = [heading, "", "| trainer | pair | resolution | worked on | breaks / works on | stage | raised by "
-             "| first line of the error |", "|---|---|---|---|---|---|---|---|"]
+    lines = [heading, "", "| trainer | pair | resolution | compared with | stage | raised by | first line of the error |",
+             "|---|---|---|---|---|---|---|"]
     for s in steps:
         broken = s.after if s.regression else s.before
         f = broken.failure
         was = "the last run" if s.axis == "rerun" else f"{s.axis} {md(getattr(s.before, s.axis))}"
         lines.append(
-            f"| {md(s.after.trainer)} | {_pair(s.after)} | {md(s.after.resolution)} | "
-            f"{was if s.regression else _pair(s.after)} | {_pair(s.after) if s.regression else was} | "
-            f"{md(f.stage) if f else md(broken.status)} | {md(f.raised_by or '') if f else ''} | "
-            f"{md(first_line(f.message)) if f else ''} |")
+            f"| {md(s.after.trainer)} | trl {md(s.after.trl)} + transformers {md(s.after.transformers)} | "
+            f"{md(s.after.resolution)} | {was} | {md(f.stage) if f else md(broken.status)} | "
+            f"{md(f.raised_by or '') if f else ''} | {md(first_line(f.message)) if f else ''} |")
     return lines + [""]
 
 

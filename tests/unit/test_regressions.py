@@ -34,10 +34,11 @@ def test_a_new_release_is_compared_with_the_previous_release_of_its_axis_per_tra
         ("kto", "trl0.26.2-tf5.25.0", "transformers", "5.24.0", True, False)]  # the error is no step
     md = regressions.markdown(found)
     assert md.startswith("## 2 regression(s): worked on the previous release, breaks on the new one")
-    assert "| kto | trl 0.26.2 + transformers 5.25.0 | latest | transformers 5.24.0 | trl 0.26.2 + transformers 5.25.0 " \
-           "| construct | transformers.Trainer.\\_\\_init\\_\\_ | TypeError: Trainer.\\_\\_init\\_\\_() got an " in md
+    assert "| kto | trl 0.26.2 + transformers 5.25.0 | latest | transformers 5.24.0 | construct " \
+           "| transformers.Trainer.\\_\\_init\\_\\_ | TypeError: Trainer.\\_\\_init\\_\\_() got an " in md
     assert "| dpo | trl 1.15.0 + transformers 5.25.0 | latest | transformers 5.24.0 |" in md
     assert "## 1 fix(es): broke on the previous release, works on the new one" in md
+    assert "| kto | trl 0.25.1 + transformers 5.25.0 | latest | transformers 5.24.0 | construct |" in md
     # Without the new release nothing moved: no step at all.
     assert regressions.find(OLD, OLD) == []
 
