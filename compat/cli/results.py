@@ -164,7 +164,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
     appended to --github-output: false when only errors, dates or timings differ."""
     found = changes.Changes(tuple(releases.stored(args.old, missing_ok=False)),
                             tuple(releases.stored(args.new, missing_ok=False)))
-    sys.stdout.write(changes.body(found, args.links))
+    sys.stdout.write(changes.body(found, args.links if found.changed else ""))  # unpublished logs: no link
     if args.github_output is not None:
         with args.github_output.open("a", encoding="utf-8") as fh:
             fh.write(f"changed={'true' if found.changed else 'false'}\n")

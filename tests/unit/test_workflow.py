@@ -18,15 +18,18 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.version import Version
 
 import fakeproject
-from compat.contract import CellResult
+from compat.contract import CellResult, dumps_cell, load_document
+from compat.harness.plan import Cell
+from compat.harness.reports.publish import dumps
 
 REPO = Path(__file__).parents[2]
 WORKFLOW = REPO / ".github" / "workflows" / "compat-matrix.yml"
@@ -284,3 +287,142 @@ def test_a_failed_plan_fails_its_job_with_one_line_and_nothing_after_it_runs(wor
     values.update({"needs.plan.result": "failure", "needs.plan.outputs.count": "", "needs.cells.result": "skipped"})
     assert not sim.condition(workflow["jobs"]["cells"]["if"], needs_ok=False)
     assert not sim.condition(workflow["jobs"]["publish"]["if"], needs_ok=False)
+
+
+# ---- the published table, one release removed and measured again ------------------------------
+
+DOCS = REPO / "docs" / "compat"
+GONE = "5.25.0"  # the release the scenario's table lacks; its cells come back from the recorded results
+NEXT = "5.26.0"  # a later release, recorded as its 5.24.0 neighbours measured
+ROW_X, ROW_Y = "0.26.2", "1.15.0"  # broken on 5.25.0; made to work on 5.24.0 in the scenario's table
+
+
+def _recorded() -> list[CellResult]:
+    return list(load_document(DOCS / "compat.json").cells)
+
+
+def _working(cells: list[CellResult], trl: str, tf: str) -> CellResult:
+    """The kto cell of (trl, tf) made compatible, from the compatible cell of the newest TRL on that column."""
+    donor = max((c for c in cells if str(c.transformers) == tf and c.trainer == "kto" and c.resolution == "latest"
+                 and c.status == "compatible"), key=lambda c: c.trl)
+    return replace(donor, trl=Version(trl), environment={**donor.environment, "trl": trl}, log=None)
+
+
+def _moved(cell: CellResult, tf: str) -> CellResult:
+    return replace(cell, transformers=Version(tf), environment={**cell.environment, "transformers": tf}, log=None)
+
+
+class Published:
+    """A project holding a copy of the published table without transformers 5.25.0, whose shards serve the
+    recorded cells from the harness's own result cache (as a cached verdict, through `compat matrix`)."""
+
+    def __init__(self, root: Path, versions: dict[str, list[str]]) -> None:
+        self.root = fakeproject.make(root, (REPO / "matrix.toml").read_text(), versions["trl"], versions["transformers"])
+        (self.root / "compat").mkdir()
+        shutil.copytree(REPO / "compat" / "schema", self.root / "compat" / "schema")
+        from compat.harness import config, run, suite
+        from compat.harness.envs import index_args
+        settings = config.load(self.root / "matrix.toml").settings
+        environ = {"PIP_FIND_LINKS": "https://download.pytorch.org/whl/cpu/torch/"}  # the cells job's
+        self.key = lambda c: run.cache_key(
+            Cell(c.trl, c.transformers, c.resolution, trainer=c.trainer, forced=c.forced), settings,
+            suite.suite_hash(suite.checkout()), " ".join(index_args(settings, environ)))
+
+    def record(self, cells: list[CellResult]) -> None:
+        cache = self.root / ".compat" / "results"
+        cache.mkdir(parents=True, exist_ok=True)
+        for c in cells:
+            (cache / f"{self.key(c)}.json").write_text(dumps_cell(c))
+
+    def list_transformers(self, versions: list[str]) -> None:
+        (self.root / ".compat" / "index" / "transformers.json").write_text(json.dumps(fakeproject.listing(*versions)))
+
+    def files(self) -> dict[str, bytes]:
+        d = self.root / "docs" / "compat"
+        return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory) -> tuple[Published, list[CellResult]]:
+    """The published table less 5.25.0, with rows X and Y working on 5.24.0, rendered as the workflow publishes it."""
+    cells = _recorded()
+    versions = {a: [str(v) for v in sorted({getattr(c, a) for c in cells})] for a in ("trl", "transformers")}
+    project = Published(tmp_path_factory.mktemp("published"), versions)
+    changed = {_working(cells, t, "5.24.0").id: _working(cells, t, "5.24.0") for t in (ROW_X, ROW_Y)}
+    table = [changed.get(c.id, c) for c in cells if str(c.transformers) != GONE]
+    out = project.root / "docs" / "compat"
+    out.mkdir(parents=True)
+    (out / "compat.json").write_text(dumps(load_document(DOCS / "compat.json").meta, table))
+    for name in ("COMPAT.md", "compat.svg", "index.html"):  # as published; a run that changes nothing keeps them
+        shutil.copy(DOCS / name, out / name)
+    shutil.copytree(REPO / "compat" / "schema", out / "schema")
+    return project, cells
+
+
+def _copy(project: Published, root: Path) -> Published:
+    shutil.copytree(project.root, root)
+    copy = object.__new__(Published)
+    copy.root, copy.key = root, project.key
+    return copy
+
+
+def test_a_run_whose_every_cell_errs_changes_no_published_file_and_proposes_nothing(workflow, scenario, tmp_path):
+    project = _copy(scenario[0], tmp_path / "repo")
+    before = project.files()
+    run = run_workflow(workflow, project.root, "", "default dpo full", FAKE_SYNC_FAIL="No space left on device (os error 28)")
+    assert run.plan["count"] == "40"  # the 41st 5.25.0 cell is the drift twin of one of them
+    assert run.merged["changed"] == "false" and not run.proposed and not run.sim.runs("publish", "publish")
+    assert project.files() == before
+    body = (project.root / "pr-body.md").read_text()
+    assert "- new transformers 5.25.0: 40 cell(s): 40 error" in body and "## 40 harness error(s)" in body
+    assert gh_calls(project.root) == []
+
+
+def test_a_release_that_breaks_a_working_row_is_flagged_the_day_it_lands_and_the_issue_follows_it(
+        workflow, scenario, tmp_path):
+    project, recorded = _copy(scenario[0], tmp_path / "repo"), scenario[1]
+    y_gone = next(c for c in recorded if c.id == f"trl{ROW_Y}-tf{GONE}")
+    # Day 1: 5.25.0 is on the index. Every cell is served as recorded except row Y's, which hits a full disk.
+    project.record([c for c in recorded if str(c.transformers) == GONE and c.id != y_gone.id])
+    run = run_workflow(workflow, project.root, "", "default dpo full", FAKE_SYNC_FAIL="No space left on device (os error 28)")
+    assert run.merged["changed"] == "true" and run.proposed
+    body = (project.root / "pr-body.md").read_text()
+    assert "- new transformers 5.25.0: 41 cell(s): 20 compatible, 19 incompatible, 1 unresolvable, 1 error" in body
+    assert "## 1 regression(s)" in body
+    assert f"| kto | trl {ROW_X} + transformers {GONE} | latest | transformers 5.24.0 | construct |" in body
+    assert "## 1 harness error(s), retried by the next run" in body and f"trl{ROW_Y}-tf{GONE}" in body
+    table = load_document(project.root / "docs" / "compat" / "compat.json")
+    assert {str(c.transformers) for c in table.cells} >= {GONE} and table.meta["profile"] == "default, dpo, full"
+    links = [c.log for c in table.cells if c.log]
+    assert links and all((project.root / "docs" / "compat" / link).is_file() for link in links)
+    assert re.findall(r'"log":"(logs/[^"]+)"', (project.root / "docs" / "compat" / "index.html").read_text()) == [
+        link for link in links if link]  # the page links exactly the published logs
+    [create] = gh_calls(project.root)
+    assert create.startswith("issue create --title kto-compat: regression detected (kto) --body-file ")
+    issue = (project.root / create.split()[-1]).read_text()
+    assert issue.count("<!-- regression:") == 1 and f"trl{ROW_X}-tf5.24.0 -> trl{ROW_X}-tf{GONE}" in issue
+    issues = project.root / "gh-issues.json"
+    issues.write_text(json.dumps([{"number": 9, "title": "kto-compat: regression detected (kto)", "body": issue}]))
+
+    # Day 2: the errored cell is retried and measured: a second regression updates the one issue.
+    project.record([y_gone])
+    run = run_workflow(workflow, project.root, "", "default dpo full")
+    assert run.plan["only"] == f"trl=={ROW_Y},transformers=={GONE}" and run.proposed
+    assert f"| kto | trl {ROW_Y} + transformers {GONE} | latest | transformers 5.24.0 | train |" in (
+        project.root / "pr-body.md").read_text()
+    [_, edit] = gh_calls(project.root)
+    assert edit.startswith("issue edit 9 --body-file ")
+    issue = (project.root / edit.split()[-1]).read_text()
+    assert issue.count("<!-- regression:") == 2
+    issues.write_text(json.dumps([{"number": 9, "title": "kto-compat: regression detected (kto)", "body": issue}]))
+
+    # Day 3: transformers 5.26.0 works on both rows again: nothing stands, the issue is closed with a comment.
+    table = load_document(project.root / "docs" / "compat" / "compat.json").cells
+    week = {(c.trainer, c.resolution, c.trl): c for c in table if str(c.transformers) == "5.24.0"}
+    project.record([_moved(week.get((c.trainer, c.resolution, c.trl), c), NEXT) for c in recorded
+                    if str(c.transformers) == GONE])
+    project.list_transformers([*sorted({str(c.transformers) for c in recorded}, key=Version), NEXT])
+    run = run_workflow(workflow, project.root, "", "default dpo full")
+    assert "- new transformers 5.26.0: 41 cell(s)" in (project.root / "pr-body.md").read_text()
+    assert gh_calls(project.root)[2:] == ["issue comment 9 --body-file issue-actions/issue-1.md", "issue close 9"]
+    assert "No regression stands any more" in (project.root / "issue-actions" / "issue-1.md").read_text()
