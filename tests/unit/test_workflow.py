@@ -426,3 +426,23 @@ def test_a_release_that_breaks_a_working_row_is_flagged_the_day_it_lands_and_the
     assert "- new transformers 5.26.0: 41 cell(s)" in (project.root / "pr-body.md").read_text()
     assert gh_calls(project.root)[2:] == ["issue comment 9 --body-file issue-actions/issue-1.md", "issue close 9"]
     assert "No regression stands any more" in (project.root / "issue-actions" / "issue-1.md").read_text()
+
+
+def test_a_full_plan_puts_each_cell_in_exactly_one_shard_drift_twins_included(scenario):
+    from compat.harness import config, index, plan
+
+    project, recorded = scenario
+    matrix = project.root / "matrix.toml"
+    cfg, lister = config.load(matrix), index.lister(matrix, max_age=float("inf"))
+    only = sorted({c.only for p in ("default", "dpo", "full") for c in plan.plan(cfg, p, lister)})  # the plan step's
+    assert len(only) > 1800
+    every = plan.plan(cfg, "default", lister, only)
+    shards = [plan.plan(cfg, "default", lister, only, (i, 4)) for i in range(1, 5)]
+    ids = [c.id for shard in shards for c in shard]
+    assert len(ids) == len(set(ids)) and sorted(ids) == sorted(c.id for c in every)
+    # A drifted `latest` cell brings its as-of-release twin only where no other shard runs that twin.
+    drifted = next(c for c in recorded if c.failure and c.failure.drift and c.resolution == "latest")
+    [mine] = [c for shard in shards for c in shard if c.id == drifted.id]
+    twin = replace(mine, resolution="as-of-release")
+    assert plan.drift_followups([drifted], [mine]) == [twin]
+    assert plan.drift_followups([drifted], [mine], [*every, twin]) == []
