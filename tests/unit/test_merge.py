@@ -124,3 +124,33 @@ def test_merge_cli_disagreeing_shards_publish_a_flaky_cell(project, tmp_path):
     assert proc.returncode == 0, proc.stderr
     [cell] = json.loads((tmp_path / "m" / "compat.json").read_text())["cells"]
     assert cell["status"] == "flaky" and {o["status"] for o in cell["flaky"]} == {"compatible", "incompatible"}
+
+
+def test_the_same_cells_in_any_order_and_any_shards_give_the_same_bytes(project, tmp_path):
+    from dataclasses import replace
+
+    from compat.contract import load_document
+    from compat.harness.reports.publish import dumps
+
+    published = load_document(Path(__file__).parents[2] / "docs" / "compat" / "compat.json")
+    cells = [c for c in published.cells if str(c.transformers) == "5.25.0"][:21]
+    # One cell measured twice, disagreeing (as a drift twin's shard and its own may): flaky either way.
+    other = replace(cells[0], status="incompatible" if cells[0].status == "compatible" else "compatible", failure=None)
+    meta = {"generated": "2026-12-05T04:30:00Z", "platform": "Linux-A", "hardware": "cpu (x86_64, 4 cores)"}
+    layouts = {"a": [cells[:10] + [other], cells[10:]], "b": [cells[20:10:-1] + [cells[10]], cells[9::-1] + [other]]}
+    for name, shards in layouts.items():
+        dirs = []
+        for i, shard in enumerate(shards if name == "a" else shards[::-1]):
+            d = tmp_path / name / f"shard-{i}"
+            (d / "logs").mkdir(parents=True)
+            (d / "compat.json").write_text(dumps(meta, shard))
+            for c in shard:
+                (d / "logs" / f"{c.id}.log").write_text(f"log of {c.id}\n")
+            dirs.append(str(d))
+        proc = fakeproject.compat(project, "merge", *dirs, "--out", str(tmp_path / name / "out"), config=False)
+        assert proc.returncode == 0, proc.stderr
+    out = {name: {p.relative_to(tmp_path / name / "out").as_posix(): p.read_bytes()
+                  for p in sorted((tmp_path / name / "out").rglob("*")) if p.is_file() and p.name != ".compat.lock"}
+           for name in layouts}  # .compat.lock: the harness's lock, holding its pid; never published
+    assert out["a"] == out["b"] and len(out["a"]["compat.svg"]) > 10_000
+    assert json.loads(out["a"]["compat.json"])["cells"][0]["status"] == "flaky"
