@@ -8,10 +8,10 @@ whose only differences are `error` cells, dates or timings is not proposed.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 from packaging.version import Version
 
@@ -22,8 +22,14 @@ from compat.harness.reports.vocab import first_line, md
 STATUSES = (Status.COMPATIBLE, Status.INCOMPATIBLE, Status.UNRESOLVABLE, Status.FLAKY, Status.ERROR)
 
 
-def _verdicts(cells: Sequence[CellResult]) -> dict[str, str]:
-    return {c.id: json.dumps(outcome(c), sort_keys=True) for c in cells if c.status != Status.ERROR}
+def _measured(cells: Sequence[CellResult]) -> dict[str, CellResult]:
+    return {c.id: c for c in cells if c.status != Status.ERROR}
+
+
+def _same(a: CellResult, b: CellResult) -> bool:
+    """Same verdict: equal but for run details (cheap), else equal outcomes (`outcome` copies the whole cell)."""
+    run = {"seconds": 0.0, "timings": {}, "peak_rss_bytes": None, "cache_key": "", "log": None}
+    return replace(a, **run) == replace(b, **run) or outcome(a) == outcome(b)
 
 
 @dataclass(frozen=True)
@@ -31,17 +37,24 @@ class Changes:
     old: tuple[CellResult, ...]
     new: tuple[CellResult, ...]
 
+    @cached_property
+    def differing(self) -> frozenset[str]:
+        """Ids whose measured verdict appeared, changed or went away (errors and times do not count).
+        Equal cells are equal verdicts; only cells that differ somewhere have their outcomes compared."""
+        before, after = _measured(self.old), _measured(self.new)
+        return frozenset(before.keys() ^ after.keys()) | {
+            i for i in before.keys() & after.keys() if not _same(before[i], after[i])}
+
     @property
     def changed(self) -> bool:
-        """Whether a measured verdict appeared, changed or went away (errors and times do not count)."""
-        return _verdicts(self.old) != _verdicts(self.new)
+        return bool(self.differing)
 
-    @property
+    @cached_property
     def added(self) -> list[CellResult]:
         """Cells of the new table whose verdict is new or different (error cells included: they are news)."""
-        before = _verdicts(self.old)
-        return [c for c in self.new if c.status == Status.ERROR or before.get(c.id) != _verdicts([c]).get(c.id)]
+        return [c for c in self.new if c.status == Status.ERROR or c.id in self.differing]
 
+    @cached_property
     def releases(self) -> dict[str, list[Version]]:
         """Per axis, the versions the new table measures and the old one did not."""
         out = {}
@@ -50,7 +63,7 @@ class Changes:
             out[axis] = sorted({getattr(c, axis) for c in self.new} - seen)
         return out
 
-    @property
+    @cached_property
     def steps(self) -> list[regressions.Step]:
         return regressions.find(self.old, self.new)
 
@@ -68,11 +81,11 @@ def body(changes: Changes, links: str = "", max_rows: int = 30) -> str:
     """Markdown for the pull request and the step summary: short whatever the table's size."""
     added = changes.added
     lines = ["## kto-compat: what this run measured", ""]
-    for axis, versions in changes.releases().items():
+    for axis, versions in changes.releases.items():
         for v in versions:
             cells = [c for c in added if getattr(c, axis) == v]
             lines.append(f"- new {axis} {md(v)}: {len(cells)} cell(s): {_counts(cells)}")
-    others = [c for c in added if all(getattr(c, a) not in vs for a, vs in changes.releases().items())]
+    others = [c for c in added if all(getattr(c, a) not in vs for a, vs in changes.releases.items())]
     if others:
         lines.append(f"- cells of releases measured before: {len(others)}: {_counts(others)}")
     if not added:

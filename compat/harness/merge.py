@@ -74,7 +74,10 @@ def _outcomes(cell: CellResult) -> list[dict[str, Any]]:
 def fold(results: Iterable[CellResult]) -> CellResult:
     """One cell from several results of it, independent of their order: measured beats `error`;
     agreeing results fold into one; disagreeing ones become `flaky` with every distinct outcome."""
-    ordered = sorted(results, key=dumps_cell)  # a canonical order: the input order never shows
+    ordered = list(results)
+    if len(ordered) == 1:
+        return ordered[0]
+    ordered.sort(key=dumps_cell)  # a canonical order: the input order never shows
     measured = [r for r in ordered if r.status != Status.ERROR] or ordered
     seen = {_text(o): o for r in measured for o in _outcomes(r)}
     if len(seen) == 1 and measured[0].status != Status.FLAKY:
