@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,9 @@ def write(out: Path, results: Sequence[CellResult], meta: Mapping[str, Any], *, 
     The files depend only on the cells and the metadata, never on the order the cells came in nor
     on when they were rendered: rendering the same table twice gives the same bytes, so a run that
     measured nothing new changes no file."""
-    results = sorted(results, key=lambda c: (c.key, c.id))
+    # A log is linked only where its file is beside the reports (a page never links a missing file).
+    results = sorted((c if not c.log or (out / c.log).is_file() else replace(c, log=None) for c in results),
+                     key=lambda c: (c.key, c.id))
     meta = {"generated": now(), **{k: v for k, v in meta.items() if k != "rendered"}}
     shown = {k: v for k, v in meta.items() if k != "measured"}  # the per-cell dates live in compat.json
     files: dict[str, str] = {
