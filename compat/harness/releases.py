@@ -50,9 +50,10 @@ class Uncovered:
 
 
 def uncovered(planned: Sequence[Cell], results: Sequence[CellResult]) -> Uncovered:
-    """A harness `error` says nothing about the pair, so such a cell counts as not covered."""
+    """A harness `error` says nothing about the pair, so such a cell counts as not covered; nor does a
+    `flaky` one (two runs disagreed, e.g. two shards): the next run measures it again."""
     covered = {_identity(r.trl, r.transformers, r.resolution, r.forced, r.trainer) for r in results
-               if r.status != Status.ERROR}
+               if r.status not in (Status.ERROR, Status.FLAKY)}
     cells = tuple(c for c in planned if _identity(c.trl, c.transformers, c.resolution, c.forced, c.trainer) not in covered)
     seen_trl = {r.trl for r in results}
     seen_tf = {r.transformers for r in results}

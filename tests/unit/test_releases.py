@@ -41,11 +41,11 @@ def test_lists_versions_and_cells_the_stored_results_lack(project):
                                          "trl==1.1.0,transformers==5.1.0"]
 
 
-def test_error_cells_are_not_covered_and_nothing_new_prints_nothing(project):
+def test_error_and_flaky_cells_are_not_covered_and_nothing_new_prints_nothing(project):
     reports = stored(project, ("0.12.2", "4.46.3", "compatible"), ("0.12.2", "5.1.0", "error"),
-                     ("1.1.0", "4.46.3", "unresolvable"), ("1.1.0", "5.1.0", "compatible"))
+                     ("1.1.0", "4.46.3", "flaky"), ("1.1.0", "5.1.0", "compatible"))
     flags = fakeproject.compat(project, "releases", "--results", str(reports), "--only-flags")
-    assert flags.stdout.splitlines() == ["trl==0.12.2,transformers==5.1.0"]
+    assert flags.stdout.splitlines() == ["trl==0.12.2,transformers==5.1.0", "trl==1.1.0,transformers==4.46.3"]
     stored(project, ("0.12.2", "4.46.3", "compatible"), ("0.12.2", "5.1.0", "unresolvable"),
            ("1.1.0", "4.46.3", "unresolvable"), ("1.1.0", "5.1.0", "compatible"))
     none = fakeproject.compat(project, "releases", "--results", str(reports), "--only-flags")
