@@ -66,9 +66,10 @@ def default_jobs() -> int:
     return max(1, min(cores, int(mem_gib // 2)))
 
 
-def planned(args: argparse.Namespace) -> tuple[cfg.MatrixConfig, list[plan.Cell]]:
+def planned(args: argparse.Namespace, whole: bool = False) -> tuple[cfg.MatrixConfig, list[plan.Cell]]:
+    """The selected cells: this shard's, or with ``whole`` every shard's."""
     config = cfg.load(args.config)
-    shard = plan.parse_shard(args.shard) if getattr(args, "shard", None) else None
+    shard = plan.parse_shard(args.shard) if getattr(args, "shard", None) and not whole else None
     cells = plan.plan(config, args.profile, index.lister(args.config), args.only, shard,
                       force=getattr(args, "force", False))
     return config, cells

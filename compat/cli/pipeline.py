@@ -14,7 +14,7 @@ from compat.contract import CellResult, ContractError, Status, dumps_cell, load_
 from compat.harness.files import atomic_write
 from compat.harness import lock, plan, progress, run
 from compat.harness.reports import publish as reports
-from compat.harness.merge import Source, merge_cells
+from compat.harness.merge import Source, measured_dates, merge_cells
 from compat.cli import options
 
 
@@ -50,7 +50,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             reporter = progress.make(len(cells), jobs)
             print(f"compat: {len(cells)} cells, {jobs} at a time -> {out}", file=sys.stderr)
             results = run.run_all(ctx, cells, jobs, reporter)
-            twins = plan.drift_followups(results, cells)
+            # A sharded run skips the twins another shard runs anyway: each cell is measured in one shard.
+            twins = plan.drift_followups(results, cells, options.planned(args, whole=True)[1] if args.shard else ())
             if twins and not ctx.stop.is_set():
                 print(f"compat: {len(twins)} cells not compatible by dependency drift: measuring each pair again with its "
                       "dependencies as of its release", file=sys.stderr)
@@ -59,12 +60,17 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             reporter.close()
         # A partial run (a subset, a shard, an interrupt) merges into the fuller report already there;
         # a harness error never replaces a verdict measured before.
-        merged = merge_cells([Source(out, tuple(results), {})], Source(out, tuple(before), before_meta) if before else None)
+        stamp = reports.now()
+        run_source = Source(out, tuple(results), {"generated": stamp})
+        base = Source(out, tuple(before), before_meta) if before else None
+        merged = merge_cells([run_source], base)
         kept = len(merged) - len(results)
         subset = bool(args.only or args.shard or kept)
+        dates = measured_dates([run_source], base, merged)  # a cell served unchanged keeps its date
         meta = {**before_meta, "profile": before_meta.get("profile", args.profile) if subset else args.profile,
                 "python": config.settings.python, "torch": config.settings.torch, "suite": ctx.suite,
-                "platform": platform.platform(), "hardware": hardware(merged), "generated": reports.now()}
+                "platform": platform.platform(), "hardware": hardware(merged), "measured": dates,
+                "generated": max(dates.values(), default=before_meta.get("generated", stamp))}
         if merged:
             for cell in merged:  # cells/ mirrors the report: a fault never shows there over a verdict
                 atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))

@@ -1,8 +1,9 @@
-"""Commands over stored results: report, findings, export-adapter, merge, releases, regressions."""
+"""Commands over stored results: report, findings, export-adapter, merge, releases, shards, regressions, changes."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import compat
 from compat.cell.export import ExportError, export
 from compat.contract import CellResult, ContractError, dumps_cell, load_document, loads_cell
 from compat.harness import config as cfg
-from compat.harness import findings, index, lock, merge, plan, regressions, releases
+from compat.harness import changes, findings, index, lock, logs, merge, plan, regressions, releases
 from compat.harness.reports import publish as reports
 from compat.harness.files import atomic_write
 from compat.cli import options
@@ -72,22 +73,29 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    """Shard result dirs -> one report, as if one machine had run every cell."""
-    sources = [merge.read_dir(d) for d in args.dirs]
+    """Shard result dirs -> one report, as if one machine had run every cell, whatever their order."""
+    sources = [merge.read_dir(d) for d in sorted(args.dirs)]
     base = merge.read_dir(args.base) if args.base else None
     cells = merge.merge_cells(sources, base)
     if not cells:
         raise cfg.ConfigError("merge: the inputs hold no cells")
-    meta = merge.merge_meta(sources + ([base] if base else []))
-    if args.profile:
-        meta["profile"] = args.profile
+    every = sources + ([base] if base else [])
+    meta = merge.merge_meta(every, merge.measured_dates(sources, base, cells))
+    cold = releases.cold_seconds([s.cells for s in sources])
+    if cold is not None or (base is not None and releases.COLD_KEY in base.meta):
+        meta[releases.COLD_KEY] = cold if cold is not None else base.meta[releases.COLD_KEY]
+    if args.profile:  # the profiles just measured join those the table already holds
+        meta["profile"] = merge.label_union("profile", base.meta.get("profile") if base else "", args.profile)
     elif base is not None and "profile" in base.meta:
         meta["profile"] = base.meta["profile"]  # new cells join the published table; they do not relabel it
     out = options.writable(args.out)
     with lock.exclusive(out):
+        # Logs: the newest run's first, then the base's already published ones; a cell links only to
+        # a file that is there.
+        cells = logs.publish([s.path for s in sources] + ([base.path] if base else []), out, cells,
+                             int(args.logs_mib * 2**20))
         for cell in cells:  # the file name comes from the parsed cell, never from the input's text
             atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
-        merge.copy_logs(sources + ([base] if base else []), out, cells)
         reports.write(out, cells, meta)
     print(f"compat: merged {len(cells)} cells from {len(sources)} dir(s)"
           f"{' over ' + str(args.base) if args.base else ''} -> {out / 'compat.json'}", file=sys.stderr)
@@ -120,16 +128,48 @@ def cmd_shards(args: argparse.Namespace) -> int:
         plan.parse_only(text)  # a malformed line is an error here, not in every shard
     if args.minutes <= 0:
         raise cfg.ConfigError(f"--minutes {args.minutes}: must be above 0")
-    found = releases.shard_plan(cells, releases.stored(args.results / "compat.json"), args.minutes, args.max)
+    report = args.results / "compat.json"
+    meta = merge.read_dir(args.results).meta if report.exists() else {}
+    found = releases.shard_plan(cells, meta, args.minutes, args.max)
     sys.stdout.write(found.github_output())
     return 0
 
 
 def cmd_regressions(args: argparse.Namespace) -> int:
-    """Markdown of pairs compatible in OLD and broken in NEW on stdout; nothing when none. Exit 0."""
-    found = regressions.find(releases.stored(args.old, missing_ok=False), releases.stored(args.new, missing_ok=False))
+    """Markdown of the regressions and fixes NEW brings over OLD on stdout; nothing when none. With
+    --issues, also the `gh` calls that keep one issue per trainer (one tab-separated line each in
+    --actions DIR/actions.tsv, bodies beside it). Exit 0."""
+    old = releases.stored(args.old, missing_ok=False)
+    new = releases.stored(args.new, missing_ok=False)
+    found = regressions.find(old, new)
     sys.stdout.write(regressions.markdown(found))
-    print(f"compat: {len(found)} regression(s)", file=sys.stderr)
+    print(f"compat: {sum(s.regression for s in found)} regression(s), {sum(s.fix for s in found)} fix(es)",
+          file=sys.stderr)
+    if args.issues is not None:
+        try:
+            listed = json.loads(args.issues.read_text(encoding="utf-8") or "[]")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise cfg.ConfigError(f"--issues {args.issues}: not a `gh issue list --json` answer: {exc}") from None
+        if not isinstance(listed, list) or not all(isinstance(i, dict) and "number" in i for i in listed):
+            raise cfg.ConfigError(f"--issues {args.issues}: expected a JSON list of issues with a number each")
+        actions = regressions.issue_actions(found, new, listed, args.run_url)
+        lines = []
+        for n, act in enumerate(actions, 1):
+            atomic_write(args.actions / f"issue-{n}.md", act.body)
+            lines.append(f"{act.action}\t{act.target}\t{args.actions / f'issue-{n}.md'}\n")
+        atomic_write(args.actions / "actions.tsv", "".join(lines))
+    return 0
+
+
+def cmd_changes(args: argparse.Namespace) -> int:
+    """The pull request's body (and the step summary) for OLD -> NEW on stdout; `changed=true|false`
+    appended to --github-output: false when only errors, dates or timings differ."""
+    found = changes.Changes(tuple(releases.stored(args.old, missing_ok=False)),
+                            tuple(releases.stored(args.new, missing_ok=False)))
+    sys.stdout.write(changes.body(found, args.links if found.changed else ""))  # unpublished logs: no link
+    if args.github_output is not None:
+        with args.github_output.open("a", encoding="utf-8") as fh:
+            fh.write(f"changed={'true' if found.changed else 'false'}\n")
     return 0
 
 
@@ -159,7 +199,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     mg.add_argument("--base", type=Path, default=None, metavar="DIR",
                     help="a stored report dir whose cells the DIRs may replace (a harness error never does)")
     mg.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="where to write the merged report")
-    mg.add_argument("--profile", default=None, help="profile name for the report (default: the inputs' own)")
+    mg.add_argument("--profile", default=None,
+                    help="profiles just measured; they join the --base report's profiles (default: the inputs' own)")
+    mg.add_argument("--logs-mib", type=float, default=logs.BUDGET_BYTES / 2**20, metavar="MIB",
+                    help="size budget of the compressed cell logs published beside the report")
     mg.set_defaults(func=cmd_merge)
 
     rl = sub.add_parser("releases", formatter_class=fmt, help="index releases the stored results do not cover yet")
@@ -171,14 +214,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     rl.set_defaults(func=cmd_releases)
 
     sh = sub.add_parser("shards", formatter_class=fmt,
-                        help="split cells into CI shards from the measured per-cell time (GitHub output lines)")
+                        help="split cells into CI shards from the per-cell time measured cold on CI (GitHub output lines)")
     sh.add_argument("cells", type=Path, metavar="CELLS", help="file with one --only value a line")
     options.results_dir(sh, what="measured results whose cell times size the shards")
     sh.add_argument("--minutes", type=float, default=20.0, help="cell time wanted per shard")
     sh.add_argument("--max", type=options.positive_int, default=20, help="most shards (runners) at once")
     sh.set_defaults(func=cmd_shards)
 
-    rg = sub.add_parser("regressions", formatter_class=fmt, help="pairs compatible in OLD and not in NEW, as Markdown")
-    rg.add_argument("old", type=Path, metavar="OLD.json", help="the earlier compat.json (e.g. the published one)")
-    rg.add_argument("new", type=Path, metavar="NEW.json", help="the newer compat.json")
+    rg = sub.add_parser("regressions", formatter_class=fmt,
+                        help="what NEW's releases broke (and fixed) against the release before, as Markdown")
+    old_new(rg)
+    rg.add_argument("--issues", type=Path, default=None, metavar="FILE",
+                    help="open regression issues (`gh issue list --json number,title,body`): plan their updates")
+    rg.add_argument("--run-url", default="", help="the run named in the issues")
+    rg.add_argument("--actions", type=Path, default=Path("issue-actions"), metavar="DIR",
+                    help="where the planned `gh` calls (actions.tsv) and their bodies go")
     rg.set_defaults(func=cmd_regressions)
+
+    ch = sub.add_parser("changes", formatter_class=fmt, help="what NEW changed over OLD: the pull request's body")
+    old_new(ch)
+    ch.add_argument("--links", default="", metavar="URL", help="where the published table's files are (for log links)")
+    ch.add_argument("--github-output", type=Path, default=None, metavar="FILE", help="append changed=true|false here")
+    ch.set_defaults(func=cmd_changes)
+
+
+def old_new(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("old", type=Path, metavar="OLD.json", help="the earlier compat.json (e.g. the published one)")
+    parser.add_argument("new", type=Path, metavar="NEW.json", help="the newer compat.json")

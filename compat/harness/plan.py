@@ -216,10 +216,11 @@ def _profile_trainers(profile: Profile, default: tuple[str, ...]) -> tuple[str, 
     return tuple(sorted(names)) or default
 
 
-def drift_followups(results: Sequence[Any], planned: Sequence[Cell]) -> list[Cell]:
+def drift_followups(results: Sequence[Any], planned: Sequence[Cell], elsewhere: Sequence[Cell] = ()) -> list[Cell]:
     """As-of-release twins of the `latest` cells that failed by dependency drift and are not planned:
-    the twin says whether the pair itself works when its dependencies are those of its day."""
-    have = {(c.trl, c.transformers, c.resolution, c.forced, c.trainer) for c in planned}
+    the twin says whether the pair itself works when its dependencies are those of its day.
+    ``elsewhere``: the other shards' cells; a twin planned there runs there, so no cell runs twice."""
+    have = {(c.trl, c.transformers, c.resolution, c.forced, c.trainer) for c in (*planned, *elsewhere)}
     by_id = {c.id: c for c in planned}
     out = []
     for r in results:

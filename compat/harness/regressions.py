@@ -1,45 +1,194 @@
-"""Pairs that were compatible in an old report and are not in a new one.
+"""Regressions and fixes: what a release changed for pairs that worked (or broke) on the release before it.
 
-The daily CI run opens (or updates) one issue from this list. A pair that
-now ends in the harness's own `error` is left out: a network fault is not a
-regression, and it is retried on the next run anyway.
+A new release is compared with its neighbour: the cell of the previous release
+on that axis with every other axis, the trainer and the resolution mode the
+same. Worked there and breaks here is a regression; broke there and works here
+is a fix. A cell measured in both the old and the new table (a `full` rerun)
+is compared with itself as well. A harness `error` says nothing about the
+pair and is never one side of a step.
+
+The daily run keeps one issue per trainer while a regression stands: the
+issue's body names each step in a marker, so a later run re-judges them
+against the table it just merged and closes the issue once none stands (the
+earlier release broke too, the pair was re-measured working, or a newer
+release of that axis works again).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from packaging.version import Version
 
 from compat.contract import CellResult, Status
 from compat.harness.reports.vocab import first_line, md
 
+AXES = ("trl", "transformers")
+BROKEN = (Status.INCOMPATIBLE, Status.UNRESOLVABLE)
+TITLE = "kto-compat: regression detected ({trainer})"
+MARKER = re.compile(r"<!-- regression: (\S+) -> (\S+) -->")
+
 
 @dataclass(frozen=True)
-class Regression:
-    old: CellResult
-    new: CellResult
+class Step:
+    """``before`` -> ``after``: the previous release of ``axis`` and the new one ("rerun": the same cell)."""
+
+    axis: str
+    before: CellResult
+    after: CellResult
+
+    @property
+    def regression(self) -> bool:
+        return self.before.status == Status.COMPATIBLE and self.after.status in BROKEN
+
+    @property
+    def fix(self) -> bool:
+        return self.before.status in BROKEN and self.after.status == Status.COMPATIBLE
+
+    @property
+    def marker(self) -> str:
+        return f"<!-- regression: {self.before.id} -> {self.after.id} -->"
 
 
-def find(old: Sequence[CellResult], new: Sequence[CellResult]) -> list[Regression]:
-    before = {r.id: r for r in old if r.status == Status.COMPATIBLE}
-    found = [Regression(before[r.id], r) for r in new
-             if r.id in before and r.status in (Status.INCOMPATIBLE, Status.UNRESOLVABLE)]
-    return sorted(found, key=lambda g: (g.new.key, g.new.id))
+def _row(cell: CellResult, axis: str) -> tuple[object, ...]:
+    """Everything but ``axis``: the cells one release of ``axis`` is compared along."""
+    return (cell.trainer, cell.resolution, cell.forced, *(getattr(cell, a) for a in AXES if a != axis))
 
 
-def markdown(found: Sequence[Regression]) -> str:
-    """A Markdown table for an issue body; every cell-derived string escaped."""
-    if not found:
-        return ""
-    lines = [f"## {len(found)} pair(s) regressed: compatible before, not now", "",
-             "| pair | resolution | was | now | stage | raised by | first line of the error |",
+def _measured(cells: Iterable[CellResult]) -> list[CellResult]:
+    return [c for c in cells if c.status in (Status.COMPATIBLE, *BROKEN)]
+
+
+def previous(cells: Sequence[CellResult], cell: CellResult, axis: str) -> CellResult | None:
+    """The measured cell on the release of ``axis`` just before ``cell``'s, in the same row."""
+    row = _row(cell, axis)
+    mine: Version = getattr(cell, axis)
+    earlier = [c for c in _measured(cells) if _row(c, axis) == row and getattr(c, axis) < mine]
+    return max(earlier, key=lambda c: getattr(c, axis), default=None)
+
+
+def find(old: Sequence[CellResult], new: Sequence[CellResult]) -> list[Step]:
+    """Regressions and fixes in ``new``: each newly measured cell against its neighbour on the previous
+    release of each axis, and each re-measured cell against its old verdict. Sorted by cell."""
+    before = {c.id: c for c in _measured(old)}
+    known = {a: {getattr(c, a) for c in before.values()} for a in AXES}
+    measured = _measured(new)
+    steps: list[Step] = []
+    for cell in measured:
+        if cell.id in before:
+            candidates = [Step("rerun", before[cell.id], cell)]
+        else:
+            # Along the axes that bring a new release; a cell of a release measured before (it erred
+            # then) along the axes where it is its row's newest release.
+            axes = [a for a in AXES if getattr(cell, a) not in known[a]] or \
+                [a for a in AXES if not any(_row(c, a) == _row(cell, a) and getattr(c, a) > getattr(cell, a)
+                                            for c in measured)]
+            candidates = [Step(a, p, cell) for a in axes if (p := previous(new, cell, a)) is not None]
+        steps += [s for s in candidates if s.regression or s.fix]
+    return sorted(steps, key=lambda s: (s.after.key, s.after.id, s.axis))
+
+
+def standing(step: Step, cells: Mapping[str, CellResult]) -> Step | None:
+    """The step as the table ``cells`` tells it today, when it is still a regression: both cells
+    still measured as they were, and no newer release of the axis working again in that row."""
+    before, after = cells.get(step.before.id), cells.get(step.after.id)
+    if before is None or after is None:
+        return None
+    if step.axis == "rerun":  # the verdict before the rerun is gone from the table; it stands while the pair breaks
+        return step if after.status in BROKEN else None
+    now = Step(step.axis, before, after)
+    if not now.regression:
+        return None
+    if step.axis in AXES:
+        later = [c for c in cells.values() if _row(c, step.axis) == _row(after, step.axis)
+                 and getattr(c, step.axis) > getattr(after, step.axis) and c.status == Status.COMPATIBLE]
+        if later:
+            return None
+    return now
+
+
+def tracked(body: str, cells: Mapping[str, CellResult]) -> list[Step]:
+    """The steps an issue body names in its markers, as the table ``cells`` has them (unknown ids dropped)."""
+    out = []
+    for before_id, after_id in MARKER.findall(body):
+        before, after = cells.get(before_id), cells.get(after_id)
+        if before is not None and after is not None:
+            axis = next((a for a in AXES if getattr(before, a) != getattr(after, a)), "rerun")
+            if axis == "rerun":  # tracked because it was compatible before the rerun that broke it
+                before = replace(after, status=Status.COMPATIBLE, failure=None)
+            out.append(Step(axis, before, after))
+    return out
+
+
+def table(steps: Sequence[Step], heading: str) -> list[str]:
+    """A Markdown table of steps with the trainer, and the failure of the broken side: for a regression
+    the new release's, for a fix the previous one's. Every cell-derived string escaped."""
+    if not steps:
+        return []
+    lines = [heading, "", "| trainer | pair | resolution | compared with | stage | raised by | first line of the error |",
              "|---|---|---|---|---|---|---|"]
-    for g in found:
-        f = g.new.failure
-        message = first_line(f.message) if f else ""
+    for s in steps:
+        broken = s.after if s.regression else s.before
+        f = broken.failure
+        was = "the last run" if s.axis == "rerun" else f"{s.axis} {md(getattr(s.before, s.axis))}"
         lines.append(
-            f"| trl {md(g.new.trl)} + transformers {md(g.new.transformers)} | "
-            f"{md(g.new.resolution)} | {md(g.old.status)} ({md(g.old.use_keyword() or '')}) | "
-            f"{md(g.new.status)} | {md(f.stage) if f else ''} | "
-            f"{md(f.raised_by or '') if f else ''} | {md(message)} |")
-    return "\n".join(lines) + "\n"
+            f"| {md(s.after.trainer)} | trl {md(s.after.trl)} + transformers {md(s.after.transformers)} | "
+            f"{md(s.after.resolution)} | {was} | {md(f.stage) if f else md(broken.status)} | "
+            f"{md(f.raised_by or '') if f else ''} | {md(first_line(f.message)) if f else ''} |")
+    return lines + [""]
+
+
+def markdown(found: Sequence[Step]) -> str:
+    """Regressions, then fixes, as Markdown; empty when there is neither."""
+    regressions = [s for s in found if s.regression]
+    fixes = [s for s in found if s.fix]
+    lines = table(regressions, f"## {len(regressions)} regression(s): worked on the previous release, breaks on the new one")
+    lines += table(fixes, f"## {len(fixes)} fix(es): broke on the previous release, works on the new one")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class IssueAction:
+    """One `gh` call: create (target: the title), edit, or close (target: the issue number)."""
+
+    action: str
+    target: str
+    body: str
+
+
+def issue_actions(found: Sequence[Step], cells: Sequence[CellResult], open_issues: Sequence[Mapping[str, object]],
+                  run_url: str) -> list[IssueAction]:
+    """Per trainer: open an issue for regressions that stand, update it when what stands changed,
+    close it (with a comment) when none stands any more. ``open_issues``: `gh issue list --json
+    number,title,body`."""
+    by_id = {c.id: c for c in cells}
+    by_title = {str(i.get("title")): i for i in open_issues}
+    trainers = sorted({s.after.trainer for s in found if s.regression}
+                      | {t for t in (_trainer_of(str(title)) for title in by_title) if t})
+    actions = []
+    for trainer in trainers:
+        title = TITLE.format(trainer=trainer)
+        issue = by_title.get(title)
+        old_body = str(issue.get("body") or "") if issue else ""
+        kept = {s.marker: s for s in (standing(s, by_id) for s in tracked(old_body, by_id)) if s is not None}
+        kept.update({s.marker: s for s in found if s.regression and s.after.trainer == trainer})
+        steps = sorted(kept.values(), key=lambda s: (s.after.key, s.after.id, s.axis))
+        if steps:
+            body = "\n".join([*table(steps, f"## {trainer}: {len(steps)} regression(s) standing"),
+                              *(s.marker for s in steps), "", f"Last checked by {run_url}", ""])
+            if issue is None:
+                actions.append(IssueAction("create", title, body))
+            elif MARKER.findall(body) != MARKER.findall(old_body) or not old_body:
+                actions.append(IssueAction("edit", str(issue["number"]), body))
+        elif issue is not None:
+            gone = "\n".join(f"- {s.before.id} -> {s.after.id}" for s in tracked(old_body, by_id))
+            actions.append(IssueAction("close", str(issue["number"]),
+                                       f"No regression stands any more (checked by {run_url}):\n\n{gone}\n"))
+    return actions
+
+
+def _trainer_of(title: str) -> str | None:
+    m = re.fullmatch(re.escape(TITLE).replace(r"\{trainer\}", r"([\w-]+)"), title)
+    return m.group(1) if m else None

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.version import Version
 
@@ -49,9 +50,10 @@ class Uncovered:
 
 
 def uncovered(planned: Sequence[Cell], results: Sequence[CellResult]) -> Uncovered:
-    """A harness `error` says nothing about the pair, so such a cell counts as not covered."""
+    """A harness `error` says nothing about the pair, so such a cell counts as not covered; nor does a
+    `flaky` one (two runs disagreed, e.g. two shards): the next run measures it again."""
     covered = {_identity(r.trl, r.transformers, r.resolution, r.forced, r.trainer) for r in results
-               if r.status != Status.ERROR}
+               if r.status not in (Status.ERROR, Status.FLAKY)}
     cells = tuple(c for c in planned if _identity(c.trl, c.transformers, c.resolution, c.forced, c.trainer) not in covered)
     seen_trl = {r.trl for r in results}
     seen_tf = {r.transformers for r in results}
@@ -68,7 +70,7 @@ class ShardPlan:
 
     cells: tuple[str, ...]  # --only values
     shards: int
-    seconds_per_cell: float  # measured: the mean cell time of the stored report (or the default)
+    seconds_per_cell: float  # measured cold: the worst recent shard's mean cell time (or the default)
 
     def github_output(self) -> str:
         return "\n".join([f"count={len(self.cells)}", f"only={' '.join(self.cells)}",
@@ -76,14 +78,25 @@ class ShardPlan:
                           f"seconds_per_cell={self.seconds_per_cell:.1f}"]) + "\n"
 
 
-DEFAULT_SECONDS = 30.0  # before anything was measured: a cold cell on a slow runner
+DEFAULT_SECONDS = 30.0  # before a runner measured any: a cold cell on a slow runner took 9-35 s
+COLD_KEY = "cold_seconds"  # compat.json metadata: the worst mean cell time of the last CI run's shards
 
 
-def shard_plan(cells: Sequence[str], measured: Sequence[CellResult], minutes: float, max_shards: int) -> ShardPlan:
-    """Shards from the measured per-cell time: the mean over the stored cells (fast unresolvable ones
-    and slow trained ones together, as a new release's row or column mixes them)."""
-    seconds = [r.seconds for r in measured if r.seconds > 0]
-    per_cell = sum(seconds) / len(seconds) if seconds else DEFAULT_SECONDS
+def cold_seconds(shards: Sequence[Sequence[CellResult]]) -> float | None:
+    """The worst shard's mean cell time. A CI shard starts on a fresh runner with no environment and
+    no cache, so every cell it measured paid the cold setup; cells that only erred are left out."""
+    means = [sum(t) / len(t) for t in ([r.seconds for r in cells if r.status != Status.ERROR and r.seconds > 0]
+                                       for cells in shards) if t]
+    return round(max(means), 1) if means else None
+
+
+def shard_plan(cells: Sequence[str], meta: Mapping[str, Any], minutes: float, max_shards: int) -> ShardPlan:
+    """Shards from the per-cell time measured cold on the runners (``meta[COLD_KEY]``), never from the
+    stored cells' own times: those come from a warm machine reusing environments and read 3-7x short."""
+    try:
+        per_cell = max(float(meta[COLD_KEY]), 1.0) if COLD_KEY in meta else DEFAULT_SECONDS
+    except (TypeError, ValueError):
+        raise ConfigError(f"compat.json: {COLD_KEY} {meta[COLD_KEY]!r} is not a number of seconds") from None
     per_shard = max(1, int(minutes * 60 // per_cell))
     shards = min(max_shards, math.ceil(len(cells) / per_shard)) if cells else 0
     return ShardPlan(tuple(cells), shards, per_cell)

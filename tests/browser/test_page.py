@@ -729,3 +729,25 @@ def test_a_broken_cells_detail_leads_with_the_nearest_working_cell(driver, tmp_p
     assert not driver.find_element(By.ID, "works-instead").is_displayed()  # a working cell needs no pointer
     assert driver.find_element(By.ID, "install-label").text == "Install this pair"
     close_detail(driver)
+
+
+def test_a_cells_log_is_a_link_only_where_the_file_is_published(driver, tmp_path):
+    from dataclasses import replace
+
+    from compat.harness.reports import publish
+
+    results = [replace(r, log=f"logs/{r.id}.log.gz") for r in matrix()]
+    published, missing = results[0], results[1]
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / f"{published.id}.log.gz").write_bytes(b"\x1f\x8b")
+    publish.write(tmp_path, results, META)
+    open_page(driver, tmp_path / "compat.html")
+    hrefs = []
+    for r in (published, missing):
+        button(driver, str(r.trl), str(r.transformers), results).click()
+        wait_dialog(driver)
+        hrefs.append([a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "#detail a[href*='logs/']")])
+        driver.find_element(By.ID, "detail-close").click()
+        wait_dialog(driver, False)
+    assert hrefs == [[(tmp_path / "logs" / f"{published.id}.log.gz").as_uri()], []]
+    assert not severe(driver)

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +32,27 @@ def now() -> str:
 def write(out: Path, results: Sequence[CellResult], meta: Mapping[str, Any], *, step_summary: bool = False,
           document: bool = True) -> list[str]:
     """Every report of ``results`` into ``out``, together. ``meta["generated"]`` is the measurement
-    time and is kept as given; ``rendered`` records this rendering. With ``document=False`` the
-    input compat.json is left untouched (re-rendering never rewrites what was measured)."""
-    meta = {"generated": now(), **meta, "rendered": now()}
+    time and is kept as given. With ``document=False`` the input compat.json is left untouched
+    (re-rendering never rewrites what was measured).
+
+    The files depend only on the cells and the metadata, never on the order the cells came in nor
+    on when they were rendered: rendering the same table twice gives the same bytes, so a run that
+    measured nothing new changes no file."""
+    # A log is linked only where its file is beside the reports (a page never links a missing file).
+    results = sorted((c if not c.log or (out / c.log).is_file() else replace(c, log=None) for c in results),
+                     key=lambda c: (c.key, c.id))
+    meta = {"generated": now(), **{k: v for k, v in meta.items() if k != "rendered"}}
+    shown = {k: v for k, v in meta.items() if k != "measured"}  # the per-cell dates live in compat.json
     files: dict[str, str] = {
-        "COMPAT.md": markdown.document(results, meta),
-        markdown.GRIDS: markdown.grids_document(results, meta),
-        "compat.html": html.render(results, meta),
+        "COMPAT.md": markdown.document(results, shown),
+        markdown.GRIDS: markdown.grids_document(results, shown),
+        "compat.html": html.render(results, shown),
         "junit.xml": junit.document(results),
     }
     if document:
         files["compat.json"] = dumps(meta, results)
     if plot.available():
-        files["compat.svg"] = plot.render(results, meta)
+        files["compat.svg"] = plot.render(results, shown)
     else:
         (out / "compat.svg").unlink(missing_ok=True)  # a stale picture would contradict the grid
         print("compat: matplotlib not installed; skipped compat.svg (pip install 'kto-compat[plot]')", file=sys.stderr)

@@ -732,7 +732,12 @@
     else table(body, ["distribution", "version"], Object.keys(env).sort().map((k) => [k, env[k] === null ? c[k] : env[k]]));
     const more = dlist(body);
     more("cell suite", "suite" in c ? c.suite || "(not recorded)" : D.meta.suite);
-    more("log (relative to the report)", c.log);
+    if (c.log) {  // set only where the log is published beside the page (compressed): the link resolves
+      const log = el("a", c.log);
+      log.href = c.log;
+      body.append(el("p", "Log: ", "log"));
+      body.lastChild.append(log);
+    }
     const link = el("a", "link to this cell");
     link.href = "#" + encodeURIComponent(c.id);
     body.append(link);
