@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from compat.contract import CellResult, ContractError, Status, dumps_cell, load_document
+from compat.contract import CellResult, ContractError, Status, dumps_cell
+from compat.harness.documents import load_document
 from compat.harness.files import atomic_write
 from compat.harness import lock, plan, progress, run
 from compat.harness.reports import publish as reports

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import compat
 from compat.cell.export import ExportError, export
-from compat.contract import CellResult, ContractError, dumps_cell, load_document, loads_cell
+from compat.contract import CellResult, ContractError, dumps_cell
+from compat.harness.documents import load_document
 from compat.harness import config as cfg
 from compat.harness import findings, index, lock, merge, plan, regressions, releases
 from compat.harness.reports import publish as reports

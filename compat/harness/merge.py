@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compat.contract import CellResult, ContractError, Status, load_document, loads_cell, outcome
+from compat.contract import CellResult, ContractError, Status, outcome
+from compat.harness.documents import load_cell, load_document
 from compat.harness.config import ConfigError
 
 # Run metadata that differs between machines and runs; merged, not compared.
@@ -49,8 +50,8 @@ def read_dir(path: Path) -> Source:
     cells, bad = [], 0
     for p in sorted((path / "cells").glob("*.json")):
         try:
-            cells.append(loads_cell(p.read_text(encoding="utf-8"), str(p)))
-        except (OSError, ContractError, UnicodeDecodeError):
+            cells.append(load_cell(p))
+        except ContractError:
             bad += 1
     if not cells:
         raise ConfigError(f"{path}: no compat.json and no readable cells/*.json"

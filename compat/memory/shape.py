@@ -164,12 +164,13 @@ def shape_from_config(config: dict[str, Any], source: str = "config") -> Shape:
 def load_config(path: Path, flag: str = "--model-config") -> Shape:
     """The shape from a config.json file; every failure names the flag and the path."""
     source = f"{flag} {path}"
+    from compat.contract import ContractError
+    from compat.harness.documents import load_json
+
     try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise MemoryInputError(f"{source}: cannot read: {exc.strerror}") from None
-    except ValueError as exc:
-        raise MemoryInputError(f"{source}: not JSON: {exc}") from None
+        data = load_json(Path(path))
+    except ContractError as exc:
+        raise MemoryInputError(f"{flag} {exc}") from None
     if not isinstance(data, dict):
         raise MemoryInputError(f"{source}: expected a JSON object (a Hugging Face config.json), "
                                f"got {type(data).__name__}")
