@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -123,11 +124,28 @@ def render(r: CheckReport) -> str:
 
 
 def installed() -> tuple[str, str]:
+    from packaging.version import InvalidVersion, Version
+
     try:
-        return metadata.version("trl"), metadata.version("transformers")
+        found = metadata.version("trl"), metadata.version("transformers")
     except metadata.PackageNotFoundError as exc:
         raise cfg.ConfigError(f"{exc.name} is not installed in this Python; install the pair to check it, or pass "
                               "--pair trl==A,transformers==B") from None
+    for name, version in zip(("trl", "transformers"), found):
+        try:
+            Version(str(version))
+        except InvalidVersion:
+            raise cfg.ConfigError(f"the installed {name} has version {visible(str(version))[:80]!r}, which is not a "
+                                  "PEP 440 version; pass --pair trl==A,transformers==B") from None
+    return found
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """Text from a findings file made safe for a terminal: control characters (ESC, OSC 52's BEL) as escapes."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -144,7 +162,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     adapter.FINDINGS = data
     adapter.findings.cache_clear()
     r = check(pair or installed())
-    print(json.dumps({**asdict(r), "exit_code": r.exit_code}, indent=2, sort_keys=True) if args.json else render(r))
+    # JSON escapes control characters itself; text goes to a terminal, which would obey them.
+    print(json.dumps({**asdict(r), "exit_code": r.exit_code}, indent=2, sort_keys=True) if args.json else visible(render(r)))
     return r.exit_code
 
 

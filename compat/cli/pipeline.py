@@ -58,20 +58,23 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                 reporter.total += len(twins)
                 results += run.run_all(ctx, twins, jobs, reporter)
             reporter.close()
-        # A partial run (a subset, a shard, an interrupt) merges into the fuller report already there;
-        # a harness error never replaces a verdict measured before.
-        merged = merge_cells([Source(out, tuple(results), {})], Source(out, tuple(before), before_meta) if before else None)
-        kept = len(merged) - len(results)
-        subset = bool(args.only or args.shard or kept)
-        meta = {**before_meta, "profile": before_meta.get("profile", args.profile) if subset else args.profile,
-                "python": config.settings.python, "torch": config.settings.torch, "suite": ctx.suite,
-                "platform": platform.platform(), "hardware": hardware(merged), "generated": reports.now()}
-        if merged:
-            for cell in merged:  # cells/ mirrors the report: a fault never shows there over a verdict
-                atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
-            reports.write(out, merged, meta, step_summary=True)
-            note = f" ({kept} cells kept from the report already there)" if kept else ""
-            print(f"compat: wrote {', '.join(reports.FILES)} to {out}{note}", file=sys.stderr)
+            # Still under the handlers: a Ctrl-C while the reports are written waits for the set to land.
+            # A partial run (a subset, a shard, an interrupt) merges into the fuller report already there;
+            # a harness error never replaces a verdict measured before.
+            merged = merge_cells([Source(out, tuple(results), {})],
+                                 Source(out, tuple(before), before_meta) if before else None)
+            kept = len(merged) - len(results)
+            subset = bool(args.only or args.shard or kept)
+            meta = {**before_meta, "profile": before_meta.get("profile", args.profile) if subset else args.profile,
+                    "python": config.settings.python, "torch": config.settings.torch, "suite": ctx.suite,
+                    "platform": platform.platform(), "hardware": hardware(merged), "generated": reports.now()}
+            if merged:
+                for cell in merged:  # cells/ mirrors the report: a fault never shows there over a verdict
+                    atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
+                written = reports.write(out, merged, meta, step_summary=True)
+                note = f" ({kept} cells kept from the report already there)" if kept else ""
+                print(f"compat: wrote {', '.join(f for f in reports.FILES if f in written)} to {out}{note}",
+                      file=sys.stderr)
     if ctx.stop.is_set():
         print(f"compat: interrupted: {len(results)} of {len(cells)} cells recorded; rerun to resume", file=sys.stderr)
         return 130

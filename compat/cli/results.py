@@ -13,7 +13,7 @@ from compat.harness.documents import load_document
 from compat.harness import config as cfg
 from compat.harness import findings, index, lock, merge, plan, regressions, releases
 from compat.harness.reports import publish as reports
-from compat.harness.files import atomic_write
+from compat.harness.files import SYMLINKS, atomic_write, target
 from compat.cli import options
 
 PACKAGE = Path(compat.__file__).parent
@@ -53,6 +53,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_findings(args: argparse.Namespace) -> int:
     """Regenerate compat/findings.json from a report; same results, same bytes."""
+    target(args.output, "-o")  # refused before the results are read
     cells, _ = stored_cells(args.results)
     changed = findings.write(cells, args.output)
     print(f"compat: {args.output} {'updated' if changed else 'unchanged'}", file=sys.stderr)
@@ -61,11 +62,12 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """One self-contained adapter file with the findings embedded."""
+    target(args.output, "-o")  # refused before any work: a device, a FIFO, a directory
     try:
         text = export(PACKAGE, findings.load(args.findings))
     except ExportError as exc:
         raise cfg.ConfigError(str(exc)) from None
-    atomic_write(args.output, text)
+    atomic_write(args.output, text, "-o")
     print(f"compat: wrote {args.output}", file=sys.stderr)
     return 0
 
@@ -117,8 +119,8 @@ def cmd_shards(args: argparse.Namespace) -> int:
         raise cfg.ConfigError(f"{args.cells}: cannot read the cell list: {exc}") from None
     for text in cells:
         plan.parse_only(text)  # a malformed line is an error here, not in every shard
-    if args.minutes <= 0:
-        raise cfg.ConfigError(f"--minutes {args.minutes}: must be above 0")
+    if not 0 < args.minutes < float("inf"):  # nan compares false both ways
+        raise cfg.ConfigError(f"--minutes {args.minutes}: must be a number above 0")
     found = releases.shard_plan(cells, releases.stored(args.results / "compat.json"), args.minutes, args.max)
     sys.stdout.write(found.github_output())
     return 0
@@ -144,12 +146,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     fd = sub.add_parser("findings", formatter_class=fmt, help="generate compat/findings.json from stored results")
     options.results_dir(fd)
     fd.add_argument("-o", "--output", type=Path, default=PACKAGE / "findings.json", metavar="FILE",
-                    help="findings file to write")
+                    help=f"findings file to write; {SYMLINKS}; anything but a regular file is refused")
     fd.set_defaults(func=cmd_findings)
 
     ex = sub.add_parser("export-adapter", formatter_class=fmt,
                         help="write one self-contained adapter file with the findings embedded")
-    ex.add_argument("-o", "--output", type=Path, default=Path("kto_compat.py"), metavar="FILE", help="file to write")
+    ex.add_argument("-o", "--output", type=Path, default=Path("kto_compat.py"), metavar="FILE",
+                    help=f"file to write; {SYMLINKS}; anything but a regular file is refused")
     ex.add_argument("--findings", type=Path, default=PACKAGE / "findings.json", metavar="FILE", help="findings to embed")
     ex.set_defaults(func=cmd_export)
 

@@ -21,6 +21,7 @@ from compat.contract import CompatError
 
 from . import faults
 from .config import Settings
+from .index import redact
 from .files import atomic_write
 from .plan import Cell
 
@@ -128,8 +129,9 @@ def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> S
     except subprocess.TimeoutExpired as exc:
         out = (exc.stderr or b"")
         text = out.decode(errors="replace") if isinstance(out, bytes) else out
-        return Step(False, time.perf_counter() - start, f"uv timed out after {timeout:.0f}s\n{text}", None)
-    return Step(proc.returncode == 0, time.perf_counter() - start, proc.stderr + proc.stdout, proc.returncode)
+        return Step(False, time.perf_counter() - start, redact(f"uv timed out after {timeout:.0f}s\n{text}"), None)
+    # uv's output goes to logs and failure messages: no index password may ride along.
+    return Step(proc.returncode == 0, time.perf_counter() - start, redact(proc.stderr + proc.stdout), proc.returncode)
 
 
 # uv's own words, pinned to the tested uv range (pyproject: uv>=0.13,<0.14); tests/unit/test_uv_wording.py

@@ -18,9 +18,13 @@ class LockedError(CompatError, RuntimeError):
 @contextmanager
 def exclusive(directory: Path) -> Iterator[None]:
     """Hold `directory/.compat.lock` for the run; the kernel releases it if we die."""
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / ".compat.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:  # a directory or a symlink where the lock file goes, a read-only results dir
+        raise LockedError(f"{path}: cannot take the run lock: {exc.strerror or exc} (it must be a plain file "
+                          "kto-compat can write)") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

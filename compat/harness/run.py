@@ -31,7 +31,7 @@ from compat.contract import CellResult, ContractError, Failure, Stage, Status, d
     result_from_observations
 from compat.harness import bytecode, faults, suite
 from compat.harness.documents import load_cell
-from compat.harness.config import Settings, state_dir
+from compat.harness.config import ConfigError, Settings, state_dir
 from compat.harness.envs import Envs, Step, declared_in_env, declared_in_message, fault, first_error_line, \
     index_args, pins_digest, refused, uninstallable, uv_visibility
 from compat.harness.files import atomic_write
@@ -143,6 +143,15 @@ def project_context(config_path: Path, settings: Settings, out: Path, *, fresh: 
     results and the bytecode store."""
     root = suite.checkout()
     state = state_dir(config_path)
+    for sub in ("envs", "results", "bytecode", "pins"):  # a read-only or clobbered .compat: one line, before any cell
+        try:
+            (state / sub).mkdir(parents=True, exist_ok=True)
+            probe = state / sub / f".write-probe.{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"{state / sub}: the project's state directory is not writable: "
+                              f"{exc.strerror or exc}") from None
     envs = Envs(state / "envs", settings)
     envs.check_python()
     return Context(root=root, out=out, settings=settings, envs=envs, cache_dir=state / "results",

@@ -126,3 +126,78 @@ def test_bad_input_is_one_line_and_exit_2(name: str, project: Path):
 
 def test_there_are_at_least_25_classes():
     assert len(CASES) >= 25
+
+
+# ---- output paths that are not regular files ----------------------------------------------------------
+
+def _node(kind: str, path: Path) -> None:
+    """A non-regular file at ``path``: a FIFO, a socket, a directory, or a character device (mknod as root,
+    else a symlink to /dev/zero, which the helper follows and refuses the same way)."""
+    import socket
+    import stat
+
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        sock.close()
+    elif kind == "directory":
+        path.mkdir()
+    elif os.geteuid() == 0:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 5))  # what /dev/zero is
+    else:
+        path.symlink_to("/dev/zero")
+
+
+def _state(path: Path) -> tuple[int, int, bool]:
+    st = os.lstat(path)
+    return st.st_mode, st.st_rdev, path.is_symlink()
+
+
+@pytest.mark.parametrize("kind", ["chardev", "fifo", "socket", "directory"])
+@pytest.mark.parametrize("command", ["export-adapter", "findings"])
+def test_an_output_that_is_not_a_regular_file_is_refused_before_it_is_read(project: Path, kind: str, command: str):
+    import time
+
+    node = project / "node"
+    _node(kind, node)
+    before = _state(node)
+    argv = [command, "-o", str(node)] + (["--results", str(project / "reports")] if command == "findings" else [])
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "compat", *argv], cwd=project, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=30)  # a FIFO read would hang here
+    assert time.monotonic() - start < 10
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not a regular file" in proc.stderr, proc.stderr
+    assert _state(node) == before
+    assert [p.name for p in project.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_an_output_symlink_is_written_through_and_the_mode_kept(project: Path):
+    real = project / "real.py"
+    real.write_text("old")
+    real.chmod(0o750)
+    link = project / "link.py"
+    link.symlink_to(real)
+    proc = subprocess.run([sys.executable, "-m", "compat", "export-adapter", "-o", str(link)], cwd=project,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert "def " in real.read_text() and (real.stat().st_mode & 0o777) == 0o750
+    helptext = subprocess.run([sys.executable, "-m", "compat", "export-adapter", "--help"], capture_output=True,
+                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+    assert "symlink is written through" in " ".join(helptext.split())
+
+
+def test_a_write_that_fails_halfway_leaves_no_temporary_file(project: Path):
+    """A disk that fills up mid-write (here: a file-size limit, EFBIG) leaves the old file and no temporary."""
+    target = project / "k.py"
+    target.write_text("old")
+    script = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)); from compat.cli.main import main; "
+              f"sys.exit(main(['export-adapter', '-o', {str(target)!r}]))")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "cannot write" in proc.stderr, proc.stderr
+    assert target.read_text() == "old"
+    assert [p.name for p in project.iterdir() if p.name.endswith(".tmp")] == []

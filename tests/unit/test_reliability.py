@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -174,3 +175,53 @@ def test_unreachable_index_is_error_with_retries_never_incompatible(tmp_path, mo
     log = (tmp_path / "out" / results[0].log).read_text()
     assert "attempt 3" in log
     assert not list((tmp_path / "cache").glob("*.json"))
+
+
+@pytest.fixture
+def private_index():
+    """A PEP 691 index on loopback that answers only to user:s3cret (Basic auth), as a private mirror does."""
+    import base64
+    import http.server
+    import threading
+
+    listing = {"trl": fakeproject.listing("0.12.2", "1.0.0"), "transformers": fakeproject.listing("4.46.3")}
+    wanted = "Basic " + base64.b64encode(b"user:s3cret").decode()
+
+    class Private(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            name = self.path.strip("/").split("/")[-1]
+            if self.headers.get("Authorization") != wanted:
+                self.send_response(401)
+                self.end_headers()
+                return
+            body = json.dumps(listing.get(name, {"files": []})).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Private)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_port
+    server.shutdown()
+
+
+def test_an_index_url_with_credentials_works_and_never_prints_the_password(tmp_path, private_index):
+    root = fakeproject.make(tmp_path, fakeproject.matrix((["1.0.0"], ["4.46.3"])), [], [])
+    shutil.rmtree(root / ".compat" / "index")  # nothing cached: the planner must read the private index itself
+    ok = compat(root, "list", PIP_INDEX_URL=f"http://user:s3cret@127.0.0.1:{private_index}/simple")
+    assert ok.returncode == 0 and ok.stdout.split() == ["trl1.0.0-tf4.46.3"], ok.stderr
+    shutil.rmtree(root / ".compat" / "index")
+    bad = compat(root, "list", PIP_INDEX_URL=f"http://user:wrong-pw@127.0.0.1:{private_index}/simple")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "401" in bad.stderr, bad.stderr
+    assert "wrong-pw" not in bad.stderr + bad.stdout and "user:****@" in bad.stderr
+
+
+def test_uv_output_carrying_an_index_password_is_redacted():
+    from compat.harness.envs import _run
+
+    step = _run([sys.executable, "-c", "import sys; sys.stderr.write('error: GET https://me:hunter2@idx/simple/trl/ 500')"], 30)
+    assert "hunter2" not in step.output and "https://me:****@idx" in step.output
