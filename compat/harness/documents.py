@@ -36,7 +36,7 @@ def read_text(path: Path, limit: int = MAX_BYTES) -> str:
         with open(path, "rb") as fh:
             data = fh.read(limit + 1)
     except FileNotFoundError:
-        raise ContractError(f"{path}: no such file") from None
+        raise ContractError(f"{path}: cannot read: no such file") from None
     except OSError as exc:
         raise ContractError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if len(data) > limit:

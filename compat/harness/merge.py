@@ -70,22 +70,23 @@ def merge_cells(sources: Sequence[Source], base: Source | None = None) -> list[C
 
     Raises ConfigError naming the cell when two sources disagree about it.
     """
-    merged: dict[str, tuple[CellResult, Path]] = {}
+    # Keyed by parsed versions: 1.0 and 1.0.0 are one cell (PEP 440), whatever the inputs spelled.
+    merged: dict[tuple[object, ...], tuple[CellResult, Path]] = {}
     for src in sources:
         for cell in src.cells:
-            seen = merged.get(cell.id)
+            seen = merged.get(cell.key)
             if seen is not None and Status.ERROR not in (seen[0].status, cell.status) \
                     and outcome(seen[0]) != outcome(cell):
                 raise ConfigError(f"conflicting results for cell {cell.id}: {seen[1]} and {src.path} differ "
                                   f"({_conflict(seen[0], cell)})")
             if seen is None or seen[0].status == Status.ERROR:
-                merged[cell.id] = (cell, src.path)
+                merged[cell.key] = (cell, src.path)
     if base is not None:
         for cell in base.cells:
-            seen = merged.get(cell.id)
+            seen = merged.get(cell.key)
             # A fault in a new run says nothing about the pair: the measured base verdict stays.
             if seen is None or (seen[0].status == Status.ERROR and cell.status != Status.ERROR):
-                merged[cell.id] = (cell, base.path)
+                merged[cell.key] = (cell, base.path)
     return [c for c, _ in merged.values()]
 
 
@@ -119,6 +120,7 @@ def copy_logs(sources: Sequence[Source], out: Path, cells: Sequence[CellResult])
                 continue
             name = f"logs/{cell.id}.log"
             source, target = src.path / name, out / name
-            if source.is_file() and not target.exists():
+            # A symlinked log is not copied: following it would publish whatever file it points at.
+            if source.is_file() and not source.is_symlink() and not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)

@@ -21,9 +21,10 @@ class Regression:
 
 
 def find(old: Sequence[CellResult], new: Sequence[CellResult]) -> list[Regression]:
-    before = {r.id: r for r in old if r.status == Status.COMPATIBLE}
-    found = [Regression(before[r.id], r) for r in new
-             if r.id in before and r.status in (Status.INCOMPATIBLE, Status.UNRESOLVABLE)]
+    # Matched by parsed versions: a report spelling 1.0 and another 1.0.0 describe one cell.
+    before = {r.key: r for r in old if r.status == Status.COMPATIBLE}
+    found = [Regression(before[r.key], r) for r in new
+             if r.key in before and r.status in (Status.INCOMPATIBLE, Status.UNRESOLVABLE)]
     return sorted(found, key=lambda g: (g.new.key, g.new.id))
 
 

@@ -83,6 +83,9 @@ _SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
 _SUFFIXED = re.compile(r"([+-]?(?:\d[\d_]*(?:\.\d+)?|\.\d+))\s*([kmbt])", re.IGNORECASE)
 
 
+MOST_PARAMS = 1e15
+
+
 def parse_count(text: str, flag: str = "--params") -> int:
     """``1.8B``, ``7b``, ``500M``, ``1.8e9``, ``1_800_000_000`` -> a whole, finite, positive count.
 
@@ -98,6 +101,8 @@ def parse_count(text: str, flag: str = "--params") -> int:
                                "or 1_800_000_000") from None
     if not math.isfinite(value) or value < 1:
         raise MemoryInputError(f"{flag} {text!r}: must be a finite, positive parameter count (e.g. 1.8B)")
+    if value > MOST_PARAMS:  # past every model there is; the shape scaled to it rounds to nonsense
+        raise MemoryInputError(f"{flag} {text!r}: must be at most {MOST_PARAMS:.0e} parameters")
     return int(round(value))
 
 
