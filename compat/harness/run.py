@@ -29,7 +29,7 @@ from typing import Any
 from compat import trainers
 from compat.contract import CellResult, ContractError, Failure, Stage, Status, dumps_cell, outcome, \
     result_from_observations
-from compat.harness import bytecode, faults, suite
+from compat.harness import bytecode, faults, orphans, suite
 from compat.harness.documents import load_cell
 from compat.harness.config import ConfigError, Settings, state_dir
 from compat.harness.envs import Envs, Step, declared_in_env, declared_in_message, fault, first_error_line, \
@@ -152,6 +152,9 @@ def project_context(config_path: Path, settings: Settings, out: Path, *, fresh: 
         except OSError as exc:
             raise ConfigError(f"{state / sub}: the project's state directory is not writable: "
                               f"{exc.strerror or exc}") from None
+    ended = orphans.end_stale(state / "running")
+    if ended:
+        print(f"compat: ended {len(ended)} cell suite(s) left running by a harness that was killed", file=sys.stderr)
     envs = Envs(state / "envs", settings)
     envs.check_python()
     return Context(root=root, out=out, settings=settings, envs=envs, cache_dir=state / "results",
@@ -279,7 +282,7 @@ def _in_env(ctx: Context, cell: Cell, lock: Path, log: Any, work: Path, timings:
         timings["bytecode"] = round(time.perf_counter() - start, 2)
     began = bytecode.stamp(env_dir) if ctx.bytecode is not None else None
     ran = suite.run(ctx.root, env_dir, cell.trainer, work, log, ctx.settings.cell_timeout, ctx.threads,
-                    ctx.stop.is_set)
+                    ctx.stop.is_set, ctx.cache_dir.with_name("running"))
     timings["suite"] = round(ran.seconds, 2)
     if ctx.bytecode is not None and ran.killed is not None:
         bytecode.forget(env_dir)  # what the killed suite compiled stays unharvested: read everything next time

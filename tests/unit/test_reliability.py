@@ -225,3 +225,28 @@ def test_uv_output_carrying_an_index_password_is_redacted():
 
     step = _run([sys.executable, "-c", "import sys; sys.stderr.write('error: GET https://me:hunter2@idx/simple/trl/ 500')"], 30)
     assert "hunter2" not in step.output and "https://me:****@idx" in step.output
+
+
+def test_kill_9_of_the_harness_leaves_no_cell_suite_running(project):
+    from compat.harness import orphans
+
+    harness = compat(project, "matrix", "--out", str(project / "out"), "--only", "trl==1.0.0,transformers==4.46.3",
+                     sleep=60, wait=False)
+    running = project / ".compat" / "running"
+    deadline = time.monotonic() + 60
+    while not list(running.glob("*.pid")):
+        assert harness.poll() is None and time.monotonic() < deadline, harness.communicate()
+        time.sleep(0.05)
+    session = int(next(running.glob("*.pid")).stem)
+    assert orphans._members(session)  # the suite is running
+    harness.kill()  # SIGKILL: no handler, no cleanup
+    harness.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while session in orphans._members(session):  # the suite's own process dies with its parent (PDEATHSIG)
+        assert time.monotonic() < deadline, "the cell suite outlived the harness"
+        time.sleep(0.05)
+    left = orphans._members(session)  # the fake suite's `sleep` child: PDEATHSIG does not reach grandchildren
+    again = compat(project, "matrix", "--out", str(project / "out"), "--only", "trl==1.0.0,transformers==4.46.3")
+    assert again.returncode == 0, again.stderr
+    assert ("ended 1 cell suite(s)" in again.stderr) == bool(left), (left, again.stderr)
+    assert orphans._members(session) == [] and not list(running.glob("*.pid"))  # whatever it started is ended too
