@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -22,7 +21,7 @@ from compat.contract import ContractError
 from compat.harness import config as cfg
 from compat.harness import findings as findings_mod
 from compat.harness.plan import parse_pair
-from compat.harness.reports.vocab import pip_line
+from compat.harness.reports.vocab import pip_line, plain
 from compat.cli import options
 
 PACKAGE_FINDINGS = Path(adapter.__file__).resolve().parents[1] / "findings.json"
@@ -135,17 +134,9 @@ def installed() -> tuple[str, str]:
         try:
             Version(str(version))
         except InvalidVersion:
-            raise cfg.ConfigError(f"the installed {name} has version {visible(str(version))[:80]!r}, which is not a "
+            raise cfg.ConfigError(f"the installed {name} has version {plain(str(version))[:80]!r}, which is not a "
                                   "PEP 440 version; pass --pair trl==A,transformers==B") from None
     return found
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def visible(text: str) -> str:
-    """Text from a findings file made safe for a terminal: control characters (ESC, OSC 52's BEL) as escapes."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -163,7 +154,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     adapter.findings.cache_clear()
     r = check(pair or installed())
     # JSON escapes control characters itself; text goes to a terminal, which would obey them.
-    print(json.dumps({**asdict(r), "exit_code": r.exit_code}, indent=2, sort_keys=True) if args.json else visible(render(r)))
+    print(json.dumps({**asdict(r), "exit_code": r.exit_code}, indent=2, sort_keys=True) if args.json else plain(render(r)))
     return r.exit_code
 
 

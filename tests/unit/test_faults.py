@@ -241,3 +241,23 @@ def test_uv_missing_or_deleted_is_one_line_or_a_tool_fault(project: Path):
     step = _run([str(project / "deleted-mid-run"), "pip", "compile"], 5)
     assert not step.ok and fault(step, {}, False) == "tool"
     assert fault(Step(False, 0.0, "error: Failed to install: No space left on device (os error 28)", 2), {}, False) == "disk"
+
+
+def test_an_unwritable_step_summary_is_a_note_after_the_reports(project: Path):
+    (project / "summary").mkdir()  # GITHUB_STEP_SUMMARY names a directory
+    proc = matrix(project, GITHUB_STEP_SUMMARY=str(project / "summary"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "GITHUB_STEP_SUMMARY" in proc.stderr and "not appended" in proc.stderr
+    assert reported(project)[CELL]["status"] == "compatible"
+
+
+def test_the_written_line_names_only_the_files_written(project: Path):
+    argv = ["matrix", "--config", str(project / "matrix.toml"), "--out", str(project / "out"), "--only", PAIR]
+    script = ("import sys; from compat.harness.reports import plot; plot.available = lambda: False; "
+              f"from compat.cli.main import main; sys.exit(main({argv!r}))")  # matplotlib missing
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=environ(project), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped compat.svg" in proc.stderr
+    wrote = next(line for line in proc.stderr.splitlines() if line.startswith("compat: wrote"))
+    assert "compat.svg" not in wrote and "compat.json" in wrote

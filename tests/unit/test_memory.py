@@ -552,3 +552,17 @@ def test_a_refused_batch_as_given_is_raised_before_anything_is_recommended(tmp_p
     assert any("start from 2" in n for n in report.notes)
     assert report.recipes and all(r.setup.batch_size >= 2 for r in report.recipes)
     assert all(f.setup.batch_size >= 2 for f in report.fixes)
+
+
+@pytest.mark.parametrize("argv", [["--batch-size", "1000000", "--grad-accum", "1000000"], ["--params", "1e15"],
+                                  ["--batch-size", "999983"], ["--seq-len", "1000000", "--gpus", "1000000"]],
+                         ids=["huge-effective-batch", "largest-params", "prime-batch", "huge-seq-and-gpus"])
+def test_memory_answers_any_input_in_under_a_second(argv, capsys):
+    import time
+
+    cli.main(["memory"])  # imports and the findings file read once, as a single command line does
+    start = time.perf_counter()
+    assert cli.main(["memory", *argv]) in (0, 2)
+    assert time.perf_counter() - start < 1.0
+    out = capsys.readouterr()
+    assert "total at peak" in out.out or out.err.count("\n") == 1

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness import merge
+from compat.harness import merge, regressions
 from compat.harness.config import ConfigError
-from compat.contract import CellResult
+from compat.contract import CellResult, Failure
 
 import fakeproject
 
@@ -87,3 +87,26 @@ def test_merge_cli_conflict_exits_2_with_one_line(project, tmp_path):
                               config=False)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "trl0.12.2-tf4.46.3" in proc.stderr
+
+
+def test_versions_equal_under_pep_440_are_one_cell(tmp_path):
+    short = CellResult("1.0", "4.46.3", "latest", "compatible")
+    long = CellResult("1.0.0", "4.46.3", "latest", "incompatible", failure=Failure("train", "nan loss"))
+    assert len(merge.merge_cells([merge.Source(tmp_path / "a", (short,), {}),
+                                  merge.Source(tmp_path / "b", (CellResult("1.0.0", "4.46.3", "latest", "compatible"),), {})])) == 1
+    with pytest.raises(ConfigError, match="conflicting results for cell trl1.0(.0)?-tf4.46.3"):
+        merge.merge_cells([merge.Source(tmp_path / "a", (short,), {}), merge.Source(tmp_path / "b", (long,), {})])
+    found = regressions.find([short], [long])  # one report spells 1.0, the next 1.0.0: still a regression
+    assert [(str(g.old.trl), str(g.new.trl)) for g in found] == [("1.0", "1.0.0")]
+
+
+def test_a_symlinked_log_is_not_followed_into_the_merged_report(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private key")
+    shard = tmp_path / "shard"
+    (shard / "logs").mkdir(parents=True)
+    cell = CellResult("0.12.2", "4.46.3", "latest", "compatible", log="logs/trl0.12.2-tf4.46.3.log")
+    (shard / "logs" / f"{cell.id}.log").symlink_to(secret)
+    out = tmp_path / "out"
+    merge.copy_logs([merge.Source(shard, (cell,), {})], out, [cell])
+    assert not (out / "logs" / f"{cell.id}.log").exists()
