@@ -261,3 +261,12 @@ def test_the_written_line_names_only_the_files_written(project: Path):
     assert "skipped compat.svg" in proc.stderr
     wrote = next(line for line in proc.stderr.splitlines() if line.startswith("compat: wrote"))
     assert "compat.svg" not in wrote and "compat.json" in wrote
+
+
+def test_a_deeply_nested_cache_entry_is_rerun_not_a_crash(project: Path):
+    assert matrix(project).returncode == 0
+    [entry] = sorted((project / ".compat" / "results").glob("*.json"))
+    entry.write_text("[" * 100_000 + "]" * 100_000)
+    again = matrix(project)
+    assert again.returncode == 0 and "Traceback" not in again.stderr and "(cached)" not in again.stderr, again.stderr
+    assert [c["status"] for c in cached(project)] == ["compatible"]
