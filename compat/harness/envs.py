@@ -150,13 +150,17 @@ def fault(step: Step, pinned: dict[str, str], stopping: bool) -> str | None:
     a package exists at all; harness: uv failed without the resolver's verdict.
     ``pinned`` maps the packages the harness pinned to the versions the index listed.
     """
-    if stopping or (step.returncode is not None and step.returncode < 0):
+    if stopping:
         return "interrupt"
     if step.output.startswith(CANNOT_RUN):
         return faults.exhausted(step.output) or "tool"
-    machine = faults.of_uv(step.output)  # offline, an unusable cache, no memory or disk: checked before
-    if machine is not None:             # the resolver's words, which uv prints for an offline miss too
+    # Offline, an unusable cache, no memory or disk: checked before the resolver's words (uv prints them
+    # for an offline miss too) and before a signal (uv aborts with SIGABRT when an allocation fails).
+    machine = faults.of_uv(step.output)
+    if machine is not None:
         return machine
+    if step.returncode is not None and step.returncode < 0:
+        return "interrupt"
     if is_network_error(step.output):
         return "network"
     if _MISSING.search(step.output):

@@ -27,7 +27,8 @@ KINDS = {
 
 _MEMORY = re.compile(
     r"\bMemoryError\b|OutOfMemoryError|out of memory|can't allocate memory|Cannot allocate memory|std::bad_alloc"
-    r"|could not create a primitive|failed to allocate|Unable to allocate|ENOMEM", re.IGNORECASE)
+    r"|could not create a primitive|failed to allocate|Unable to allocate|ENOMEM"
+    r"|memory allocation of \d+ bytes failed", re.IGNORECASE)  # the last: Rust's (uv's) allocator
 _DISK = re.compile(r"No space left on device|Disk quota exceeded|ENOSPC|EDQUOT", re.IGNORECASE)
 _OFFLINE = re.compile(r"was not found in the cache|network (?:was|is) disabled", re.IGNORECASE)
 _CACHE = re.compile(r"Failed to initialize cache", re.IGNORECASE)

@@ -49,6 +49,13 @@ def cache_key(cell: Cell, settings: Settings, suite_hash: str, index: str = "") 
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
 
+def said(result: CellResult) -> str:
+    """A result in a progress line: its status, the failing stage, and for an error its fault (the
+    report keeps the measured verdict over an error, so this line is where the run's fault shows)."""
+    f = result.failure
+    return f"{result.status}" + (f" at {f.stage}" if f else "") + (f", fault: {f.fault}" if f and f.fault else "")
+
+
 class Reporter:
     """Plain-line progress; subclass to render differently."""
 
@@ -67,8 +74,7 @@ class Reporter:
             self.done += 1
             self.failed += result.failed
         how = "cached" if cached else f"{result.seconds:.1f}s"
-        stage = f" at {result.failure.stage}" if result.failure else ""
-        self._line(f"[{self.done}/{self.total}] {cell.id}: {result.status}{stage} ({how})")
+        self._line(f"[{self.done}/{self.total}] {cell.id}: {said(result)} ({how})")
 
     def _line(self, text: str) -> None:
         with self._lock:

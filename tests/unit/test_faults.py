@@ -241,6 +241,8 @@ def test_uv_missing_or_deleted_is_one_line_or_a_tool_fault(project: Path):
     step = _run([str(project / "deleted-mid-run"), "pip", "compile"], 5)
     assert not step.ok and fault(step, {}, False) == "tool"
     assert fault(Step(False, 0.0, "error: Failed to install: No space left on device (os error 28)", 2), {}, False) == "disk"
+    # uv's allocator failing under `ulimit -v` aborts it (SIGABRT): memory, not an interrupt
+    assert fault(Step(False, 0.0, "memory allocation of 2868068 bytes failed\nstack backtrace:", -6), {}, False) == "memory"
 
 
 def test_an_unwritable_step_summary_is_a_note_after_the_reports(project: Path):
