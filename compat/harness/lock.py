@@ -32,8 +32,11 @@ def exclusive(directory: Path) -> Iterator[None]:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
             raise LockedError(f"{directory}: another compat run (pid {holder}) is using this results directory; "
                               "wait for it to finish or use a different --out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:  # the holder's pid only helps the message above; a full disk must not stop the run here
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass
         yield
     finally:
         os.close(fd)

@@ -412,8 +412,8 @@ def run_all(ctx: Context, cells: list[Cell], jobs: int, reporter: Reporter) -> l
             # Measured, but not a verdict to serve again (flaky, a timeout): the older cached verdict it
             # contradicts must not come back on the next run either; that run measures afresh.
             cached_path.unlink(missing_ok=True)
+        reporter.finished(cell, result, cached=False)  # said before cells/ is written, which may fail (a full disk)
         atomic_write(ctx.out / "cells" / f"{cell.id}.json", dumps_cell(result))
-        reporter.finished(cell, result, cached=False)
         return result
 
     store = ctx.bytecode or ctx.cache_dir.with_name("bytecode")
