@@ -124,3 +124,8 @@ def test_compat_json_from_before_and_after_the_redesign_validates_against_the_co
         jsonschema.validate(data, schema("compat"))
         cells = load_document(path).cells
         assert len(cells) == len(data["cells"]) and all(c.suite or data["schema_version"] == 1 for c in cells)
+
+
+def test_a_profile_name_in_a_code_span_shows_no_backslash():
+    text = markdown.document([CellResult("1.0.0", "4.46.3", "latest", "compatible")], {"profile": "nightly_full"})
+    assert "`nightly_full`" in text and "nightly\\_full" not in text
