@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import time
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -59,7 +60,7 @@ def _members(session: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if len(fields) > 3 and fields[3] == str(session):
+        if len(fields) > 3 and fields[3] == str(session) and fields[0] not in ("Z", "X"):  # dead: only unreaped
             found.append(int(entry.name))
     return found
 
@@ -83,5 +84,8 @@ def end_stale(directory: Path) -> list[int]:
                 pass
         if members:
             ended.append(session)
+            deadline = time.monotonic() + 5  # SIGKILL lands asynchronously: gone before a cell starts
+            while _members(session) and time.monotonic() < deadline:
+                time.sleep(0.02)
         path.unlink(missing_ok=True)
     return ended
