@@ -9,7 +9,7 @@ from pathlib import Path
 import compat
 from compat.cell.export import ExportError, export
 from compat.contract import CellResult, ContractError, dumps_cell
-from compat.harness.documents import load_document
+from compat.harness.documents import load_document, read_text
 from compat.harness import config as cfg
 from compat.harness import findings, index, lock, merge, plan, regressions, releases
 from compat.harness.reports import publish as reports
@@ -114,9 +114,9 @@ def cmd_releases(args: argparse.Namespace) -> int:
 def cmd_shards(args: argparse.Namespace) -> int:
     """GitHub-output lines splitting CELLS (one --only value a line) into shards of about --minutes each."""
     try:
-        cells = [ln.strip() for ln in args.cells.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise cfg.ConfigError(f"{args.cells}: cannot read the cell list: {exc}") from None
+        cells = [ln.strip() for ln in read_text(args.cells).splitlines() if ln.strip()]
+    except ContractError as exc:  # a FIFO or a device is refused, not read forever
+        raise cfg.ConfigError(f"cannot read the cell list: {exc}") from None
     for text in cells:
         plan.parse_only(text)  # a malformed line is an error here, not in every shard
     if not 0 < args.minutes < float("inf"):  # nan compares false both ways

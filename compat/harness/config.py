@@ -266,7 +266,11 @@ def state_dir(config_path: Path) -> Path:
 
 
 def load(path: Path) -> MatrixConfig:
+    import stat
+
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever, a device never end
+            raise ConfigError(f"{path}: not a regular file")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be UTF-8") from None

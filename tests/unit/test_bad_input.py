@@ -102,6 +102,8 @@ CASES: dict[str, tuple[dict[str, str | bytes | None], list[str]]] = {
     "lock-is-a-directory": ({"reports/.compat.lock/": None}, ["report", "--results", "{project}/reports"]),
     "state-dir-clobbered": ({".compat/results": "not a directory"}, ["matrix", "--out", "{project}/out"]),
     "uv-missing": ({}, ["matrix", "--out", "{project}/out"]),  # COMPAT_UV names no file (below)
+    "toml-is-a-directory": ({"conf/": None}, ["releases", "--config", "{project}/conf"]),
+    "shards-cells-is-a-directory": ({"cells/": None}, ["shards", "{project}/cells", "--results", "{project}/reports"]),
     # documents: nesting, size, duplicates
     "report-deep-json": ({"bad/compat.json": "[" * 100_000 + "]" * 100_000}, ["report", "--results", "{project}/bad"]),
     "report-duplicate-cell": ({"bad/compat.json": json.dumps({**REPORT, "cells": REPORT["cells"] + [
@@ -236,3 +238,15 @@ def test_a_write_that_fails_halfway_leaves_no_temporary_file(project: Path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "cannot write" in proc.stderr, proc.stderr
     assert target.read_text() == "old"
     assert [p.name for p in project.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize("argv", [["releases", "--config", "{node}"], ["shards", "{node}", "--results", "{project}/reports"],
+                                  ["report", "--results", "{node}"], ["memory", "--model-config", "{node}"]],
+                         ids=["matrix-toml", "shards-cells", "report-json", "model-config"])
+def test_an_input_that_is_a_fifo_is_refused_not_read_forever(project: Path, argv: list[str]):
+    node = project / "input.json"
+    os.mkfifo(node)
+    args = [a.replace("{node}", str(node)).replace("{project}", str(project)) for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "compat", *args], cwd=project, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=30)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
