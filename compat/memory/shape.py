@@ -6,7 +6,6 @@ guessed from a bare parameter count (Qwen1.5-1.8B's proportions, scaled).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, replace
