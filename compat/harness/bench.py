@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .config import Settings
 from .envs import Envs, requirements, uv_bin
+from .index import redact
 from .plan import Cell
 
 Runner = Callable[[Sequence[str], Path | None], float]
@@ -41,7 +42,7 @@ def run_timed(cmd: Sequence[str], cwd: Path | None = None) -> float:
     seconds = time.perf_counter() - start
     if proc.returncode not in (0,):
         tail = (proc.stderr + proc.stdout).strip().splitlines()[-5:]
-        raise BenchError(f"{' '.join(cmd[:4])} ... failed (exit {proc.returncode}): {' | '.join(tail)}")
+        raise BenchError(redact(f"{' '.join(cmd[:4])} ... failed (exit {proc.returncode}): {' | '.join(tail)}"))
     return seconds
 
 
