@@ -273,3 +273,24 @@ def test_a_deeply_nested_cache_entry_is_rerun_not_a_crash(project: Path):
     again = matrix(project)
     assert again.returncode == 0 and "Traceback" not in again.stderr and "(cached)" not in again.stderr, again.stderr
     assert [c["status"] for c in cached(project)] == ["compatible"]
+
+
+def test_sigint_while_the_reports_are_written_lets_the_set_land(project: Path, monkeypatch):
+    """Ctrl-C arriving while the reports are rendered: the handlers are still in place, so the set is
+    written whole and the run ends as interrupted (130), not with a KeyboardInterrupt traceback."""
+    from compat.cli import pipeline
+    from compat.cli.main import main
+
+    real_write = pipeline.reports.write
+
+    def interrupted_write(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_write(*args, **kwargs)
+
+    for key, value in environ(project).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(pipeline.reports, "write", interrupted_write)
+    code = main(["matrix", "--config", str(project / "matrix.toml"), "--out", str(project / "out"), "--only", PAIR])
+    assert code == 130
+    assert reported(project)[CELL]["status"] == "compatible"
+    assert not [p for p in (project / "out").iterdir() if p.name.endswith(".tmp")]
