@@ -368,7 +368,8 @@ def installed() -> tuple[str, str]:
         try:
             Version(version)
         except InvalidVersion:
-            raise cfg.ConfigError(f"the installed {name} has version {version!r}, which is not a PEP 440 version") from None
+            raise cfg.ConfigError(f"the installed {name} has version {plain(version)[:80]!r}, which is not a PEP 440 "
+                                  "version; pass --pair trl==A,transformers==B") from None
     return versions
 
 
@@ -457,12 +458,13 @@ def cmd_check(args: argparse.Namespace) -> int:
                          {"pairs": body, "exit_code": code}, indent=2, sort_keys=True))
     elif len(reports) > LIST_LIMIT:
         print(f"{args.requirements} admits {len(reports)} measured pairs; one line each (--json has everything):")
-        print("\n".join(_one_line(r) for r in reports))
+        print(plain("\n".join(_one_line(r) for r in reports)))
         print(f"exit {code}")
     else:
         if len(reports) > 1:
             print(f"{args.requirements} admits {len(reports)} measured pairs; each is answered:\n")
-        print("\n\n".join(render(r) for r in reports))
+        # Findings text goes to a terminal, which would obey escapes in it; JSON escapes them itself.
+        print(plain("\n\n".join(render(r) for r in reports)))
     return code
 
 

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from compat.contract import CellResult, ContractError, Status, dumps_cell, load_document
+from compat.contract import CellResult, ContractError, Status, dumps_cell
+from compat.harness.documents import load_document
 from compat.harness.files import atomic_write
 from compat.harness import lock, plan, progress, run
 from compat.harness.reports import publish as reports
@@ -58,25 +59,27 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                 reporter.total += len(twins)
                 results += run.run_all(ctx, twins, jobs, reporter)
             reporter.close()
-        # A partial run (a subset, a shard, an interrupt) merges into the fuller report already there;
-        # a harness error never replaces a verdict measured before.
-        stamp = reports.now()
-        run_source = Source(out, tuple(results), {"generated": stamp})
-        base = Source(out, tuple(before), before_meta) if before else None
-        merged = merge_cells([run_source], base)
-        kept = len(merged) - len(results)
-        subset = bool(args.only or args.shard or kept)
-        dates = measured_dates([run_source], base, merged)  # a cell served unchanged keeps its date
-        meta = {**before_meta, "profile": before_meta.get("profile", args.profile) if subset else args.profile,
-                "python": config.settings.python, "torch": config.settings.torch, "suite": ctx.suite,
-                "platform": platform.platform(), "hardware": hardware(merged), "measured": dates,
-                "generated": max(dates.values(), default=before_meta.get("generated", stamp))}
-        if merged:
-            for cell in merged:  # cells/ mirrors the report: a fault never shows there over a verdict
-                atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
-            reports.write(out, merged, meta, step_summary=True)
-            note = f" ({kept} cells kept from the report already there)" if kept else ""
-            print(f"compat: wrote {', '.join(reports.FILES)} to {out}{note}", file=sys.stderr)
+            # Still under the handlers: a Ctrl-C while the reports are written waits for the set to land.
+            # A partial run (a subset, a shard, an interrupt) merges into the fuller report already there;
+            # a harness error never replaces a verdict measured before.
+            stamp = reports.now()
+            run_source = Source(out, tuple(results), {"generated": stamp})
+            base = Source(out, tuple(before), before_meta) if before else None
+            merged = merge_cells([run_source], base)
+            kept = len(merged) - len(results)
+            subset = bool(args.only or args.shard or kept)
+            dates = measured_dates([run_source], base, merged)  # a cell served unchanged keeps its date
+            meta = {**before_meta, "profile": before_meta.get("profile", args.profile) if subset else args.profile,
+                    "python": config.settings.python, "torch": config.settings.torch, "suite": ctx.suite,
+                    "platform": platform.platform(), "hardware": hardware(merged), "measured": dates,
+                    "generated": max(dates.values(), default=before_meta.get("generated", stamp))}
+            if merged:
+                for cell in merged:  # cells/ mirrors the report: a fault never shows there over a verdict
+                    atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
+                written = reports.write(out, merged, meta, step_summary=True)
+                note = f" ({kept} cells kept from the report already there)" if kept else ""
+                print(f"compat: wrote {', '.join(f for f in reports.FILES if f in written)} to {out}{note}",
+                      file=sys.stderr)
     if ctx.stop.is_set():
         print(f"compat: interrupted: {len(results)} of {len(cells)} cells recorded; rerun to resume", file=sys.stderr)
         return 130

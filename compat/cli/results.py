@@ -9,11 +9,12 @@ from pathlib import Path
 
 import compat
 from compat.cell.export import ExportError, export
-from compat.contract import CellResult, ContractError, dumps_cell, load_document, loads_cell
+from compat.contract import CellResult, ContractError, dumps_cell
+from compat.harness.documents import load_document, read_text
 from compat.harness import config as cfg
 from compat.harness import changes, findings, index, lock, logs, merge, plan, regressions, releases
 from compat.harness.reports import publish as reports
-from compat.harness.files import atomic_write
+from compat.harness.files import SYMLINKS, atomic_write, target
 from compat.cli import options
 
 PACKAGE = Path(compat.__file__).parent
@@ -53,6 +54,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_findings(args: argparse.Namespace) -> int:
     """Regenerate compat/findings.json from a report; same results, same bytes."""
+    target(args.output, "-o")  # refused before the results are read
     cells, _ = stored_cells(args.results)
     changed = findings.write(cells, args.output)
     print(f"compat: {args.output} {'updated' if changed else 'unchanged'}", file=sys.stderr)
@@ -61,13 +63,14 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """One self-contained adapter file with the findings embedded."""
+    target(args.output, "-o")  # refused before any work: a device, a FIFO, a directory
     try:
         data = findings.load(args.findings)
         data.pop("environments", None)  # check's table of what each cell ran with; the adapter never reads it
         text = export(PACKAGE, data)
     except ExportError as exc:
         raise cfg.ConfigError(str(exc)) from None
-    atomic_write(args.output, text)
+    atomic_write(args.output, text, "-o")
     print(f"compat: wrote {args.output}", file=sys.stderr)
     return 0
 
@@ -121,13 +124,13 @@ def cmd_releases(args: argparse.Namespace) -> int:
 def cmd_shards(args: argparse.Namespace) -> int:
     """GitHub-output lines splitting CELLS (one --only value a line) into shards of about --minutes each."""
     try:
-        cells = [ln.strip() for ln in args.cells.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise cfg.ConfigError(f"{args.cells}: cannot read the cell list: {exc}") from None
+        cells = [ln.strip() for ln in read_text(args.cells).splitlines() if ln.strip()]
+    except ContractError as exc:  # a FIFO or a device is refused, not read forever
+        raise cfg.ConfigError(f"cannot read the cell list: {exc}") from None
     for text in cells:
         plan.parse_only(text)  # a malformed line is an error here, not in every shard
-    if args.minutes <= 0:
-        raise cfg.ConfigError(f"--minutes {args.minutes}: must be above 0")
+    if not 0 < args.minutes < float("inf"):  # nan compares false both ways
+        raise cfg.ConfigError(f"--minutes {args.minutes}: must be a number above 0")
     report = args.results / "compat.json"
     meta = merge.read_dir(args.results).meta if report.exists() else {}
     found = releases.shard_plan(cells, meta, args.minutes, args.max)
@@ -185,12 +188,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     fd = sub.add_parser("findings", formatter_class=fmt, help="generate compat/findings.json from stored results")
     options.results_dir(fd)
     fd.add_argument("-o", "--output", type=Path, default=PACKAGE / "findings.json", metavar="FILE",
-                    help="findings file to write")
+                    help=f"findings file to write; {SYMLINKS}; anything but a regular file is refused")
     fd.set_defaults(func=cmd_findings)
 
     ex = sub.add_parser("export-adapter", formatter_class=fmt,
                         help="write one self-contained adapter file with the findings embedded")
-    ex.add_argument("-o", "--output", type=Path, default=Path("kto_compat.py"), metavar="FILE", help="file to write")
+    ex.add_argument("-o", "--output", type=Path, default=Path("kto_compat.py"), metavar="FILE",
+                    help=f"file to write; {SYMLINKS}; anything but a regular file is refused")
     ex.add_argument("--findings", type=Path, default=PACKAGE / "findings.json", metavar="FILE", help="findings to embed")
     ex.set_defaults(func=cmd_export)
 

@@ -14,7 +14,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from compat.cli import options
-from compat.contract import CellResult
+from compat.contract import CellResult, dumps_cell
+from compat.harness.files import atomic_write
 from compat.harness import bench as bench_mod
 from compat.harness import bisect as bisect_mod
 from compat.harness import config as cfg
@@ -125,6 +126,21 @@ def render_outcome(o: bisect_mod.Outcome, axis: str, probe: str, total: int, cac
     return "\n".join(lines)
 
 
+def _write_into(out: Path, done: list[CellResult], meta: dict) -> None:
+    """The measured cells merged into the report already in ``out`` (as matrix does), never replacing it:
+    every cell it held stays, a harness error never replaces a verdict, and its label is kept."""
+    from compat.cli.pipeline import previous_report
+    from compat.harness.merge import Source, merge_cells
+
+    before, before_meta = previous_report(out)
+    merged = merge_cells([Source(out, tuple(done), {})], Source(out, tuple(before), before_meta) if before else None)
+    if before:
+        meta = {**before_meta, **{k: v for k, v in meta.items() if k != "profile"}}
+    for cell in merged:  # cells/ mirrors the report
+        atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
+    reports.write(out, merged, meta)
+
+
 def cmd_bisect(args: argparse.Namespace) -> int:
     if args.axis not in AXES:
         raise cfg.ConfigError(f"--axis {args.axis!r}: one of {', '.join(AXES)}")
@@ -178,8 +194,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
             return 130
         finally:
             if done:
-                reports.write(out, done, {"profile": f"bisect {args.probe} along {args.axis}", "python": config.settings.python,
-                                          "torch": config.settings.torch, "suite": ctx.suite, "platform": platform.platform()})
+                _write_into(out, done, {"profile": f"bisect {args.probe} along {args.axis}", "python": config.settings.python,
+                                        "torch": config.settings.torch, "suite": ctx.suite, "platform": platform.platform()})
     print(text)
     return 0
 

@@ -43,8 +43,10 @@ class Selector:
             text, pick = raw, default_pick
         else:
             raise ConfigError(f"{where}: expected a version string or {{spec, pick}} table, got {raw!r}")
-        if pick not in PICKS:
-            raise ConfigError(f"{where}: unknown pick {pick!r}; one of {', '.join(PICKS)}")
+        if not isinstance(text, str):
+            raise ConfigError(f"{where}: spec must be a quoted version or specifier, got {text!r}"[:200])
+        if not isinstance(pick, str) or pick not in PICKS:
+            raise ConfigError(f"{where}: unknown pick {pick!r}; one of {', '.join(PICKS)}"[:200])
         text = text.strip()
         if text == "latest":
             return cls(SpecifierSet(), pick, None, text)
@@ -163,13 +165,15 @@ def _trainers(raw: Any, where: str) -> tuple[str, ...]:
     return names
 
 
-def _number(raw: Any, where: str, default: float, minimum: float) -> float:
+def _number(raw: Any, where: str, default: float, minimum: float, maximum: float = 1e7) -> float:
     if raw is None:
         return default
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not raw == raw or raw in (float("inf"), float("-inf")):
         raise ConfigError(f"{where}: expected a number of seconds, got {raw!r}")
     if raw < minimum:
         raise ConfigError(f"{where}: {raw} is below the minimum {minimum:g}")
+    if raw > maximum:  # validated here, not discovered after every cell ran (int(inf) at the end)
+        raise ConfigError(f"{where}: {raw} is above the maximum {maximum:g}")
     return float(raw)
 
 
@@ -231,7 +235,7 @@ def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
         if "from" in body:
             # Another profile's pairs, e.g. the dpo profile measures DPOTrainer on the default pairs.
             base = body["from"]
-            if base not in raw_profiles or base == name or "from" in raw_profiles.get(base, {}):
+            if not isinstance(base, str) or base not in raw_profiles or base == name or "from" in raw_profiles.get(base, {}):
                 raise ConfigError(f"{where}.from: {base!r} is not another profile defined without 'from'")
             _check_keys(raw_profiles[base], _PROFILE, f"{path}: profiles.{base}")
             grids_raw = raw_profiles[base].get("grid", [])
@@ -262,7 +266,11 @@ def state_dir(config_path: Path) -> Path:
 
 
 def load(path: Path) -> MatrixConfig:
+    import stat
+
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever, a device never end
+            raise ConfigError(f"{path}: not a regular file")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be UTF-8") from None

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from compat.contract import CompatError
 
+from . import faults
 from .config import Settings
+from .index import redact
 from .files import atomic_write
 from .plan import Cell
 
@@ -29,8 +31,9 @@ class EnvError(CompatError, RuntimeError):
 
 
 def uv_bin() -> str:
-    if os.environ.get("COMPAT_UV"):  # an explicit uv (tests point this at a fake)
-        return os.environ["COMPAT_UV"]
+    explicit = os.environ.get("COMPAT_UV")
+    if explicit:  # an explicit uv (tests point this at a fake); one that cannot run is a `tool` fault in _run
+        return explicit
     try:
         from uv import find_uv_bin  # the PyPI package ships the binary
 
@@ -67,6 +70,19 @@ def index_args(settings: Settings, environ: dict[str, str] | None = None) -> lis
     return args
 
 
+# uv settings that change only how uv works, never which packages it can see or pick.
+_UV_HOW = frozenset({"UV_CACHE_DIR", "UV_NO_PROGRESS", "UV_LINK_MODE", "UV_CONCURRENT_DOWNLOADS",
+                     "UV_CONCURRENT_BUILDS", "UV_CONCURRENT_INSTALLS", "UV_HTTP_TIMEOUT", "UV_REQUEST_TIMEOUT",
+                     "UV_HTTP_RETRIES", "UV_NATIVE_TLS", "UV_NO_WRAP", "UV_COLOR", "UV_QUIET", "UV_VERBOSE"})
+
+
+def uv_visibility(environ: dict[str, str] | None = None) -> list[str]:
+    """Every other UV_* variable (UV_OFFLINE, UV_INDEX_URL, UV_EXCLUDE_NEWER, UV_CONSTRAINT, ...), as
+    NAME=value: uv reads them itself, so they change what a cell resolves and belong in its cache key."""
+    env = os.environ if environ is None else environ
+    return sorted(f"{k}={v}" for k, v in env.items() if k.startswith("UV_") and k not in _UV_HOW)
+
+
 _NETWORK = re.compile(
     r"(failed to fetch|error sending request|connection (refused|reset)|dns error|timed out|"
     r"could not connect|network unreachable|tcp connect error|failed to download)",
@@ -97,15 +113,23 @@ class Step:
     returncode: int | None = 0  # negative: killed by that signal; None: timed out
 
 
+CANNOT_RUN = "kto-compat: cannot run"  # how a tool that could not even start shows in a step's output
+
+
 def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> Step:
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, errors="replace")
+    except OSError as exc:  # uv deleted or made unexecutable mid-run, or no memory to fork: not the pair's
+        kind = faults.of_oserror(exc)
+        return Step(False, time.perf_counter() - start, f"{CANNOT_RUN} {cmd[0]}: {exc.strerror or exc}"
+                    + (f" ({kind})" if kind != "harness" else ""), 127)
     except subprocess.TimeoutExpired as exc:
         out = (exc.stderr or b"")
         text = out.decode(errors="replace") if isinstance(out, bytes) else out
-        return Step(False, time.perf_counter() - start, f"uv timed out after {timeout:.0f}s\n{text}", None)
-    return Step(proc.returncode == 0, time.perf_counter() - start, proc.stderr + proc.stdout, proc.returncode)
+        return Step(False, time.perf_counter() - start, redact(f"uv timed out after {timeout:.0f}s\n{text}"), None)
+    # uv's output goes to logs and failure messages: no index password may ride along.
+    return Step(proc.returncode == 0, time.perf_counter() - start, redact(proc.stderr + proc.stdout), proc.returncode)
 
 
 # uv's own words, pinned to the tested uv range (pyproject: uv>=0.13,<0.14); tests/unit/test_uv_wording.py
@@ -124,7 +148,16 @@ def fault(step: Step, pinned: dict[str, str], stopping: bool) -> str | None:
     a package exists at all; harness: uv failed without the resolver's verdict.
     ``pinned`` maps the packages the harness pinned to the versions the index listed.
     """
-    if stopping or (step.returncode is not None and step.returncode < 0):
+    if stopping:
+        return "interrupt"
+    if step.output.startswith(CANNOT_RUN):
+        return faults.exhausted(step.output) or "tool"
+    # Offline, an unusable cache, no memory or disk: checked before the resolver's words (uv prints them
+    # for an offline miss too) and before a signal (uv aborts with SIGABRT when an allocation fails).
+    machine = faults.of_uv(step.output)
+    if machine is not None:
+        return machine
+    if step.returncode is not None and step.returncode < 0:
         return "interrupt"
     if is_network_error(step.output):
         return "network"
@@ -238,8 +271,13 @@ class Envs:
 
     def check_python(self) -> None:
         step = _run(self._uv("python", "find", self.settings.python, "--python-preference", "only-system"), 60)
-        if not step.ok:
-            raise EnvError(f"matrix.toml settings.python: Python {self.settings.python} is not available here: {first_error_line(step.output)}")
+        if step.ok:
+            return
+        why = fault(step, {}, False)
+        if why in ("cache", "tool", "memory", "disk"):  # the machine, not the Python setting
+            raise EnvError(f"uv cannot run here ({faults.KINDS[why]}): {first_error_line(step.output)}")
+        raise EnvError(f"matrix.toml settings.python: Python {self.settings.python} is not available here: "
+                       f"{first_error_line(step.output)}")
 
     # The uv command lines, built once: cells and `kto-compat bench` run the very same ones.
     def compile_cmd(self, req: Path, lock: Path) -> list[str]:

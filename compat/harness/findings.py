@@ -17,7 +17,7 @@ from packaging.version import Version
 
 from compat.cell.validate import SchemaError, validate
 from compat.contract import FINDINGS_SCHEMA_VERSION, CellResult, ContractError, Status, facts, schema
-from compat.harness.files import atomic_write
+from compat.harness.files import atomic_write, target
 from compat.harness import environments, specs
 
 
@@ -142,23 +142,23 @@ def dumps(findings: dict[str, Any]) -> str:
 def write(results: Sequence[CellResult], path: Path) -> bool:
     """Write findings; returns whether the file changed."""
     text = dumps(build(results))
+    real, _ = target(path, "-o")  # a FIFO or a device is refused before it is read
     try:
-        if path.read_text(encoding="utf-8") == text:
+        if real.read_text(encoding="utf-8") == text:
             return False
     except (OSError, UnicodeDecodeError):
         pass
-    atomic_write(path, text)
+    atomic_write(path, text, "-o")
     return True
 
 
 def load(path: Path) -> dict[str, Any]:
     """A findings file, validated: a ContractError names the file and what is wrong."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ContractError(f"{path}: no such findings file") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise ContractError(f"{path}: not a findings file: {exc}") from None
+    from compat.harness.documents import load_json
+
+    if not path.exists():
+        raise ContractError(f"{path}: no such findings file")
+    data = load_json(path)
     try:
         validate(data, schema("findings"), str(path))
     except SchemaError as exc:

@@ -50,7 +50,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from compat.contract import CellResult, ContractError, Status, loads_cell
+from compat.contract import CellResult, ContractError, Status
+from compat.harness.documents import load_cell
 from compat.harness import lock, suite
 from compat.harness.envs import kept_pins
 from compat.harness.timing import BenchError, run_timed
@@ -193,7 +194,7 @@ def run_cell_cli(config: Path) -> RunCell:
         if proc.returncode != 0 or not cells:
             raise BenchError(f"matrix --only {only} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
         try:
-            return loads_cell(cells[-1].read_text(encoding="utf-8"), str(cells[-1]))
+            return load_cell(cells[-1])
         except ContractError as exc:
             raise BenchError(str(exc)) from None
     return run

@@ -6,10 +6,13 @@ network every time; `max_age=0` forces a refresh.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename, parse_sdist
 from packaging.version import InvalidVersion, Version
 
 from compat.contract import CompatError
+from compat.harness.documents import MAX_BYTES, load_json, loads
 from compat.harness.files import atomic_write
 
 DEFAULT_INDEX = "https://pypi.org/simple"
@@ -39,6 +43,30 @@ def index_url() -> str:
     return os.environ.get("PIP_INDEX_URL") or DEFAULT_INDEX
 
 
+_USERINFO = re.compile(r"(?<=://)([^/@\s:]*)(:[^/@\s]*)?@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the secret of every URL in it masked as pip does: ``https://user:****@host``, and a
+    user alone (a token) as ``https://****@host``."""
+    return _USERINFO.sub(lambda m: f"{m.group(1)}:****@" if m.group(2) else "****@", text)
+
+
+def _request(url: str) -> urllib.request.Request:
+    """A request for ``url``; credentials in it (pip's user:password@host form) become a Basic
+    Authorization header, which urllib does not derive from the URL itself."""
+    parts = urllib.parse.urlsplit(url)
+    headers = {"Accept": _ACCEPT}
+    if parts.username is not None or parts.password is not None:
+        user = urllib.parse.unquote(parts.username or "")
+        password = urllib.parse.unquote(parts.password or "")
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        host = parts.hostname or ""
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+        url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return urllib.request.Request(url, headers=headers)
+
+
 def _version_of(filename: str) -> Version | None:
     try:
         if filename.endswith(".whl"):
@@ -56,13 +84,14 @@ def parse_listing(payload: dict) -> list[Release]:
     for f in payload.get("files", []):
         if not isinstance(f, dict):
             continue
-        v = _version_of(f.get("filename", ""))
+        name = f.get("filename")
+        v = _version_of(name) if isinstance(name, str) else None
         if v is not None:
             seen.setdefault(v, []).append(f)
     releases = []
     for v, files in seen.items():
         yanked = all(bool(f.get("yanked")) for f in files)
-        times = sorted(f.get("upload-time", "") for f in files if f.get("upload-time"))
+        times = sorted(f["upload-time"] for f in files if isinstance(f.get("upload-time"), str) and f["upload-time"])
         releases.append(Release(v, yanked, times[0] if times else ""))
     return sorted(releases)
 
@@ -75,16 +104,16 @@ def fetch(name: str, cache_dir: Path, max_age: float = 3600.0, url: str | None =
         cached = _read_cache(cache)
         if cached is not None:
             return cached
-    req = urllib.request.Request(f"{base}/{name}/", headers={"Accept": _ACCEPT})
     try:
+        req = _request(f"{base}/{name}/")
         with urllib.request.urlopen(req, timeout=30) as resp:
-            payload = json.loads(resp.read())
+            payload = loads(resp.read(MAX_BYTES + 1).decode("utf-8", errors="replace"), f"{redact(base)}/{name}/")
         releases = parse_listing(payload)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         stale = _read_cache(cache) if cache.exists() else None
         if stale is not None:  # stale is better than nothing when the index is down
             return stale
-        raise IndexUnavailable(f"cannot list {name} from {base}: {exc}"
+        raise IndexUnavailable(redact(f"cannot list {name} from {base}: {exc}")
                                + (f" (and the cached listing {cache} is unreadable)" if cache.exists() else "")) from None
     try:  # the cache only saves a request next time: failing to write it is no reason to stop
         atomic_write(cache, json.dumps(payload))
@@ -96,8 +125,8 @@ def fetch(name: str, cache_dir: Path, max_age: float = 3600.0, url: str | None =
 def _read_cache(cache: Path) -> list[Release] | None:
     """A cached listing, or None when it is unreadable or corrupt (then it is refetched)."""
     try:
-        return parse_listing(json.loads(cache.read_text(encoding="utf-8")))
-    except (OSError, ValueError, UnicodeDecodeError):
+        return parse_listing(load_json(cache))
+    except ValueError:  # ContractError included: unreadable, too large, too deep, not JSON
         return None
 
 
@@ -106,4 +135,12 @@ def lister(config: Path, max_age: float = 3600.0):
     from compat.harness.config import state_dir
 
     cache = state_dir(config) / "index"
-    return lambda name: fetch(name, cache, max_age=max_age)
+    listed: dict[str, list[Release]] = {}
+
+    def releases(name: str) -> list[Release]:  # each listing read and parsed once per run, not once per cell
+        key = canonicalize_name(name)
+        if key not in listed:
+            listed[key] = fetch(name, cache, max_age=max_age)
+        return listed[key]
+
+    return releases

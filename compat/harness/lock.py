@@ -18,9 +18,13 @@ class LockedError(CompatError, RuntimeError):
 @contextmanager
 def exclusive(directory: Path) -> Iterator[None]:
     """Hold `directory/.compat.lock` for the run; the kernel releases it if we die."""
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / ".compat.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:  # a directory or a symlink where the lock file goes, a read-only results dir
+        raise LockedError(f"{path}: cannot take the run lock: {exc.strerror or exc} (it must be a plain file "
+                          "kto-compat can write)") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -28,8 +32,11 @@ def exclusive(directory: Path) -> Iterator[None]:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
             raise LockedError(f"{directory}: another compat run (pid {holder}) is using this results directory; "
                               "wait for it to finish or use a different --out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:  # the holder's pid only helps the message above; a full disk must not stop the run here
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass
         yield
     finally:
         os.close(fd)

@@ -26,9 +26,11 @@ def _compressed(directory: Path, cell_id: str) -> bytes | None:
     """The log of ``cell_id`` in ``directory``, gzip-compressed: a published .log.gz as it is, a
     plain .log compressed here; None when neither is there."""
     packed, plain = directory / "logs" / f"{cell_id}.log.gz", directory / "logs" / f"{cell_id}.log"
-    if packed.is_file():
+    # A symlinked log is never read: following it would publish whatever file it points at.
+    packed, plain = (None if p.is_symlink() else p for p in (packed, plain))  # type: ignore[assignment]
+    if packed is not None and packed.is_file():
         return packed.read_bytes()
-    if plain.is_file():
+    if plain is not None and plain.is_file():
         data = plain.read_bytes()
         if len(data) > MAX_LOG_BYTES:
             data = b"[... log cut to its last %d bytes ...]\n" % MAX_LOG_BYTES + data[-MAX_LOG_BYTES:]

@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from compat.contract import CellResult, ContractError, Status, dumps_cell, load_document, loads_cell, outcome
+from compat.contract import CellResult, ContractError, Status, dumps_cell, outcome
+from compat.harness.documents import load_cell, load_document
 from compat.harness.config import ConfigError
 
 # Per-run metadata that is not a set of labels: recomputed from the cells (or dropped), never unioned.
@@ -53,8 +54,8 @@ def read_dir(path: Path) -> Source:
     cells, bad = [], 0
     for p in sorted((path / "cells").glob("*.json")):
         try:
-            cells.append(loads_cell(p.read_text(encoding="utf-8"), str(p)))
-        except (OSError, ContractError, UnicodeDecodeError):
+            cells.append(load_cell(p))
+        except ContractError:
             bad += 1
     if not cells:
         raise ConfigError(f"{path}: no compat.json and no readable cells/*.json"
@@ -89,17 +90,18 @@ def fold(results: Iterable[CellResult]) -> CellResult:
 def merge_cells(sources: Sequence[Source], base: Source | None = None) -> list[CellResult]:
     """Union of the sources' cells, duplicates folded (see ``fold``); `base` cells are replaced by any
     source's *measured* result. Sorted by cell, so the output never depends on the input order."""
-    found: dict[str, list[CellResult]] = {}
+    # Keyed by parsed versions: 1.0 and 1.0.0 are one cell (PEP 440), whatever the inputs spelled.
+    found: dict[tuple[object, ...], list[CellResult]] = {}
     for src in sources:
         for cell in src.cells:
-            found.setdefault(cell.id, []).append(cell)
-    merged = {cid: fold(cells) for cid, cells in found.items()}
+            found.setdefault(cell.key, []).append(cell)
+    merged = {key: fold(cells) for key, cells in found.items()}
     if base is not None:
         for cell in base.cells:
-            seen = merged.get(cell.id)
+            seen = merged.get(cell.key)
             # A fault in a new run says nothing about the pair: the measured base verdict stays.
             if seen is None or (seen.status == Status.ERROR and cell.status != Status.ERROR):
-                merged[cell.id] = cell
+                merged[cell.key] = cell
     return sorted(merged.values(), key=lambda c: (c.key, c.id))
 
 

@@ -69,8 +69,12 @@ def select(selector: Selector, releases: Sequence[Release], where: str) -> list[
     return versions
 
 
+MAX_CELLS = 20_000  # the full profile is about 2,000 cells; a grid past this is a typo, not a plan
+
+
 def expand(profile: Profile, lister: Lister, resolutions: Iterable[str], trainers: Iterable[str] = ("kto",)) -> list[Cell]:
     cells: set[Cell] = set()
+    size = 0
     for gi, grid in enumerate(profile.grids):
         axes = []
         for name, sels in (("trl", grid.trl), ("transformers", grid.transformers)):
@@ -81,6 +85,10 @@ def expand(profile: Profile, lister: Lister, resolutions: Iterable[str], trainer
             axes.append(sorted(chosen))
         modes = grid.resolutions or tuple(resolutions)
         names = grid.trainers or tuple(trainers)
+        size += len(axes[0]) * len(axes[1]) * len(modes) * len(names)
+        if size > MAX_CELLS:  # said before a single cell is built: a 1,500 x 1,500 grid would take minutes
+            raise ConfigError(f"profiles.{profile.name}.grid[{gi}]: the profile expands to {size} cells or more, "
+                              f"over the limit of {MAX_CELLS}; narrow its specifiers or pick (e.g. latest-per-minor)")
         cells.update(Cell(a, b, r, trainer=t) for a in axes[0] for b in axes[1] for r in modes for t in names)
     return sorted(cells)
 
@@ -150,15 +158,15 @@ def parse_pair(text: str, flag: str = "--pair") -> tuple[Version, Version]:
     return sel.trl, sel.transformers
 
 
-def with_index_facts(cell: Cell, lister: Lister) -> Cell:
-    """Attach release time and yanked flags from the index listing."""
+def with_index_facts(cell: Cell, listed: dict[str, dict[Version, Release]]) -> Cell:
+    """Attach release time and yanked flags from the index listing (``listed``: name -> version -> release)."""
     times, yanked = [], []
     for name, version in (("trl", cell.trl), ("transformers", cell.transformers)):
-        for r in lister(name):
-            if r.version == version:
-                times.append(r.uploaded)
-                if r.yanked:
-                    yanked.append(name)
+        r = listed[name].get(version)
+        if r is not None:
+            times.append(r.uploaded)
+            if r.yanked:
+                yanked.append(name)
     return replace(cell, released=max(times, default=""), yanked=tuple(yanked))
 
 
@@ -207,7 +215,8 @@ def plan(
     if shard is not None:
         i, n = shard
         out = [c for k, c in enumerate(out) if k % n == i - 1]
-    return [with_index_facts(replace(c, forced=force), lister) for c in out]
+    listed = {name: {r.version: r for r in lister(name)} for name in ("trl", "transformers")}  # once, not per cell
+    return [with_index_facts(replace(c, forced=force), listed) for c in out]
 
 
 def _profile_trainers(profile: Profile, default: tuple[str, ...]) -> tuple[str, ...]:

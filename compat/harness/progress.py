@@ -15,7 +15,7 @@ from typing import TextIO
 from compat.contract import CellResult
 
 from .plan import Cell
-from .run import Reporter
+from .run import Reporter, said
 
 
 def eta_seconds(durations: list[float], remaining: int, jobs: int) -> float | None:
@@ -72,8 +72,7 @@ class ProgressReporter(Reporter):
             if not cached:
                 self.durations.append(result.seconds)
         how = "cached" if cached else f"{result.seconds:.1f}s"
-        stage = f" at {result.failure.stage}" if result.failure else ""
-        self._line(f"[{self.done}/{self.total}] {cell.id}: {result.status}{stage} ({how})"
+        self._line(f"[{self.done}/{self.total}] {cell.id}: {said(result)} ({how})"
                    + ("" if self.tty else f"; {self.status()}"))
         if self.tty:
             self._redraw()

@@ -72,13 +72,14 @@ def previous(cells: Sequence[CellResult], cell: CellResult, axis: str) -> CellRe
 def find(old: Sequence[CellResult], new: Sequence[CellResult]) -> list[Step]:
     """Regressions and fixes in ``new``: each newly measured cell against its neighbour on the previous
     release of each axis, and each re-measured cell against its old verdict. Sorted by cell."""
-    before = {c.id: c for c in _measured(old)}
+    # Keyed by parsed versions: a report spelling 1.0 and another 1.0.0 describe one cell.
+    before = {c.key: c for c in _measured(old)}
     known = {a: {getattr(c, a) for c in before.values()} for a in AXES}
     measured = _measured(new)
     steps: list[Step] = []
     for cell in measured:
-        if cell.id in before:
-            candidates = [Step("rerun", before[cell.id], cell)]
+        if cell.key in before:
+            candidates = [Step("rerun", before[cell.key], cell)]
         else:
             # Along the axes that bring a new release; a cell of a release measured before (it erred
             # then) along the axes where it is its row's newest release.

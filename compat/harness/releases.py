@@ -17,7 +17,8 @@ from typing import Any
 
 from packaging.version import Version
 
-from compat.contract import CellResult, ContractError, Status, load_document
+from compat.contract import CellResult, ContractError, Status
+from compat.harness.documents import load_document
 
 from .config import ConfigError
 from .plan import Cell

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import signal
 import sys
@@ -26,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from compat import trainers
-from compat.contract import CellResult, ContractError, Failure, Stage, Status, dumps_cell, loads_cell, \
-    outcome, result_from_observations
-from compat.harness import bytecode, suite
-from compat.harness.config import Settings, state_dir
+from compat.contract import CellResult, ContractError, Failure, Stage, Status, dumps_cell, outcome, \
+    result_from_observations
+from compat.harness import bytecode, faults, orphans, suite
+from compat.harness.documents import load_cell
+from compat.harness.config import ConfigError, Settings, state_dir
 from compat.harness.envs import Envs, Step, declared_in_env, declared_in_message, fault, first_error_line, \
-    index_args, pins_digest, refused, uninstallable
+    index_args, pins_digest, refused, uninstallable, uv_visibility
 from compat.harness.files import atomic_write
 from compat.harness import lock
 from compat.harness.lock import shared_env
@@ -45,6 +47,13 @@ def cache_key(cell: Cell, settings: Settings, suite_hash: str, index: str = "") 
              suite_hash, "forced" if cell.forced else "", index, *settings.cell_requirements,
              *(settings.as_of_release_exempt if cell.resolution == "as-of-release" else ()))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
+
+
+def said(result: CellResult) -> str:
+    """A result in a progress line: its status, the failing stage, and for an error its fault (the
+    report keeps the measured verdict over an error, so this line is where the run's fault shows)."""
+    f = result.failure
+    return f"{result.status}" + (f" at {f.stage}" if f else "") + (f", fault: {f.fault}" if f and f.fault else "")
 
 
 class Reporter:
@@ -77,12 +86,49 @@ class Reporter:
     def finished(self, cell: Cell, result: CellResult, cached: bool) -> None:
         self.count(result)
         how = "cached" if cached else f"{result.seconds:.1f}s"
-        stage = f" at {result.failure.stage}" if result.failure else ""
-        self._line(f"[{self.done}/{self.total}] {cell.id}: {result.status}{stage} ({how})")
+        self._line(f"[{self.done}/{self.total}] {cell.id}: {said(result)} ({how})")
 
     def _line(self, text: str) -> None:
         with self._lock:
             print(f"compat: {text}", file=self.stream, flush=True)
+
+
+class Gate:
+    """Cells run side by side (shared); a cell measured again because its verdict changed runs alone,
+    so a change caused by its neighbours (their memory, their disk, their CPU time) is not measured
+    under the same pressure twice. Waiting solo runs hold new shared ones back."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._running = 0
+        self._alone = False
+        self._waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._alone and not self._waiting)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            self._cond.wait_for(lambda: not self._alone and self._running == 0)
+            self._waiting -= 1
+            self._alone = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._alone = False
+                self._cond.notify_all()
 
 
 @dataclass(frozen=True)
@@ -102,6 +148,7 @@ class Context:
     bytecode: Path | None = None  # the shared .pyc store (harness/bytecode.py); None: off
     previous: Mapping[str, CellResult] = field(default_factory=dict)  # published verdicts, by cell id
     index: str = ""  # the index configuration (part of every cache key)
+    gate: Gate = field(default_factory=Gate)  # cells measured again run alone
 
     def wait(self, seconds: float) -> None:
         (self.sleep or self.stop.wait)(seconds)
@@ -114,11 +161,24 @@ def project_context(config_path: Path, settings: Settings, out: Path, *, fresh: 
     results and the bytecode store."""
     root = suite.checkout()
     state = state_dir(config_path)
+    for sub in ("envs", "results", "bytecode", "pins"):  # a read-only or clobbered .compat: one line, before any cell
+        try:
+            (state / sub).mkdir(parents=True, exist_ok=True)
+            probe = state / sub / f".write-probe.{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"{state / sub}: the project's state directory is not writable: "
+                              f"{exc.strerror or exc}") from None
+    ended = orphans.end_stale(state / "running")
+    if ended:
+        print(f"compat: ended {len(ended)} cell suite(s) left running by a harness that was killed", file=sys.stderr)
     envs = Envs(state / "envs", settings)
     envs.check_python()
     return Context(root=root, out=out, settings=settings, envs=envs, cache_dir=state / "results",
                    suite=suite.suite_hash(root), fresh=fresh, threads=max(1, (os.cpu_count() or 1) // jobs),
-                   bytecode=state / "bytecode", previous=dict(previous or {}), index=" ".join(index_args(settings)))
+                   bytecode=state / "bytecode", previous=dict(previous or {}),
+                   index=" ".join(index_args(settings) + uv_visibility()))
 
 
 def _result(ctx: Context, cell: Cell, status: Status, failure: Failure | None, **kw: Any) -> CellResult:
@@ -159,9 +219,15 @@ def _retry(ctx: Context, log: Any, label: str, step: Any) -> Any:
 def run_cell(ctx: Context, cell: Cell) -> CellResult:
     start = time.perf_counter()
     log_path = ctx.out / "logs" / f"{cell.id}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w", encoding="utf-8", errors="replace") as log:
-        result = _run_steps(ctx, cell, ctx.out / "work" / cell.id, log)
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("w", encoding="utf-8", errors="replace") as log:
+            result = _run_steps(ctx, cell, ctx.out / "work" / cell.id, log)
+    except OSError as exc:  # a full disk or a read-only results dir: the machine's fault, not the pair's
+        why = faults.of_oserror(exc)
+        message = f"the harness could not write the cell's files: {exc.strerror or exc} ({exc.filename})"
+        return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, message, fault=why),
+                       seconds=round(time.perf_counter() - start, 2))
     return replace(result, seconds=round(time.perf_counter() - start, 2), log=f"logs/{cell.id}.log")
 
 
@@ -234,7 +300,7 @@ def _in_env(ctx: Context, cell: Cell, lock: Path, log: Any, work: Path, timings:
         timings["bytecode"] = round(time.perf_counter() - start, 2)
     began = bytecode.stamp(env_dir) if ctx.bytecode is not None else None
     ran = suite.run(ctx.root, env_dir, cell.trainer, work, log, ctx.settings.cell_timeout, ctx.threads,
-                    ctx.stop.is_set)
+                    ctx.stop.is_set, ctx.cache_dir.with_name("running"))
     timings["suite"] = round(ran.seconds, 2)
     if ctx.bytecode is not None and ran.killed is not None:
         bytecode.forget(env_dir)  # what the killed suite compiled stays unharvested: read everything next time
@@ -254,8 +320,10 @@ def _in_env(ctx: Context, cell: Cell, lock: Path, log: Any, work: Path, timings:
         why = f"the cell suite did not run (exit {ran.returncode}); see the log"
         return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, why, fault="harness"), timings=timings)
     if ran.returncode is not None and ran.returncode < 0:
-        why = f"the cell suite was killed by signal {-ran.returncode}; see the log"
-        return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, why, fault="signal"), timings=timings)
+        oom = ran.returncode == -signal.SIGKILL  # nothing of ours sent it: the kernel's OOM killer, most likely
+        why = f"the cell suite was killed by signal {-ran.returncode}{' (the OOM killer?)' if oom else ''}; see the log"
+        return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, why, fault="memory" if oom else "signal"),
+                       timings=timings)
     if obs.get("pytest_exit") not in (0, 1):
         # 0: every test passed; 1: some failed (a measurement). Anything else - no exit status at all (a
         # crash), interrupted, an internal or usage error, no tests - means the suite itself did not run.
@@ -263,21 +331,40 @@ def _in_env(ctx: Context, cell: Cell, lock: Path, log: Any, work: Path, timings:
                if obs.get("pytest_exit") is None else f"pytest could not run the cell suite (exit {obs['pytest_exit']})")
         return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, why, fault="harness"), timings=timings)
     spec = trainers.get(cell.trainer)
-    return result_from_observations(
+    result = result_from_observations(
         cell.trl, cell.transformers, cell.resolution, obs, trainer=cell.trainer, adapter_required=spec.adapter,
         forced=cell.forced, yanked=cell.yanked, declared=cell.declared, released=cell.released, suite=ctx.suite,
         timings=timings, peak_rss_bytes=peak,
     )
+    return _exhausted(ctx, cell, result, obs, timings)
+
+
+def _exhausted(ctx: Context, cell: Cell, result: CellResult, obs: Mapping[str, Any],
+               timings: dict[str, float]) -> CellResult:
+    """A failed cell whose suite ran out of memory or disk anywhere (a MemoryError, an allocator's
+    failure, ENOSPC) measured the machine, not the pair: an error naming that fault, never cached."""
+    if result.status == Status.COMPATIBLE:
+        return result
+    why = faults.exhausted(json.dumps(obs, default=str))
+    if why is None:
+        return result
+    stage = result.failure.stage if result.failure else Stage.TRAIN
+    message = (f"the machine ran out of {'memory' if why == 'memory' else 'disk space'} while the cell ran; "
+               f"measured nothing about the pair (the suite said: {result.failure.message if result.failure else 'see the log'})")
+    return _result(ctx, cell, Status.ERROR, Failure(stage, message[:600], fault=why), timings=timings)
 
 
 INTERRUPTED = "run interrupted (SIGINT/SIGTERM) while this cell was running; rerun to resume"
 
 
-def read_cached(path: Path) -> CellResult | None:
-    """A cached result, or None when it is missing, truncated, corrupt or not a verdict (so it is rerun)."""
+def read_cached(path: Path, cell: Cell | None = None) -> CellResult | None:
+    """A cached result, or None when it is missing, truncated, corrupt, too deep, not a verdict, or not
+    the entry of this key (another pair's result, a copied file): then the cell is rerun."""
     try:
-        result = loads_cell(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, ContractError, UnicodeDecodeError):
+        result = load_cell(path)
+    except (ContractError, RecursionError):
+        return None
+    if cell is not None and (result.id != cell.id or result.cache_key != path.stem):
         return None
     return result if cacheable(result) else None
 
@@ -294,12 +381,14 @@ def verdict_key(result: CellResult) -> tuple[str, str, str]:
 def _measure(ctx: Context, cell: Cell, reporter: Reporter, before: CellResult | None) -> CellResult:
     """Run the cell; where a measured verdict existed and this one differs, or the cell was flaky, run
     it once more: two runs that agree replace it, two that disagree are recorded as flaky with both."""
-    result = run_cell(ctx, cell)
+    with ctx.gate.shared():
+        result = run_cell(ctx, cell)
     if result.status == Status.ERROR or before is None or before.status == Status.ERROR or ctx.stop.is_set() \
             or (before.status != Status.FLAKY and verdict_key(before) == verdict_key(result)):
         return result
     reporter.rerunning(cell, before, result)
-    again = run_cell(ctx, cell)
+    with ctx.gate.alone():
+        again = run_cell(ctx, cell)
     if again.status == Status.ERROR:
         return again
     if verdict_key(again) == verdict_key(result):
@@ -319,7 +408,7 @@ def run_all(ctx: Context, cells: list[Cell], jobs: int, reporter: Reporter) -> l
     def one(cell: Cell) -> CellResult | None:
         key = cache_key(cell, ctx.settings, ctx.suite, ctx.index)
         cached_path = ctx.cache_dir / f"{key}.json"
-        cached = read_cached(cached_path)
+        cached = read_cached(cached_path, cell)
         if cached is not None and not ctx.fresh:
             reporter.finished(cell, cached, cached=True)
             atomic_write(ctx.out / "cells" / f"{cell.id}.json", dumps_cell(cached))
@@ -328,14 +417,15 @@ def run_all(ctx: Context, cells: list[Cell], jobs: int, reporter: Reporter) -> l
             return None  # never started: the next run picks it up
         reporter.starting(cell)
         result = replace(_measure(ctx, cell, reporter, cached or ctx.previous.get(cell.id)), cache_key=key)
-        atomic_write(ctx.out / "cells" / f"{cell.id}.json", dumps_cell(result))
+        # The cache first: a failure writing cells/ (a full disk) must not lose what was measured.
         if cacheable(result) and result.status != Status.FLAKY:
             atomic_write(cached_path, dumps_cell(result))
         elif result.status != Status.ERROR:
             # Measured, but not a verdict to serve again (flaky, a timeout): the older cached verdict it
             # contradicts must not come back on the next run either; that run measures afresh.
             cached_path.unlink(missing_ok=True)
-        reporter.finished(cell, result, cached=False)
+        reporter.finished(cell, result, cached=False)  # said before cells/ is written, which may fail (a full disk)
+        atomic_write(ctx.out / "cells" / f"{cell.id}.json", dumps_cell(result))
         return result
 
     store = ctx.bytecode or ctx.cache_dir.with_name("bytecode")

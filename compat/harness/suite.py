@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from compat.contract import fold_observations
+from compat.harness import orphans
 
 SUITE_PATHS = ("compat/__init__.py", "compat/contract.py", "compat/probes.py", "compat/cell", "compat/trainers",
                "tests/cell")
@@ -99,9 +100,10 @@ def environment(root: Path, result: Path, hf_home: Path, trainer: str, threads: 
 
 
 def run(root: Path, env_dir: Path, trainer: str, workdir: Path, log: TextIO, timeout: float, threads: int,
-        should_stop: Any, python: str | None = None) -> SuiteRun:
+        should_stop: Any, running: Path | None = None, python: str | None = None) -> SuiteRun:
     """``pytest tests/cell/<trainer>`` in the cell's environment (``python``: another interpreter, as
-    `check --run` uses its own), killed on timeout or when asked to stop."""
+    `check --run` uses its own), killed on timeout or when asked to stop. It dies with the harness;
+    ``running`` records its session for the next run to end if it does not."""
     workdir.mkdir(parents=True, exist_ok=True)
     result = workdir / "observations.jsonl"
     result.unlink(missing_ok=True)
@@ -109,11 +111,14 @@ def run(root: Path, env_dir: Path, trainer: str, workdir: Path, log: TextIO, tim
            "-p", "no:cacheprovider"]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=root, env=environment(root, result, workdir / "hf", trainer, threads),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=orphans.die_with_parent)
     deadline = time.monotonic() + timeout
     killed, returncode, peak = None, None, None
     exited = _exit_handle(proc.pid)
+    recorded = None
     try:
+        recorded = orphans.record(running, proc.pid) if running is not None else None
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # wait4: the exit status and this child's rusage
             if pid:
@@ -133,6 +138,8 @@ def run(root: Path, env_dir: Path, trainer: str, workdir: Path, log: TextIO, tim
     finally:
         if exited is not None:
             os.close(exited)
+        if recorded is not None:
+            recorded.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
     try:
         text = result.read_text(encoding="utf-8")

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from compat.contract import CompatError
+from compat.harness.index import redact
 
 
 class BenchError(CompatError):
@@ -20,5 +21,6 @@ def run_timed(cmd: Sequence[str], cwd: Path | None = None, env: Mapping[str, str
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         tail = (proc.stderr + proc.stdout).strip().splitlines()[-5:]
-        raise BenchError(f"{' '.join(cmd[:4])} ... failed (exit {proc.returncode}): {' | '.join(tail)[-500:]}")
+        # A command line or its output may hold an index URL with a password: redacted like every uv step's.
+        raise BenchError(redact(f"{' '.join(cmd[:4])} ... failed (exit {proc.returncode}): {' | '.join(tail)[-500:]}"))
     return seconds

@@ -25,8 +25,11 @@ from .shape import QWEN15_18B, MemoryInputError, load_config, parse_count, shape
 from .states import SHARDS, WEIGHTS
 
 
+LARGEST = 10**6  # past any real batch, sequence, layer count or GPU count; keeps every answer under a second
+
+
 def whole(args: argparse.Namespace, name: str, minimum: int = 1) -> int | None:
-    """The flag's value as a whole number >= ``minimum`` (None when not given)."""
+    """The flag's value as a whole number from ``minimum`` to LARGEST (None when not given)."""
     text = getattr(args, name)
     if text is None:
         return None
@@ -37,6 +40,8 @@ def whole(args: argparse.Namespace, name: str, minimum: int = 1) -> int | None:
         raise MemoryInputError(f"{flag} {text!r}: not a whole number") from None
     if value < minimum:
         raise MemoryInputError(f"{flag} {text!r}: must be at least {minimum}")
+    if value > LARGEST:
+        raise MemoryInputError(f"{flag} {text!r}: must be at most {LARGEST:,}")
     return value
 
 

@@ -283,9 +283,10 @@ def estimate(setup: Setup) -> Estimate:
         lines += [
             _line(grad_name, grads, "count", grad_notes[when]),
             _line("activations: policy forward (saved for backward)", saved, "estimate",
-                  act_note if saved else "freed"),
+                  act_note if saved else "none at this moment: backward freed them"),
             _line("activations: autocast bf16 weight copies", copies_, "estimate",
-                  "saved for backward" if copies_ else "none kept: checkpointed layers recompute them"
+                  "saved for backward" if copies_ else ("none kept: checkpointed layers recompute them"
+                  if s.gradient_checkpointing else "none at this moment: backward freed them")
                   if s.autocast else "none: no autocast over fp32 weights"),
             _line("activations: KL batch + reference forward (no grad)", transient, "estimate", kl_note),
             _line("logits", logits, "estimate", logits_note),

@@ -11,6 +11,7 @@ full fine-tune recipes load the model in fp32 under autocast instead.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, replace
 
@@ -159,8 +160,35 @@ def _compatible(keys: set[str]) -> bool:
 
 def _smaller_batches(setup: Setup, min_batch: int) -> list[int]:
     """Per-device batches below the current one that keep the effective batch exact, largest first."""
-    n = setup.effective_batch
-    return [d for d in range(setup.batch_size - 1, min_batch - 1, -1) if n % d == 0]
+    return list(_divisors_below((setup.batch_size, setup.grad_accum), setup.batch_size, min_batch))
+
+
+def _prime_factors(k: int) -> dict[int, int]:
+    found: dict[int, int] = {}
+    p = 2
+    while p * p <= k:
+        while k % p == 0:
+            found[p] = found.get(p, 0) + 1
+            k //= p
+        p += 1
+    if k > 1:
+        found[k] = found.get(k, 0) + 1
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def _divisors_below(factors: tuple[int, ...], top: int, low: int) -> tuple[int, ...]:
+    """Divisors in [low, top) of the product of ``factors``, largest first. Built from each factor's
+    primes (trial division to the square root of a factor, not of the product), so a million-row
+    batch with a million accumulation steps costs milliseconds, not a scan of every smaller batch."""
+    exponents: dict[int, int] = {}
+    for k in factors:
+        for p, e in _prime_factors(k).items():
+            exponents[p] = exponents.get(p, 0) + e
+    divisors = [1]
+    for p, e in exponents.items():
+        divisors = [d * p**i for d in divisors for i in range(e + 1) if d * p**i < top]
+    return tuple(sorted((d for d in divisors if low <= d), reverse=True))
 
 
 def _with_batch(setup: Setup, batch: int) -> Setup:
@@ -171,11 +199,19 @@ def _batch_fix(setup: Setup, min_batch: int) -> Change | None:
     """Smaller per-device batch, same effective batch: the largest that fits, else the smallest allowed.
 
     ``min_batch`` is 2 unless the findings measured KTOTrainer accepting batch 1 (compat/memory/facts.py).
+    Memory grows with the per-device batch, so the largest that fits is found by bisection.
     """
     options = _smaller_batches(setup, min_batch)
     if not options:
         return None
-    chosen = next((b for b in options if _fits(_with_batch(setup, b))), options[-1])
+    lo, hi = 0, len(options)  # options[lo:] hold the first that fits, if any
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _fits(_with_batch(setup, options[mid])):
+            hi = mid
+        else:
+            lo = mid + 1
+    chosen = options[lo] if lo < len(options) else options[-1]
     new = _with_batch(setup, chosen)
     return Change("batch", f"per_device_train_batch_size={chosen}, gradient_accumulation_steps={new.grad_accum}",
                   new, "same effective batch; each micro-batch's KL estimate uses fewer rows", SMALL)

@@ -6,7 +6,6 @@ guessed from a bare parameter count (Qwen1.5-1.8B's proportions, scaled).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, replace
@@ -83,6 +82,9 @@ _SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
 _SUFFIXED = re.compile(r"([+-]?(?:\d[\d_]*(?:\.\d+)?|\.\d+))\s*([kmbt])", re.IGNORECASE)
 
 
+MOST_PARAMS = 1e15
+
+
 def parse_count(text: str, flag: str = "--params") -> int:
     """``1.8B``, ``7b``, ``500M``, ``1.8e9``, ``1_800_000_000`` -> a whole, finite, positive count.
 
@@ -98,6 +100,8 @@ def parse_count(text: str, flag: str = "--params") -> int:
                                "or 1_800_000_000") from None
     if not math.isfinite(value) or value < 1:
         raise MemoryInputError(f"{flag} {text!r}: must be a finite, positive parameter count (e.g. 1.8B)")
+    if value > MOST_PARAMS:  # past every model there is; the shape scaled to it rounds to nonsense
+        raise MemoryInputError(f"{flag} {text!r}: must be at most {MOST_PARAMS:.0e} parameters")
     return int(round(value))
 
 
@@ -164,12 +168,13 @@ def shape_from_config(config: dict[str, Any], source: str = "config") -> Shape:
 def load_config(path: Path, flag: str = "--model-config") -> Shape:
     """The shape from a config.json file; every failure names the flag and the path."""
     source = f"{flag} {path}"
+    from compat.contract import ContractError
+    from compat.harness.documents import load_json
+
     try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise MemoryInputError(f"{source}: cannot read: {exc.strerror}") from None
-    except ValueError as exc:
-        raise MemoryInputError(f"{source}: not JSON: {exc}") from None
+        data = load_json(Path(path))
+    except ContractError as exc:
+        raise MemoryInputError(f"{flag} {exc}") from None
     if not isinstance(data, dict):
         raise MemoryInputError(f"{source}: expected a JSON object (a Hugging Face config.json), "
                                f"got {type(data).__name__}")

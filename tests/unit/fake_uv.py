@@ -15,7 +15,10 @@ exit status N; FAKE_SYNC_SLEEP=S makes `pip sync` touch
 $FAKE_SYNC_MARK and sleep S seconds (a Ctrl-C lands there); FAKE_INDEX_404=1
 makes `pip compile` answer as uv does when the index answers 404; FAKE_FLIP=F
 alternates the cell between compatible and failing at train, counting runs
-in file F (a flaky pair).
+in file F (a flaky pair); FAKE_COMPILE_FAIL=TEXT makes `pip compile` print
+TEXT and exit 1 (e.g. uv offline with an empty cache); FAKE_CELL_FAIL=TEXT
+makes the cell fail at its adapter check with TEXT as the error (e.g. what an
+allocator says when the machine is out of memory).
 
 Version-dependent observations (for bisect tests), applied at `pip sync`
 from the trl pin in the lock: FAKE_BOUNDARY=V makes trl >= V reject
@@ -106,6 +109,9 @@ def main(argv: list[str]) -> int:
         return 0 if argv[2] == "3.11" else 2
     if argv[:2] == ["pip", "compile"]:
         src, out = Path(argv[argv.index("-o") - 1]), Path(argv[argv.index("-o") + 1])
+        if os.environ.get("FAKE_COMPILE_FAIL"):
+            print(os.environ["FAKE_COMPILE_FAIL"], file=sys.stderr)
+            return 1
         if os.environ.get("FAKE_INDEX_404"):
             print("error: No solution found when resolving dependencies\n  cause: Because trl was not found in the "
                   "package registry and you require trl==1.0.0, we can conclude that your requirements are "
@@ -130,6 +136,11 @@ def main(argv: list[str]) -> int:
             write_python(env, {**OBS, "exit": int(os.environ["FAKE_PYTEST_EXIT"])})
         if os.environ.get("FAKE_BOUNDARY") or os.environ.get("FAKE_UNTESTED_BELOW"):
             write_python(env, observed(Path(argv[-1])))
+        if os.environ.get("FAKE_CELL_FAIL"):
+            message = os.environ["FAKE_CELL_FAIL"]
+            write_python(env, {**OBS, "adapter": "fail", "failures": {"adapter": {"message": message}},
+                               "tests": OBS["tests"][:3] + [("tests/cell/kto/test_adapter.py::test_adapter_trains",
+                                                             "failed", "adapter", message)], "exit": 1})
         if os.environ.get("FAKE_FLIP"):
             write_flipping_python(env, Path(os.environ["FAKE_FLIP"]))
         return 0

@@ -124,3 +124,20 @@ def test_changes_lists_every_transition_of_a_non_monotonic_probe():
     assert first.version == Version("0.12.1")
     assert [(str(a.version), str(b.version)) for a, b in bisect.changes(points)] == [
         ("0.12.0", "0.12.1"), ("0.12.1", "0.13.0"), ("0.13.0", "0.14.0")]
+
+
+def test_cli_bisect_into_a_report_directory_keeps_every_cell_and_its_label(project):
+    only = [a for v in ("0.11.0", "0.12.0", "0.13.0") for a in ("--only", f"trl=={v},transformers=={'5.0.0'}")]
+    first = fakeproject.compat(project, "matrix", "--out", str(project / "r"), *only)
+    assert first.returncode == 0, first.stderr
+    before = json.loads((project / "r" / "compat.json").read_text())
+    assert len(before["cells"]) == 3
+    proc = fakeproject.compat(project, "bisect", "--axis", "trl", "--fixed", "transformers==4.46.3",
+                              "--probe", "keyword.tokenizer", "--out", str(project / "r"), FAKE_BOUNDARY="0.14.1")
+    assert proc.returncode == 0, proc.stderr
+    after = json.loads((project / "r" / "compat.json").read_text())
+    ids = {f"trl{c['trl']}-tf{c['transformers']}" for c in after["cells"]}
+    assert {f"trl{c['trl']}-tf{c['transformers']}" for c in before["cells"]} <= ids
+    assert len(ids) == 3 + proc.stderr.count("compat: start ")
+    assert after["profile"] == before["profile"]  # the report keeps its own label
+    assert {p.stem for p in (project / "r" / "cells").glob("*.json")} == ids  # cells/ mirrors compat.json

@@ -329,3 +329,25 @@ def test_errors_carry_the_installed_command_name():
                            "sys.argv[0] = '/venv/bin/kto-compat'; sys.exit(main(['check', '--pair', 'bogus']))"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr.startswith("kto-compat: error: --pair 'bogus'"), proc.stderr
+
+
+def test_terminal_escapes_in_findings_are_shown_inert(tmp_path):
+    hostile = "\x1b]52;c;ZXZpbA==\x07\x1b[2J boom"  # OSC 52 (write the clipboard), then clear the screen
+    path = tmp_path / "findings.json"
+    bad = [RESULTS[0], CellResult("0.12.2", "4.45.2", "latest", "incompatible",
+                                  failure=Failure("construct", hostile, "trl.\x1b[31mKTOTrainer"))]
+    path.write_text(findings.dumps(findings.build(bad)))
+    proc = subprocess.run([sys.executable, "-m", "compat", "check", "--findings", str(path), "--pair",
+                           "trl==0.12.2,transformers==4.45.2"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "boom" in proc.stdout
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+
+
+def test_an_installed_trl_whose_version_is_not_pep_440_is_one_line(tmp_path):
+    for name, version in (("trl", "banana"), ("transformers", "4.46.3")):
+        info = tmp_path / "site" / f"{name}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    proc = subprocess.run([sys.executable, "-m", "compat", "check"], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": f"{tmp_path / 'site'}:{REPO}", "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "'banana'" in proc.stderr, proc.stderr

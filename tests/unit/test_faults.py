@@ -138,14 +138,159 @@ def test_an_interrupted_fresh_rerun_keeps_the_fuller_report(project: Path, tmp_p
     assert len(reported(project)) == 2 and "kept from the report already there" in partial.stderr
 
 
-@pytest.mark.parametrize("env", [{"FAKE_SYNC_FAIL": "No space left on device (os error 28)"},
-                                 {"FAKE_PYTEST_EXIT": "3"}, {"FAKE_PYTEST_EXIT": "5"}],
+@pytest.mark.parametrize("env,kind", [({"FAKE_SYNC_FAIL": "No space left on device (os error 28)"}, "disk"),
+                                      ({"FAKE_PYTEST_EXIT": "3"}, "harness"), ({"FAKE_PYTEST_EXIT": "5"}, "harness")],
                          ids=["disk-full-during-sync", "pytest-internal-error", "pytest-collected-nothing"])
-def test_a_machine_or_pytest_fault_is_an_error_and_never_cached(project: Path, env: dict[str, str]):
+def test_a_machine_or_pytest_fault_is_an_error_and_never_cached(project: Path, env: dict[str, str], kind: str):
     proc = matrix(project, **env)
     assert proc.returncode == 1, proc.stderr  # a harness error: rerun later
     cell = reported(project)[CELL]
-    assert cell["status"] == "error" and cell["failure"]["fault"] == "harness", cell["failure"]
+    assert cell["status"] == "error" and cell["failure"]["fault"] == kind, cell["failure"]
     assert cached(project) == []
     shutil.rmtree(project / ".compat" / "envs")  # the fake fault lives in the environment's python
     assert matrix(project).returncode == 0 and reported(project)[CELL]["status"] == "compatible"
+
+
+UV_OFFLINE_MISS = ("error: No solution found when resolving dependencies\n  cause: Because trl was not found in the cache "
+                   "and you require trl==1.0.0, we can conclude that your requirements are unsatisfiable.\n\nhint: "
+                   "Packages were unavailable because the network was disabled. When the network is disabled, registry "
+                   "packages may only be read from the cache.")
+
+
+@pytest.mark.parametrize("env,kind", [
+    ({"FAKE_COMPILE_FAIL": UV_OFFLINE_MISS}, "offline"),
+    ({"FAKE_COMPILE_FAIL": "error: Failed to initialize cache at `/c`\n  cause: Permission denied (os error 13)"}, "cache"),
+    ({"FAKE_CELL_FAIL": "RuntimeError: could not create a primitive"}, "memory"),
+    ({"FAKE_CELL_FAIL": "RuntimeError: [enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"},
+     "memory"),
+    ({"FAKE_CELL_FAIL": "MemoryError"}, "memory"),
+    ({"FAKE_CELL_FAIL": "OSError: [Errno 28] No space left on device"}, "disk"),
+], ids=["uv-offline-empty-cache", "uv-cache-unwritable", "onednn-primitive", "cpu-allocator", "memoryerror", "enospc"])
+def test_resource_exhaustion_and_machine_state_never_replace_a_measured_verdict(project: Path, env: dict[str, str],
+                                                                                kind: str):
+    assert matrix(project).returncode == 0
+    before = cached(project)
+    assert [c["status"] for c in before] == ["compatible"]
+    shutil.rmtree(project / ".compat" / "envs")  # the fake's cell fault is written when the environment syncs
+    faulty = matrix(project, "--fresh", **env)
+    assert faulty.returncode == 1, faulty.stderr
+    cell = json.loads((project / "out" / "cells" / f"{CELL}.json").read_text())
+    assert cell["status"] == "compatible"  # cells/ mirrors the report: the fault never shows over the verdict
+    assert cached(project) == before
+    assert reported(project)[CELL]["status"] == "compatible"
+    assert f"{CELL}: error" in faulty.stderr
+    shutil.rmtree(project / ".compat" / "envs")
+    elsewhere = project / "elsewhere"  # a report with no verdict to keep shows the fault and its kind
+    alone = subprocess.run([sys.executable, "-m", "compat", "matrix", "--config", str(project / "matrix.toml"),
+                            "--out", str(elsewhere), "--only", PAIR, "--fresh"], cwd=REPO,
+                           env=environ(project, **env), capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 1
+    failure = json.loads((elsewhere / "cells" / f"{CELL}.json").read_text())["failure"]
+    assert failure["fault"] == kind, failure
+
+
+def test_uv_variables_that_change_what_uv_sees_are_part_of_the_cache_key(project: Path):
+    from compat.harness.envs import uv_visibility
+
+    assert uv_visibility({"UV_OFFLINE": "1", "UV_CACHE_DIR": "/c", "UV_INDEX_URL": "http://x", "PATH": "/bin"}) == \
+        ["UV_INDEX_URL=http://x", "UV_OFFLINE=1"]
+    assert matrix(project).returncode == 0
+    again = matrix(project, UV_EXCLUDE_NEWER="2024-01-01T00:00:00Z")
+    assert again.returncode == 0 and "(cached)" not in again.stderr, again.stderr
+    assert len(cached(project)) == 2  # one entry per uv configuration
+    assert "(cached)" in matrix(project, UV_CACHE_DIR=str(project / "uvc")).stderr  # how uv works: same key
+
+
+def test_a_cache_entry_whose_pair_differs_from_its_key_is_rerun(project: Path):
+    assert matrix(project).returncode == 0
+    [entry] = sorted((project / ".compat" / "results").glob("*.json"))
+    data = json.loads(entry.read_text())
+    data["transformers"] = "5.0.0"
+    data["status"] = "incompatible"
+    data["failure"] = {"stage": "train", "message": "planted"}
+    entry.write_text(json.dumps(data))
+    again = matrix(project)
+    assert again.returncode == 0 and "(cached)" not in again.stderr, again.stderr
+    assert reported(project)[CELL]["status"] == "compatible" and "5.0.0" not in json.dumps(reported(project))
+
+
+def test_a_cell_that_cannot_be_written_to_cells_is_still_cached(project: Path):
+    (project / "out" / "cells" / f"{CELL}.json").mkdir(parents=True)  # writing it fails
+    proc = matrix(project)
+    assert proc.returncode == 2 and "not a regular file" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert [c["status"] for c in cached(project)] == ["compatible"]  # the measured verdict survived
+
+
+def test_a_cell_log_that_cannot_be_opened_is_an_error_with_reports(project: Path):
+    (project / "out" / "logs" / f"{CELL}.log").mkdir(parents=True)
+    proc = matrix(project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    cell = reported(project)[CELL]
+    assert cell["status"] == "error" and cell["failure"]["fault"] == "harness", cell
+    assert cached(project) == []
+
+
+def test_uv_missing_or_deleted_is_one_line_or_a_tool_fault(project: Path):
+    gone = matrix(project, COMPAT_UV=str(project / "no-uv"))
+    assert gone.returncode == 2 and gone.stderr.count("\n") == 1 and "cannot run" in gone.stderr, gone.stderr
+    assert "no-uv" in gone.stderr and "settings.python" not in gone.stderr
+    (project / "plain").write_text("#!/bin/sh\n")
+    notexec = matrix(project, COMPAT_UV=str(project / "plain"))
+    assert notexec.returncode == 2 and "Permission denied" in notexec.stderr, notexec.stderr
+    from compat.harness.envs import Step, _run, fault
+
+    step = _run([str(project / "deleted-mid-run"), "pip", "compile"], 5)
+    assert not step.ok and fault(step, {}, False) == "tool"
+    assert fault(Step(False, 0.0, "error: Failed to install: No space left on device (os error 28)", 2), {}, False) == "disk"
+    # uv's allocator failing under `ulimit -v` aborts it (SIGABRT): memory, not an interrupt
+    assert fault(Step(False, 0.0, "memory allocation of 2868068 bytes failed\nstack backtrace:", -6), {}, False) == "memory"
+
+
+def test_an_unwritable_step_summary_is_a_note_after_the_reports(project: Path):
+    (project / "summary").mkdir()  # GITHUB_STEP_SUMMARY names a directory
+    proc = matrix(project, GITHUB_STEP_SUMMARY=str(project / "summary"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "GITHUB_STEP_SUMMARY" in proc.stderr and "not appended" in proc.stderr
+    assert reported(project)[CELL]["status"] == "compatible"
+
+
+def test_the_written_line_names_only_the_files_written(project: Path):
+    argv = ["matrix", "--config", str(project / "matrix.toml"), "--out", str(project / "out"), "--only", PAIR]
+    script = ("import sys; from compat.harness.reports import plot; plot.available = lambda: False; "
+              f"from compat.cli.main import main; sys.exit(main({argv!r}))")  # matplotlib missing
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=environ(project), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped compat.svg" in proc.stderr
+    wrote = next(line for line in proc.stderr.splitlines() if line.startswith("compat: wrote"))
+    assert "compat.svg" not in wrote and "compat.json" in wrote
+
+
+def test_a_deeply_nested_cache_entry_is_rerun_not_a_crash(project: Path):
+    assert matrix(project).returncode == 0
+    [entry] = sorted((project / ".compat" / "results").glob("*.json"))
+    entry.write_text("[" * 100_000 + "]" * 100_000)
+    again = matrix(project)
+    assert again.returncode == 0 and "Traceback" not in again.stderr and "(cached)" not in again.stderr, again.stderr
+    assert [c["status"] for c in cached(project)] == ["compatible"]
+
+
+def test_sigint_while_the_reports_are_written_lets_the_set_land(project: Path, monkeypatch):
+    """Ctrl-C arriving while the reports are rendered: the handlers are still in place, so the set is
+    written whole and the run ends as interrupted (130), not with a KeyboardInterrupt traceback."""
+    from compat.cli import pipeline
+    from compat.cli.main import main
+
+    real_write = pipeline.reports.write
+
+    def interrupted_write(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_write(*args, **kwargs)
+
+    for key, value in environ(project).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(pipeline.reports, "write", interrupted_write)
+    code = main(["matrix", "--config", str(project / "matrix.toml"), "--out", str(project / "out"), "--only", PAIR])
+    assert code == 130
+    assert reported(project)[CELL]["status"] == "compatible"
+    assert not [p for p in (project / "out").iterdir() if p.name.endswith(".tmp")]

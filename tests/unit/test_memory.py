@@ -571,3 +571,17 @@ def test_the_default_output_leads_with_the_verdict_and_the_best_three_recipes(ca
     # The fused LM head is a TRL feature no cell measures yet: the output says so and names no release.
     assert any("which TRL releases have it is not measured yet" in ln for ln in lines)
     assert "total at peak" not in "\n".join(lines) and "--detail" in lines[-1]
+
+
+@pytest.mark.parametrize("argv", [["--batch-size", "1000000", "--grad-accum", "1000000"], ["--params", "1e15"],
+                                  ["--batch-size", "999983"], ["--seq-len", "1000000", "--gpus", "1000000"]],
+                         ids=["huge-effective-batch", "largest-params", "prime-batch", "huge-seq-and-gpus"])
+def test_memory_answers_any_input_in_under_a_second(argv, capsys):
+    import time
+
+    cli.main(["memory"])  # imports and the findings file read once, as a single command line does
+    start = time.perf_counter()
+    assert cli.main(["memory", *argv]) in (0, 2)
+    assert time.perf_counter() - start < 1.0
+    out = capsys.readouterr()
+    assert "total at peak" in out.out or out.err.count("\n") == 1

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from compat.harness import merge
+from compat.harness import merge, regressions
 from compat.harness.config import ConfigError
-from compat.contract import CellResult
+from compat.contract import CellResult, Failure
 
 import fakeproject
 
@@ -154,3 +154,29 @@ def test_the_same_cells_in_any_order_and_any_shards_give_the_same_bytes(project,
            for name in layouts}  # .compat.lock: the harness's lock, holding its pid; never published
     assert out["a"] == out["b"] and len(out["a"]["compat.svg"]) > 10_000
     assert json.loads(out["a"]["compat.json"])["cells"][0]["status"] == "flaky"
+
+
+def test_versions_equal_under_pep_440_are_one_cell(tmp_path):
+    short = CellResult("1.0", "4.46.3", "latest", "compatible")
+    long = CellResult("1.0.0", "4.46.3", "latest", "incompatible", failure=Failure("train", "nan loss"))
+    assert len(merge.merge_cells([merge.Source(tmp_path / "a", (short,), {}),
+                                  merge.Source(tmp_path / "b", (CellResult("1.0.0", "4.46.3", "latest", "compatible"),), {})])) == 1
+    [folded] = merge.merge_cells([merge.Source(tmp_path / "a", (short,), {}), merge.Source(tmp_path / "b", (long,), {})])
+    assert folded.status == "flaky"  # a disagreement is flaky with both outcomes, never two cells
+    found = regressions.find([short], [long])  # one report spells 1.0, the next 1.0.0: still a regression
+    assert [(str(s.before.trl), str(s.after.trl)) for s in found] == [("1.0", "1.0.0")]
+
+
+def test_a_symlinked_log_is_not_followed_into_the_merged_report(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private key")
+    shard = tmp_path / "shard"
+    (shard / "logs").mkdir(parents=True)
+    cell = CellResult("0.12.2", "4.46.3", "latest", "compatible", log="logs/trl0.12.2-tf4.46.3.log")
+    (shard / "logs" / f"{cell.id}.log").symlink_to(secret)
+    out = tmp_path / "out"
+    from compat.harness import logs
+
+    kept = logs.publish([shard], out, [cell])
+    assert not (out / "logs").exists() or not any((out / "logs").iterdir())
+    assert [c.log for c in kept] == [None]  # no file published, so no link

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -176,3 +177,78 @@ def test_unreachable_index_is_error_with_retries_never_incompatible(tmp_path, mo
     log = (tmp_path / "out" / results[0].log).read_text()
     assert "attempt 3" in log
     assert not list((tmp_path / "cache").glob("*.json"))
+
+
+@pytest.fixture
+def private_index():
+    """A PEP 691 index on loopback that answers only to user:s3cret (Basic auth), as a private mirror does."""
+    import base64
+    import http.server
+    import threading
+
+    listing = {"trl": fakeproject.listing("0.12.2", "1.0.0"), "transformers": fakeproject.listing("4.46.3")}
+    wanted = "Basic " + base64.b64encode(b"user:s3cret").decode()
+
+    class Private(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            name = self.path.strip("/").split("/")[-1]
+            if self.headers.get("Authorization") != wanted:
+                self.send_response(401)
+                self.end_headers()
+                return
+            body = json.dumps(listing.get(name, {"files": []})).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Private)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_port
+    server.shutdown()
+
+
+def test_an_index_url_with_credentials_works_and_never_prints_the_password(tmp_path, private_index):
+    root = fakeproject.make(tmp_path, fakeproject.matrix((["1.0.0"], ["4.46.3"])), [], [])
+    shutil.rmtree(root / ".compat" / "index")  # nothing cached: the planner must read the private index itself
+    ok = compat(root, "list", PIP_INDEX_URL=f"http://user:s3cret@127.0.0.1:{private_index}/simple")
+    assert ok.returncode == 0 and ok.stdout.split() == ["trl1.0.0-tf4.46.3"], ok.stderr
+    shutil.rmtree(root / ".compat" / "index")
+    bad = compat(root, "list", PIP_INDEX_URL=f"http://user:wrong-pw@127.0.0.1:{private_index}/simple")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "401" in bad.stderr, bad.stderr
+    assert "wrong-pw" not in bad.stderr + bad.stdout and "user:****@" in bad.stderr
+
+
+def test_uv_output_carrying_an_index_password_is_redacted():
+    from compat.harness.envs import _run
+
+    step = _run([sys.executable, "-c", "import sys; sys.stderr.write('error: GET https://me:hunter2@idx/simple/trl/ 500')"], 30)
+    assert "hunter2" not in step.output and "https://me:****@idx" in step.output
+
+
+def test_kill_9_of_the_harness_leaves_no_cell_suite_running(project):
+    from compat.harness import orphans
+
+    harness = compat(project, "matrix", "--out", str(project / "out"), "--only", "trl==1.0.0,transformers==4.46.3",
+                     sleep=60, wait=False)
+    running = project / ".compat" / "running"
+    deadline = time.monotonic() + 60
+    while not list(running.glob("*.pid")):
+        assert harness.poll() is None and time.monotonic() < deadline, harness.communicate()
+        time.sleep(0.05)
+    session = int(next(running.glob("*.pid")).stem)
+    assert orphans._members(session)  # the suite is running
+    harness.kill()  # SIGKILL: no handler, no cleanup
+    harness.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while session in orphans._members(session):  # the suite's own process dies with its parent (PDEATHSIG)
+        assert time.monotonic() < deadline, "the cell suite outlived the harness"
+        time.sleep(0.05)
+    left = orphans._members(session)  # the fake suite's `sleep` child: PDEATHSIG does not reach grandchildren
+    again = compat(project, "matrix", "--out", str(project / "out"), "--only", "trl==1.0.0,transformers==4.46.3")
+    assert again.returncode == 0, again.stderr
+    assert ("ended 1 cell suite(s)" in again.stderr) == bool(left), (left, again.stderr)
+    assert orphans._members(session) == [] and not list(running.glob("*.pid"))  # whatever it started is ended too

@@ -146,3 +146,8 @@ def test_compat_md_groups_the_dangerous_pairs_by_cause_without_the_build_machine
     assert md.index("**4 pairs fail**") < md.index("**1 pair fails**")  # most pairs first
     assert "- **trl 0.11.4**: works with transformers 4.47.1 only; use `tokenizer=`" in md
     assert "/work" not in md and "/work" not in full and "site-packages" not in md + full
+
+
+def test_a_profile_name_in_a_code_span_shows_no_backslash():
+    text = markdown.document([CellResult("1.0.0", "4.46.3", "latest", "compatible")], {"profile": "nightly_full"})
+    assert "`nightly_full`" in text and "nightly\\_full" not in text

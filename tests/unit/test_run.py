@@ -185,3 +185,48 @@ def test_suite_hash_changes_with_cell_code_not_findings(tmp_path):
     assert suite.suite_hash(tmp_path) == h1
     (tmp_path / "tests" / "cell" / "test_a.py").write_text("x = 2\n")
     assert suite.suite_hash(tmp_path) != h1
+
+
+def test_a_cell_measured_again_runs_alone():
+    """The gate: while a cell runs alone no other starts, and it waits for the running ones to end."""
+    import threading
+    import time as _time
+
+    from compat.harness.run import Gate
+
+    gate, events = Gate(), []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def neighbour() -> None:
+        with gate.shared():
+            events.append("neighbour in")
+            inside.set()
+            release.wait(10)
+            events.append("neighbour out")
+
+    def rerun() -> None:
+        with gate.alone():
+            events.append("alone")
+
+    first = threading.Thread(target=neighbour)
+    first.start()
+    inside.wait(10)
+    solo = threading.Thread(target=rerun)
+    solo.start()
+    while not gate._waiting:  # the solo run is queued behind the running neighbour
+        _time.sleep(0.01)
+    late_started = threading.Event()
+
+    def later() -> None:
+        with gate.shared():
+            events.append("late in")
+            late_started.set()
+
+    late = threading.Thread(target=later)
+    late.start()
+    assert not late_started.wait(0.2)  # a waiting solo run holds new cells back
+    release.set()
+    for t in (first, solo, late):
+        t.join(10)
+    assert events == ["neighbour in", "neighbour out", "alone", "late in"]

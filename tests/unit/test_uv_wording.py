@@ -88,3 +88,19 @@ def test_a_pinned_release_the_index_lacks_is_an_index_fault(tmp_path):
 def test_stopping_or_a_signal_is_an_interrupt():
     assert fault(Step(False, 1.0, "error: No solution found when resolving dependencies", 1), {}, stopping=True) == "interrupt"
     assert fault(Step(False, 1.0, "", -2), {}, stopping=False) == "interrupt"
+
+
+def test_an_unusable_uv_cache_is_blamed_on_the_cache_not_on_settings_python(tmp_path, monkeypatch):
+    """The real uv with UV_CACHE_DIR where no directory can be made: the line names uv's cache."""
+    from compat.harness.config import Settings
+    from compat.harness.envs import EnvError, Envs
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("UV_CACHE_DIR", str(blocker / "cache"))  # under a regular file: never creatable
+    monkeypatch.delenv("COMPAT_UV", raising=False)
+    with pytest.raises(EnvError) as caught:
+        Envs(tmp_path / "envs", Settings()).check_python()
+    message = str(caught.value)
+    assert "settings.python" not in message and "uv's cache cannot be used" in message and "cache" in message
+    assert fault(Step(False, 0.0, "error: Failed to initialize cache at `/x`", 2), {}, False) == "cache"

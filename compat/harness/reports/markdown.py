@@ -180,7 +180,7 @@ def legend() -> list[str]:
 def header(meta: Mapping[str, Any], results: Sequence[CellResult]) -> list[str]:
     hardware = meta.get("hardware") or ", ".join(sorted({str((r.training or {}).get("device")) for r in results
                                                           if r.training})) or "?"
-    return [f"Measured {md(meta.get('generated', ''))} from profile `{md(meta.get('profile', ''))}` "
+    return [f"Measured {md(meta.get('generated', ''))} from profile {code(meta.get('profile', ''))} "
             f"({len(results)} cells; python {md(meta.get('python', ''))}, torch {md(meta.get('torch', ''))}, "
             f"on {md(hardware)}). Each cell shows its status and, for compatible pairs, the keyword to hand the "
             "tokenizer to the trainer under. Rows and columns are newest first."]
@@ -331,7 +331,7 @@ def summary(results: Sequence[CellResult], meta: Mapping[str, Any], max_failures
     """A job summary: counts, the grid and the first failing cells."""
     counts = Counter(str(r.status) for r in results)
     out = ["## KTO compatibility: TRL x transformers", "",
-           f"{len(results)} cells from profile `{md(meta.get('profile', ''))}`: "
+           f"{len(results)} cells from profile {code(meta.get('profile', ''))}: "
            + " · ".join(f"{sym} {counts[s]} {s}" for s, sym in SYMBOLS.items()), ""]
     for section in gridmod.sections(results):
         out += [f"### {md(section.title)}", "", *grid(section), ""]
