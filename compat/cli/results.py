@@ -54,6 +54,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_findings(args: argparse.Namespace) -> int:
     """Regenerate compat/findings.json from a report; same results, same bytes."""
+    if args.output is None:
+        root = PACKAGE.parent
+        if not (root / "tests" / "cell").is_dir() or not (root / "pyproject.toml").is_file():
+            # An installed kto-compat: the package's own findings are the published table's, not this run's.
+            raise cfg.ConfigError(f"findings: this kto-compat is installed in {root}, not a checkout; pass -o FILE")
+        args.output = PACKAGE / "findings.json"
     target(args.output, "-o")  # refused before the results are read
     cells, _ = stored_cells(args.results)
     changed = findings.write(cells, args.output)
@@ -187,8 +193,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     fd = sub.add_parser("findings", formatter_class=fmt, help="generate compat/findings.json from stored results")
     options.results_dir(fd)
-    fd.add_argument("-o", "--output", type=Path, default=PACKAGE / "findings.json", metavar="FILE",
-                    help=f"findings file to write; {SYMLINKS}; anything but a regular file is refused")
+    fd.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
+                    help=f"findings file to write (default: compat/findings.json of the kto-compat checkout this runs "
+                         f"from; an installed kto-compat needs -o); {SYMLINKS}; anything but a regular file is refused")
     fd.set_defaults(func=cmd_findings)
 
     ex = sub.add_parser("export-adapter", formatter_class=fmt,

@@ -274,6 +274,10 @@ def load(path: Path) -> MatrixConfig:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be UTF-8") from None
+    except FileNotFoundError:
+        # matrix, list, releases, shards, bisect and bench plan from a matrix file: a checkout has one.
+        raise ConfigError(f"{path}: no such file; run this command in a kto-compat checkout (beside its "
+                          "matrix.toml) or pass --config FILE") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:

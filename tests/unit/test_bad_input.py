@@ -250,3 +250,20 @@ def test_an_input_that_is_a_fifo_is_refused_not_read_forever(project: Path, argv
     proc = subprocess.run([sys.executable, "-m", "compat", *args], cwd=project, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=30)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_commands_that_need_a_checkout_say_so_elsewhere(tmp_path: Path):
+    """`list` (like matrix, releases, shards, bisect and bench) plans from matrix.toml: outside a checkout the
+    line says where to run it; `findings` from an installed kto-compat will not rewrite the package's own file."""
+    proc = subprocess.run([sys.executable, "-m", "compat", "list"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "matrix.toml: no such file; run this command in a kto-compat checkout" in proc.stderr
+    installed = tmp_path / "site" / "compat"
+    installed.mkdir(parents=True)
+    script = ("import sys; from pathlib import Path; from compat.cli import results; "
+              f"results.PACKAGE = Path({str(installed)!r}); from compat.cli.main import main; "
+              "sys.exit(main(['findings', '--results', 'nowhere']))")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert proc.returncode == 2 and "not a checkout; pass -o FILE" in proc.stderr, proc.stderr
