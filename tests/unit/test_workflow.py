@@ -321,18 +321,19 @@ class Published:
         (self.root / "compat").mkdir()
         shutil.copytree(REPO / "compat" / "schema", self.root / "compat" / "schema")
         from compat.harness import config, run, suite
-        from compat.harness.envs import index_args
+        from compat.harness.envs import index_args, uv_visibility
         settings = config.load(self.root / "matrix.toml").settings
         environ = {"PIP_FIND_LINKS": "https://download.pytorch.org/whl/cpu/torch/"}  # the cells job's
         self.key = lambda c: run.cache_key(
             Cell(c.trl, c.transformers, c.resolution, trainer=c.trainer, forced=c.forced), settings,
-            suite.suite_hash(suite.checkout()), " ".join(index_args(settings, environ)))
+            suite.suite_hash(suite.checkout()), " ".join(index_args(settings, environ) + uv_visibility()))
 
     def record(self, cells: list[CellResult]) -> None:
         cache = self.root / ".compat" / "results"
         cache.mkdir(parents=True, exist_ok=True)
-        for c in cells:
-            (cache / f"{self.key(c)}.json").write_text(dumps_cell(c))
+        for c in cells:  # an entry is served only under its own key (run.read_cached)
+            key = self.key(c)
+            (cache / f"{key}.json").write_text(dumps_cell(replace(c, cache_key=key)))
 
     def list_transformers(self, versions: list[str]) -> None:
         (self.root / ".compat" / "index" / "transformers.json").write_text(json.dumps(fakeproject.listing(*versions)))
