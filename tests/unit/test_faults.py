@@ -70,6 +70,7 @@ def test_a_process_group_interrupt_during_uv_sync_caches_no_verdict(project: Pat
     assert [c["status"] for c in cached(project)] == ["compatible"]
 
 
+@pytest.mark.needs("uv")
 def test_an_index_answering_404_leaves_a_compatible_cell_compatible(project: Path, not_found_index: str):
     first = matrix(project)
     assert first.returncode == 0, first.stderr

@@ -126,6 +126,7 @@ def test_merge_cli_disagreeing_shards_publish_a_flaky_cell(project, tmp_path):
     assert cell["status"] == "flaky" and {o["status"] for o in cell["flaky"]} == {"compatible", "incompatible"}
 
 
+@pytest.mark.needs("matplotlib")
 def test_the_same_cells_in_any_order_and_any_shards_give_the_same_bytes(project, tmp_path):
     from dataclasses import replace
 

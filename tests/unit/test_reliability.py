@@ -162,6 +162,7 @@ def test_corrupt_cached_result_is_rerun_not_trusted(project):
     assert again.returncode == 0 and again.stderr.count("start ") == 2
 
 
+@pytest.mark.needs("uv")
 def test_unreachable_index_is_error_with_retries_never_incompatible(tmp_path, monkeypatch):
     """Real uv against an index URL on a closed local port."""
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")

@@ -48,12 +48,14 @@ def _compile(tmp_path: Path, requirements: str, *args: str) -> Step:
     return Step(proc.returncode == 0, 0.0, proc.stderr + proc.stdout, proc.returncode)
 
 
+@pytest.mark.needs("uv")
 def test_an_index_answering_404_is_an_index_fault_not_a_verdict(tmp_path, not_found_index):
     step = _compile(tmp_path, "trl==1.16.0\n", "--index-url", not_found_index)
     assert not step.ok and "was not found in the package registry" in step.output
     assert fault(step, {"trl": "1.16.0"}, stopping=False) == "index"
 
 
+@pytest.mark.needs("uv")
 def test_a_refused_connection_is_a_network_fault(tmp_path):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -63,6 +65,7 @@ def test_a_refused_connection_is_a_network_fault(tmp_path):
     assert fault(step, {"trl": "1.16.0"}, stopping=False) == "network"
 
 
+@pytest.mark.needs("uv")
 def test_a_real_conflict_is_the_resolver_refusing(tmp_path):
     links = tmp_path / "wheels"
     links.mkdir()
@@ -74,6 +77,7 @@ def test_a_real_conflict_is_the_resolver_refusing(tmp_path):
     assert "depend on beta<1" in step.output  # uv names the requirement that conflicts
 
 
+@pytest.mark.needs("uv")
 def test_a_pinned_release_the_index_lacks_is_an_index_fault(tmp_path):
     links = tmp_path / "wheels"
     links.mkdir()
@@ -90,6 +94,7 @@ def test_stopping_or_a_signal_is_an_interrupt():
     assert fault(Step(False, 1.0, "", -2), {}, stopping=False) == "interrupt"
 
 
+@pytest.mark.needs("uv")
 def test_an_unusable_uv_cache_is_blamed_on_the_cache_not_on_settings_python(tmp_path, monkeypatch):
     """The real uv with UV_CACHE_DIR where no directory can be made: the line names uv's cache."""
     from compat.harness.config import Settings

@@ -53,6 +53,7 @@ def workflow() -> dict[str, Any]:
     return data
 
 
+@pytest.mark.needs("check-jsonschema")
 @pytest.mark.parametrize("path", [WORKFLOW, PAGES], ids=lambda p: p.name)
 def test_valid_against_the_github_workflow_schema(path):
     proc = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
@@ -60,6 +61,7 @@ def test_valid_against_the_github_workflow_schema(path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.needs("zizmor")
 @pytest.mark.parametrize("path", [WORKFLOW, PAGES], ids=lambda p: p.name)
 def test_zizmor_offline_finds_nothing(path):
     env = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITHUB_TOKEN", "ZIZMOR_GITHUB_TOKEN")}
@@ -231,6 +233,7 @@ def gh_calls(root: Path) -> list[str]:
     return [c for c in log.read_text().splitlines() if not c.startswith("issue list")] if log.exists() else []
 
 
+@pytest.mark.needs("matplotlib")
 def test_daily_run_measures_only_new_releases_in_shards_and_merges_them(workflow, project):
     # No CI shard has measured a cold cell time yet: 30 s a cell, so half a minute of cell time per
     # shard is one cell each.
@@ -259,6 +262,7 @@ def test_daily_run_measures_only_new_releases_in_shards_and_merges_them(workflow
     assert again["count"] == "0" and again["shards"] == "[]"  # covered now: tomorrow's run does nothing
 
 
+@pytest.mark.needs("matplotlib")
 def test_full_rerun_with_a_regression_opens_then_keeps_one_issue(workflow, project):
     run = run_workflow(workflow, project, "true", FAKE_UNTESTED_BELOW="0.13.0")
     assert run.plan["count"] == "4" and run.merged["changed"] == "true"
@@ -379,6 +383,7 @@ def test_a_run_whose_every_cell_errs_changes_no_published_file_and_proposes_noth
     assert gh_calls(project.root) == []
 
 
+@pytest.mark.needs("matplotlib")
 def test_a_release_that_breaks_a_working_row_is_flagged_the_day_it_lands_and_the_issue_follows_it(
         workflow, scenario, tmp_path):
     project, recorded = _copy(scenario[0], tmp_path / "repo"), scenario[1]
