@@ -97,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     fmt = options.Help
     m = sub.add_parser("matrix", formatter_class=fmt, help="run the matrix's cells and write the reports",
                        description="Install each TRL x transformers pair of a profile with uv, run the cell suite in "
-                                   "it, and write compat.json, COMPAT.md, compat.html, junit.xml and compat.svg.")
+                                   "it, and write compat.json, COMPAT.md, GRIDS.md, compat.html, junit.xml and compat.svg.")
     options.selection(m)
     m.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR",
                    help="results directory: reports are written (and merged into) here")

@@ -90,7 +90,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
         raise cfg.ConfigError("merge: the inputs hold no cells")
     every = sources + ([base] if base else [])
     meta = merge.merge_meta(every, merge.measured_dates(sources, base, cells))
-    cold = releases.cold_seconds([s.cells for s in sources])
+    # Only shards measured on fresh CI runners say what a cold cell costs; a local report's times are warm.
+    cold = releases.cold_seconds([s.cells for s in sources]) if args.cold else None
     if cold is not None or (base is not None and releases.COLD_KEY in base.meta):
         meta[releases.COLD_KEY] = cold if cold is not None else base.meta[releases.COLD_KEY]
     if args.profile:  # the profiles just measured join those the table already holds
@@ -210,6 +211,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     mg.add_argument("--base", type=Path, default=None, metavar="DIR",
                     help="a stored report dir whose cells the DIRs may replace (a harness error never does)")
     mg.add_argument("--out", type=Path, default=Path("reports"), metavar="DIR", help="where to write the merged report")
+    mg.add_argument("--cold", action="store_true",
+                    help="the DIRs are shards measured on fresh CI runners: record their worst mean cell time, which "
+                         "`shards` sizes the next run's shards from")
     mg.add_argument("--profile", default=None,
                     help="profiles just measured; they join the --base report's profiles (default: the inputs' own)")
     mg.add_argument("--logs-mib", type=float, default=logs.BUDGET_BYTES / 2**20, metavar="MIB",

@@ -22,8 +22,9 @@ from compat.harness.reports.vocab import first_line, md
 STATUSES = (Status.COMPATIBLE, Status.INCOMPATIBLE, Status.UNRESOLVABLE, Status.FLAKY, Status.ERROR)
 
 
-def _measured(cells: Sequence[CellResult]) -> dict[str, CellResult]:
-    return {c.id: c for c in cells if c.status != Status.ERROR}
+def _measured(cells: Sequence[CellResult]) -> dict[tuple[object, ...], CellResult]:
+    """Keyed by parsed versions, as merge and regressions key them: 1.0 and 1.0.0 are one cell."""
+    return {c.key: c for c in cells if c.status != Status.ERROR}
 
 
 def _same(a: CellResult, b: CellResult) -> bool:
@@ -38,8 +39,8 @@ class Changes:
     new: tuple[CellResult, ...]
 
     @cached_property
-    def differing(self) -> frozenset[str]:
-        """Ids whose measured verdict appeared, changed or went away (errors and times do not count).
+    def differing(self) -> frozenset[tuple[object, ...]]:
+        """Cells (keys) whose measured verdict appeared, changed or went away (errors and times do not count).
         Equal cells are equal verdicts; only cells that differ somewhere have their outcomes compared."""
         before, after = _measured(self.old), _measured(self.new)
         return frozenset(before.keys() ^ after.keys()) | {
@@ -52,7 +53,7 @@ class Changes:
     @cached_property
     def added(self) -> list[CellResult]:
         """Cells of the new table whose verdict is new or different (error cells included: they are news)."""
-        return [c for c in self.new if c.status == Status.ERROR or c.id in self.differing]
+        return [c for c in self.new if c.status == Status.ERROR or c.key in self.differing]
 
     @cached_property
     def releases(self) -> dict[str, list[Version]]:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from compat.harness import merge, regressions
-from compat.harness.config import ConfigError
 from compat.contract import CellResult, Failure
 
 import fakeproject

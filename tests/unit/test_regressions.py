@@ -111,3 +111,14 @@ def test_logs_are_published_compressed_within_the_budget_and_only_published_ones
     tight = {c.id: c.log for c in logs.publish([shard, base], out, cells, budget=size)}
     assert [k for k, v in tight.items() if v] == [failing.id]
     assert [p.name for p in (out / "logs").iterdir()] == [f"{failing.id}.log.gz"]
+
+
+def test_a_respelled_version_is_not_a_change():
+    """1.0 and 1.0.0 are one cell (PEP 440): the same verdict under another spelling opens no pull request."""
+    from compat.contract import CellResult
+    from compat.harness.changes import Changes
+
+    old = (CellResult("1.0", "4.46.3", "latest", "compatible"),)
+    new = (CellResult("1.0.0", "4.46.3", "latest", "compatible"),)
+    assert not Changes(old, new).changed
+    assert Changes(old, (CellResult("1.0.0", "4.46.3", "latest", "incompatible"),)).changed

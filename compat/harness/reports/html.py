@@ -34,7 +34,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from packaging.version import Version
 
 from compat import probes as registry
 from compat.contract import KEYWORDS, CellResult, Status
