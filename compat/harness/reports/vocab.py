@@ -28,7 +28,7 @@ LEGEND: dict[str, str] = {
                   "processing class, 3+ BF16 steps with finite losses, the adapter trained, no cell test failed",
     "incompatible": "installs (or tried to) but fails at the stage shown",
     "unresolvable": "the resolver refuses the pair (the declared requirements conflict)",
-    "error": "the harness itself failed (interrupt, network, index, crash); says nothing about the pair",
+    "error": "the harness or the machine failed (interrupt, network, index, memory or disk running out, a missing tool, a crash); says nothing about the pair",
     "flaky": "two runs of the cell disagreed; both outcomes are kept",
 }
 NOT_MEASURED = "not measured"
