@@ -97,15 +97,8 @@ def measured_on(data: dict[str, Any]) -> str:
     return ", ".join(p for p in parts if p) or "unknown (these findings do not say)"
 
 
-def _same(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
-
-
 def cells_of(table: list[envs.Measured], pair: tuple[str, str]) -> list[envs.Measured]:
-    return [c for c in table if _same(c.trl, pair[0]) and _same(c.transformers, pair[1])]
+    return [c for c in table if envs.same("trl", c.trl, pair[0]) and envs.same("transformers", c.transformers, pair[1])]
 
 
 def _cell_entry(cell: envs.Measured) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from compat.contract import CellResult, Status
 from compat.harness import specs
+from compat.harness.reports.vocab import pip_line
 
 ROOTS = ("trl", "transformers")  # a cell's own pair; every other recorded distribution is its environment
 _LOCAL = re.compile(r"^(?P<public>[^+]+)\+(?P<local>.+)$")
@@ -137,8 +138,6 @@ def line_words(cell: Measured) -> str:
 def line_for(r: CellResult) -> str:
     """The line every report shows for a cell: its recorded environment pinned, or the bare pair where
     nothing was installed (the resolver refused it)."""
-    from compat.harness.reports.vocab import pip_line
-
     return install_line(from_result(r)) if r.environment else pip_line(r.trl, r.transformers)
 
 
@@ -176,7 +175,8 @@ class Difference:
         return f"{self.name}: measured with {self.measured}, {have} {self.yours}"
 
 
-def _same(name: str, measured: str, yours: str) -> bool:
+def same(name: str, measured: str, yours: str) -> bool:
+    """Equal versions of ``name`` (PEP 440; for python, the same minor)."""
     if name == "python":  # a patch release of the interpreter does not move a verdict; a minor may
         return measured.split(".")[:2] == yours.split(".")[:2]
     try:
@@ -212,7 +212,7 @@ def compare(cell: Measured, yours: Mapping[str, Sequence[str]], *, complete: boo
                 diffs.append(Difference(name, env[name], None, source))
             elif name != "python":  # a requirements file does not choose the interpreter
                 unknown.append(name)
-        elif not any(_same(name, env[name], v) for v in have[name]):
+        elif not any(same(name, env[name], v) for v in have[name]):
             diffs.append(Difference(name, env[name], have[name][0], source))
     for name in sorted({canonicalize_name(n) for n in recorded} - set(env) - set(ROOTS)):
         if name in have:
