@@ -1,4 +1,4 @@
-"""nox sessions: `matrix` (all cells), `cell(...)` (one cell by name), `tests`, `bench`.
+"""nox sessions: `matrix` (all cells), `cell(...)` (one cell by name), `tests`, `lint`, `bench`.
 
 `nox -l` lists every cell of the default matrix as its own session. The
 sessions only install kto-compat and call `python -m compat`; the harness
@@ -61,6 +61,14 @@ def tests(session: nox.Session) -> None:
     """The project's tests: unit (fast) and integration (real cells)."""
     _install(session, "[test,plot]")  # plot: the SVG report is tested too
     session.run("python", "-m", "pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint, import order) over the tree and mypy over compat/, as configured in pyproject.toml."""
+    _install(session, "[lint]")
+    session.run("ruff", "check", ".")
+    session.run("mypy")
 
 
 @nox.session
