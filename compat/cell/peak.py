@@ -39,7 +39,7 @@ class Peak:
         while not self._stop.wait(self._interval):
             self.peak = max(self.peak, self._read())
 
-    def __enter__(self) -> "Peak":
+    def __enter__(self) -> Peak:
         self._thread.start()
         return self
 

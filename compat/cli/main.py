@@ -17,8 +17,8 @@ import sys
 from collections.abc import Sequence
 
 from compat import __version__
-from compat.contract import CompatError
 from compat.cli import options
+from compat.contract import CompatError
 
 
 def prog_name(argv0: str | None = None) -> str:
@@ -42,7 +42,6 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     from compat.cli import check, pipeline, results, scale
-
     from compat.memory import cli as memory
 
     parser = Parser(

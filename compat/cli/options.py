@@ -9,6 +9,7 @@ from pathlib import Path
 from compat.harness import config as cfg
 from compat.harness import index, plan
 
+
 class Help(argparse.ArgumentDefaultsHelpFormatter):
     """Defaults shown once: not where the help already says its default, nor for an unset (None/False/[]) one."""
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import compat
 from compat.cell.export import ExportError, export
-from compat.contract import CellResult, ContractError, dumps_cell
-from compat.harness.documents import load_document, read_text
-from compat.harness import config as cfg
-from compat.harness import changes, findings, index, lock, logs, merge, plan, regressions, releases
-from compat.harness.reports import publish as reports
-from compat.harness.files import SYMLINKS, atomic_write, target
 from compat.cli import options
+from compat.contract import CellResult, ContractError, dumps_cell
+from compat.harness import changes, findings, index, lock, logs, merge, plan, regressions, releases
+from compat.harness import config as cfg
+from compat.harness.documents import load_document, read_text
+from compat.harness.files import SYMLINKS, atomic_write, target
+from compat.harness.reports import publish as reports
 
 PACKAGE = Path(compat.__file__).parent
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from compat.contract import CompatError
-from packaging.version import InvalidVersion, Version
 
 PICKS = ("latest", "earliest", "latest-per-minor", "all")
 RESOLUTIONS = ("latest", "as-of-release")
@@ -33,7 +33,7 @@ class Selector:
     text: str = ""
 
     @classmethod
-    def parse(cls, raw: Any, where: str, default_pick: str = "latest") -> "Selector":
+    def parse(cls, raw: Any, where: str, default_pick: str = "latest") -> Selector:
         if isinstance(raw, dict):
             unknown = set(raw) - {"spec", "pick"}
             if unknown:

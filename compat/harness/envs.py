@@ -21,8 +21,8 @@ from compat.contract import CompatError
 
 from . import faults
 from .config import Settings
-from .index import redact
 from .files import atomic_write
+from .index import redact
 from .plan import Cell
 
 

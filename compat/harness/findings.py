@@ -17,8 +17,8 @@ from packaging.version import Version
 
 from compat.cell.validate import SchemaError, validate
 from compat.contract import FINDINGS_SCHEMA_VERSION, CellResult, ContractError, Status, facts, schema
-from compat.harness.files import atomic_write, target
 from compat.harness import environments, specs
+from compat.harness.files import atomic_write, target
 
 
 @dataclass(frozen=True, order=True)

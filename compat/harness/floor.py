@@ -51,8 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compat.contract import CellResult, ContractError, Status
-from compat.harness.documents import load_cell
 from compat.harness import lock, suite
+from compat.harness.documents import load_cell
 from compat.harness.envs import kept_pins
 from compat.harness.timing import BenchError, run_timed
 

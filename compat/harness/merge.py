@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from compat.contract import CellResult, ContractError, Status, dumps_cell, outcome
-from compat.harness.documents import load_cell, load_document
 from compat.harness.config import ConfigError
+from compat.harness.documents import load_cell, load_document
 
 # Per-run metadata that is not a set of labels: recomputed from the cells (or dropped), never unioned.
 _DERIVED_META = ("generated", "rendered", "measured", "cold_seconds")

@@ -27,15 +27,33 @@ from pathlib import Path
 from typing import Any
 
 from compat import trainers
-from compat.contract import CellResult, ContractError, Failure, Stage, Status, dumps_cell, outcome, \
-    result_from_observations
-from compat.harness import bytecode, faults, orphans, suite
-from compat.harness.documents import load_cell
+from compat.contract import (
+    CellResult,
+    ContractError,
+    Failure,
+    Stage,
+    Status,
+    dumps_cell,
+    outcome,
+    result_from_observations,
+)
+from compat.harness import bytecode, faults, lock, orphans, suite
 from compat.harness.config import ConfigError, Settings, state_dir
-from compat.harness.envs import Envs, Step, declared_in_env, declared_in_message, fault, first_error_line, \
-    index_args, pins_digest, refused, uninstallable, uv_visibility
+from compat.harness.documents import load_cell
+from compat.harness.envs import (
+    Envs,
+    Step,
+    declared_in_env,
+    declared_in_message,
+    fault,
+    first_error_line,
+    index_args,
+    pins_digest,
+    refused,
+    uninstallable,
+    uv_visibility,
+)
 from compat.harness.files import atomic_write
-from compat.harness import lock
 from compat.harness.lock import shared_env
 from compat.harness.plan import Cell
 

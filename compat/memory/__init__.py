@@ -18,13 +18,11 @@ name (``importlib.import_module("compat.memory.fixes")``) when you need them.
 
 from __future__ import annotations
 
-from .estimate import (DEVICES, LOGITS, OPTIMS, PRECISIONS, WEIGHTS, GiB, MiB, Estimate, Line, Setup,
-                       estimate)
+from .estimate import DEVICES, LOGITS, OPTIMS, PRECISIONS, WEIGHTS, Estimate, GiB, Line, MiB, Setup, estimate
 from .facts import UNMEASURED, BatchOne, batch_one, load_findings, parse_pair
 from .fixes import LORA_TARGETS, Combination, Fix, all_fixes, combination, fixes, recipes
 from .render import CALIBRATION_NOTE, Report, gib, render, report
-from .shape import (QWEN15_18B, MemoryInputError, Shape, load_config, parse_count, shape_for_params,
-                    shape_from_config)
+from .shape import QWEN15_18B, MemoryInputError, Shape, load_config, parse_count, shape_for_params, shape_from_config
 
 __all__ = [
     "CALIBRATION_NOTE", "DEVICES", "GiB", "LOGITS", "LORA_TARGETS", "MiB", "OPTIMS", "PRECISIONS", "QWEN15_18B",

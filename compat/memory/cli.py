@@ -24,7 +24,6 @@ from .render import render, report, summary
 from .shape import QWEN15_18B, MemoryInputError, load_config, parse_count, shape_for_params
 from .states import SHARDS, WEIGHTS
 
-
 LARGEST = 10**6  # past any real batch, sequence, layer count or GPU count; keeps every answer under a second
 
 

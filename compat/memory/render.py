@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .estimate import GiB, MiB, Estimate, Setup, estimate
+from .estimate import Estimate, GiB, MiB, Setup, estimate
 from .facts import UNMEASURED, BatchOne
 from .fixes import SEVERITY_NAMES, Combination, Fix, all_fixes, disqualified_note, fixes, recipes
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
-
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any

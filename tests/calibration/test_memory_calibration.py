@@ -39,10 +39,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from calibrate import MARKER  # tests/calibration/calibrate.py, run inside cell environments
 from packaging.version import Version
 
 from compat import memory
-from calibrate import MARKER  # tests/calibration/calibrate.py, run inside cell environments
 from compat.harness import config as cfg
 from compat.harness.envs import Envs, first_error_line
 from compat.harness.lock import shared_env

@@ -10,8 +10,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from packaging.version import Version
 import pytest
+from packaging.version import Version
 
 from compat.harness.index import Release
 

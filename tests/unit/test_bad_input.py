@@ -14,9 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import fakeproject
+import pytest
 
 REPO = Path(__file__).parents[2]
 GOOD = """

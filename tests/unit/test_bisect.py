@@ -7,12 +7,12 @@ import math
 import random
 from pathlib import Path
 
+import fakeproject
 import pytest
 from packaging.version import Version
 
-import fakeproject
-from compat.harness import bisect
 from compat.contract import CellResult
+from compat.harness import bisect
 
 TRL = [f"0.{minor}.{patch}" for minor in range(11, 19) for patch in (0, 1)]  # 16 releases
 MATRIX = fakeproject.matrix((["latest"], ["4.46.3"]))

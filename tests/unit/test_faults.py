@@ -15,9 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import fakeproject
+import pytest
 
 REPO = Path(__file__).parents[2]
 MATRIX = fakeproject.matrix((["1.0.0"], ["4.46.3"]), cell_timeout=60)

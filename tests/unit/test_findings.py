@@ -3,8 +3,8 @@ from __future__ import annotations
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from compat.harness import findings
 from compat.contract import CellResult, Failure
+from compat.harness import findings
 
 
 def ok(trl, tf, kw):

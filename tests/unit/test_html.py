@@ -14,15 +14,15 @@ import re
 import time
 import xml.etree.ElementTree as ET
 
+import fullprofile
 import pytest
 
-import fullprofile
 from compat import probes
 from compat.contract import CellResult, Drift, Failure
 from compat.contract import TestFailure as FailedTest
 from compat.contract import Tests as CellTests
-from compat.harness.reports import publish as reports
 from compat.harness.reports import html, junit, plot
+from compat.harness.reports import publish as reports
 
 EVIL = "<script>alert(1)</script> | `rm -rf` </script><!-- & <img src=x onerror=alert(2)>\nsecond line\r\n</SCRIPT >"
 CASES = [f"case{i}@{t}" for i in range(29) for t in ("chatml", "gemma", "llama2", "zephyr")]  # 116, like the suite

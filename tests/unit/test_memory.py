@@ -20,7 +20,7 @@ import pytest
 
 from compat import memory
 from compat.cli import main as cli
-from compat.memory import GiB, QWEN15_18B, Setup, Shape
+from compat.memory import QWEN15_18B, GiB, Setup, Shape
 
 ROOT = Path(__file__).parents[2]
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import fakeproject
 import pytest
 
-from compat.harness import merge, regressions
 from compat.contract import CellResult, Failure
-
-import fakeproject
+from compat.harness import merge, regressions
 
 MATRIX = fakeproject.matrix((["0.12.*", "1.0.0"], ["4.46.3", "5.0.0"]), (["0.13.0"], ["5.0.0"]), cell_timeout=60)
 VOLATILE = {"generated", "rendered", "measured", "cold_seconds", "seconds", "timings", "peak_rss_bytes", "log"}

@@ -6,9 +6,9 @@ import io
 
 from packaging.version import Version
 
+from compat.contract import CellResult, Failure
 from compat.harness.plan import Cell
 from compat.harness.progress import ProgressReporter, eta_seconds, fmt_duration
-from compat.contract import CellResult, Failure
 
 CELLS = [Cell(Version(t), Version("4.46.3")) for t in ("0.12.0", "0.12.2", "0.13.0", "1.0.0", "1.1.0")]
 

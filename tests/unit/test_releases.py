@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import fakeproject
 import pytest
 
-import fakeproject
-from compat.harness import regressions
 from compat.contract import CellResult, Failure
+from compat.harness import regressions
 
 MATRIX = fakeproject.matrix((["0.12.*", "latest"], ["4.46.*", "latest"]))
 

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import fakeproject
 import pytest
 from packaging.version import Version
 
@@ -23,8 +24,6 @@ from compat.harness import run
 from compat.harness.config import Settings
 from compat.harness.envs import Envs
 from compat.harness.plan import Cell
-
-import fakeproject
 
 REPO = Path(__file__).parents[2]
 MATRIX = fakeproject.matrix((["0.12.*", "1.0.0"], ["4.46.3"]), cell_timeout=60)

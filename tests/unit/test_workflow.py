@@ -22,11 +22,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import fakeproject
 import pytest
 import yaml
 from packaging.version import Version
 
-import fakeproject
 from compat.contract import CellResult, dumps_cell, load_document
 from compat.harness.plan import Cell
 from compat.harness.reports.publish import dumps

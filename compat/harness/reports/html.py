@@ -34,15 +34,25 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-
 from compat import probes as registry
+from compat.cell.adapter import closest
 from compat.contract import KEYWORDS, CellResult, Status
 from compat.harness import specs
-from compat.harness.reports import grid
-from compat.cell.adapter import closest
-from compat.harness.reports.vocab import COLOURS, COLOURS_DARK, DRIFT, GLYPHS, INFERRED, LEGEND, NOT_MEASURED, SYMBOLS, \
-    pip_line, probe_words, unpath
 from compat.harness.environments import line_template
+from compat.harness.reports import grid
+from compat.harness.reports.vocab import (
+    COLOURS,
+    COLOURS_DARK,
+    DRIFT,
+    GLYPHS,
+    INFERRED,
+    LEGEND,
+    NOT_MEASURED,
+    SYMBOLS,
+    pip_line,
+    probe_words,
+    unpath,
+)
 
 _ASSETS = Path(__file__).with_name("html_assets")
 # The two marks of a grid position no cell measured (the legend's words for them).

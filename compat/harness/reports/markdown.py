@@ -18,8 +18,8 @@ from packaging.version import Version
 
 from compat.contract import CellResult, Failure, Status
 from compat.harness import specs
-from compat.harness.reports import grid as gridmod
 from compat.harness.environments import line_for
+from compat.harness.reports import grid as gridmod
 from compat.harness.reports.vocab import DRIFT, LEGEND, SYMBOLS, code, first_line, md, unpath
 
 GRIDS = "GRIDS.md"  # beside COMPAT.md: the full grids and every failing cell

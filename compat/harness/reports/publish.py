@@ -28,7 +28,7 @@ FILES = ("compat.json", "COMPAT.md", "GRIDS.md", "compat.html", "junit.xml", "co
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write(out: Path, results: Sequence[CellResult], meta: Mapping[str, Any], *, step_summary: bool = False,

@@ -38,9 +38,9 @@ from packaging.version import Version
 import compat
 from compat.cell.cases import CASES
 from compat.cell.examples.kto_script import EXAMPLE_ROWS
+from compat.cell.export import render
 from compat.cell.trace import first_line
 from compat.contract import KEYWORDS, CellResult, point_findings, result_from_observations
-from compat.cell.export import render
 
 # conftest runs this module after the measuring ones: it reads their observations.
 USES_CELL_MEASUREMENTS = True
