@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from compat.cli import options
-from compat.contract import CellResult, ContractError, Status, dumps_cell
+from compat.contract import CellResult, ContractError, Status
 from compat.harness import lock, plan, progress, run
-from compat.harness.documents import load_document
+from compat.harness.documents import dumps_cell, load_document
 from compat.harness.files import atomic_write
 from compat.harness.merge import Source, measured_dates, merge_cells
 from compat.harness.reports import publish as reports

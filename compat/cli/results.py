@@ -10,10 +10,10 @@ from pathlib import Path
 import compat
 from compat.cell.export import ExportError, export
 from compat.cli import options
-from compat.contract import CellResult, ContractError, dumps_cell
+from compat.contract import CellResult, ContractError
 from compat.harness import changes, findings, index, lock, logs, merge, plan, regressions, releases
 from compat.harness import config as cfg
-from compat.harness.documents import load_document, read_text
+from compat.harness.documents import dumps_cell, load_document, read_text
 from compat.harness.files import SYMLINKS, atomic_write, target
 from compat.harness.reports import publish as reports
 

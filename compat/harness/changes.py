@@ -15,8 +15,9 @@ from functools import cached_property
 
 from packaging.version import Version
 
-from compat.contract import CellResult, Status, outcome
+from compat.contract import CellResult, Status
 from compat.harness import regressions
+from compat.harness.documents import outcome
 from compat.harness.reports.vocab import first_line, md
 
 STATUSES = (Status.COMPATIBLE, Status.INCOMPATIBLE, Status.UNRESOLVABLE, Status.FLAKY, Status.ERROR)

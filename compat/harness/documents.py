@@ -1,11 +1,11 @@
-"""Every JSON document the host reads, read with bounds: the one way in for compat.json, cached
-cells, findings files, index listings and model configs.
+"""Stored results: the one way in and out for compat.json and cached cells, and the bounded
+reader of every other JSON document the host reads (findings files, index listings, model configs).
 
-Host side; wraps the contract's parsers (which stay byte-identical, being part of the cell suite)
-with what a hostile or broken file needs: only a regular file is read (a FIFO would block, a
-device never end), its size is capped, its nesting is capped (100,000 nested brackets are a
-RecursionError in the parser and again in the validator), and a document may hold each cell only
-once, versions equal under PEP 440 (1.0 and 1.0.0) counting as one.
+Host side. Every document read is checked against compat/schema/compat.schema.json, and with what a
+hostile or broken file needs: only a regular file is read (a FIFO would block, a device never end),
+its size is capped, its nesting is capped (100,000 nested brackets are a RecursionError in the
+parser and again in the validator), and a document may hold each cell only once, versions equal
+under PEP 440 (1.0 and 1.0.0) counting as one.
 """
 
 from __future__ import annotations
@@ -13,13 +13,19 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from compat import contract
-from compat.contract import CellResult, ContractError, Document
+from compat import probes
+from compat.cell.validate import SchemaError, validate
+from compat.contract import FIELDS, CellResult, ContractError
 from compat.harness.files import kind
+
+SCHEMA_VERSION = 3  # 3: cells gain `axes` (further axes), `lock` and `failure.platform`
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
 
 MAX_BYTES = 256 * 2**20  # the full profile's compat.json is under 5 MB
 MAX_DEPTH = 64  # the contract's deepest document nests 6 levels
@@ -90,21 +96,115 @@ def unique(cells: Sequence[CellResult], source: str) -> None:
             raise ContractError(f"{source}: holds cell {other.id} {same}; a document holds each cell once")
 
 
-def loads_document(text: str, source: str) -> Document:
-    loads(text, source)  # the bounds, before the contract's own (recursive) parse and validation
-    doc = contract.loads_document(text, source)
-    unique(doc.cells, source)
-    return doc
+@cache
+def _schema(name: str) -> dict[str, Any]:
+    return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
+
+
+@cache
+def _cell_schema() -> dict[str, Any]:
+    whole = _schema("compat")
+    return {**whole["$defs"]["cell"], "$defs": whole["$defs"]}
+
+
+def schema(name: str) -> dict[str, Any]:
+    """The committed JSON Schema `compat` or `findings` (a copy: callers may not edit the cached one)."""
+    return json.loads(json.dumps(_schema(name)))
+
+
+def _validated(data: Any, which: dict[str, Any], source: str) -> None:
+    try:
+        validate(data, which, source)
+    except SchemaError as exc:
+        raise ContractError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Document:
+    """One compat.json: run metadata and its cells."""
+
+    meta: dict[str, Any]
+    cells: tuple[CellResult, ...]
+
+
+def loads_document(text: str, source: str = "compat.json") -> Document:
+    """Parse (within bounds), validate and expand a compat.json; ContractError names the source and what is wrong."""
+    data = loads(text, source)
+    _validated(data, _schema("compat"), source)
+    tables = data.get("formatter_tables", [])
+    cells = []
+    for i, raw in enumerate(data["cells"]):
+        raw = dict(raw)
+        formatter = {}
+        for kind_, value in (raw.get("formatter") or {}).items():
+            if isinstance(value, int):
+                if value >= len(tables):
+                    raise ContractError(f"{source}: cells[{i}].formatter.{kind_}: no formatter_tables[{value}]")
+                value = tables[value]
+            formatter[kind_] = value
+        raw["formatter"] = formatter
+        try:
+            cells.append(CellResult.from_dict(raw))
+        except ContractError as exc:
+            raise ContractError(f"{source}: cells[{i}]: {exc}") from None
+    meta = {k: v for k, v in data.items() if k not in ("cells", "schema_version", "formatter_tables")}
+    unique(cells, source)
+    return Document(meta, tuple(cells))
 
 
 def load_document(path: Path) -> Document:
     return loads_document(read_text(path), str(path))
 
 
+def document_data(meta: Mapping[str, Any], cells: Iterable[CellResult]) -> dict[str, Any]:
+    """The compact JSON form of compat.json: each distinct formatter map stored once; validated."""
+    tables: dict[str, int] = {}
+    out_cells = []
+    for r in sorted(cells, key=lambda c: c.key):
+        d = r.serialize()
+        d.pop("cache_key", None)
+        if not d.get("axes"):
+            d.pop("axes", None)  # a two-axis cell reads as it always did
+        refs = {}
+        for kind_, outcomes in sorted(r.formatter.items()):
+            text = json.dumps(outcomes, sort_keys=True)
+            refs[kind_] = tables.setdefault(text, len(tables))
+        d["formatter"] = refs
+        out_cells.append(d)
+    ordered = sorted(tables, key=tables.__getitem__)
+    data = {"schema_version": SCHEMA_VERSION, **{k: v for k, v in meta.items() if k not in ("cells", "schema_version")},
+            "formatter_tables": [json.loads(t) for t in ordered], "cells": out_cells}
+    _validated(data, _schema("compat"), "compat.json being written")
+    return data
+
+
+# JSON is written ASCII-escaped: a lone surrogate in an error message (seen in the wild) would
+# otherwise stop the UTF-8 encoder halfway through a report.
+def dumps_document(meta: Mapping[str, Any], cells: Iterable[CellResult]) -> str:
+    return json.dumps(document_data(meta, cells), indent=1, sort_keys=True, ensure_ascii=True) + "\n"
+
+
+def dumps_cell(result: CellResult) -> str:
+    return json.dumps(result.serialize(), indent=1, sort_keys=True, ensure_ascii=True) + "\n"
+
+
 def loads_cell(text: str, source: str) -> CellResult:
-    loads(text, source)
-    return contract.loads_cell(text, source)
+    data = loads(text, source)
+    _validated(data, _cell_schema(), source)
+    try:
+        return CellResult.from_dict(data)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ContractError(f"{source}: {exc}") from None
 
 
 def load_cell(path: Path) -> CellResult:
     return loads_cell(read_text(path), str(path))
+
+
+def outcome(result: CellResult) -> dict[str, Any]:
+    """What a cell observed about its pair: the part two runs of one cell must agree on.
+    Timings, logs, locks and cache keys differ between any two runs and are left out."""
+    data = result.serialize()
+    keys = ["status", "failure", "formatter", "adapter", "environment"]
+    keys += sorted({p.key.partition(".")[0] if p.key.partition(".")[0] in FIELDS else "probes" for p in probes.PROBES})
+    return {k: data.get(k) for k in dict.fromkeys(keys)}

@@ -16,8 +16,9 @@ from typing import Any
 from packaging.version import Version
 
 from compat.cell.validate import SchemaError, validate
-from compat.contract import FINDINGS_SCHEMA_VERSION, CellResult, ContractError, Status, facts, schema
+from compat.contract import FINDINGS_SCHEMA_VERSION, CellResult, ContractError, Status, facts
 from compat.harness import environments, specs
+from compat.harness.documents import schema
 from compat.harness.files import atomic_write, target
 
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from compat.contract import CellResult, ContractError, Status, dumps_cell, outcome
+from compat.contract import CellResult, ContractError, Status
 from compat.harness.config import ConfigError
-from compat.harness.documents import load_cell, load_document
+from compat.harness.documents import dumps_cell, load_cell, load_document, outcome
 
 # Per-run metadata that is not a set of labels: recomputed from the cells (or dropped), never unioned.
 _DERIVED_META = ("generated", "rendered", "measured", "cold_seconds")

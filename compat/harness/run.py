@@ -27,19 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from compat import trainers
-from compat.contract import (
-    CellResult,
-    ContractError,
-    Failure,
-    Stage,
-    Status,
-    dumps_cell,
-    outcome,
-    result_from_observations,
-)
+from compat.contract import CellResult, ContractError, Failure, Stage, Status, result_from_observations
 from compat.harness import bytecode, faults, lock, orphans, suite
 from compat.harness.config import ConfigError, Settings, state_dir
-from compat.harness.documents import load_cell
+from compat.harness.documents import dumps_cell, load_cell, outcome
 from compat.harness.envs import (
     Envs,
     Step,

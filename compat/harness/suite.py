@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from compat.contract import fold_observations
 from compat.harness import orphans
 
-SUITE_PATHS = ("compat/__init__.py", "compat/contract.py", "compat/probes.py", "compat/cell", "compat/trainers",
+SUITE_PATHS = ("compat/__init__.py", "compat/contract", "compat/probes.py", "compat/cell", "compat/trainers",
                "tests/cell")
 
 

@@ -35,7 +35,7 @@ def out_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def compat_json(out_dir) -> dict:
-    from compat.contract import load_document  # expands the compact document back into full cells
+    from compat.harness.documents import load_document  # expands the compact document back into full cells
 
     out = out_dir
     cmd = [sys.executable, "-m", "compat", "matrix", "--fresh", "--out", str(out)]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from compat.cell.adapter import CONFIG_REMOVABLE, CONFIG_RENAMES, CONFIG_WATCH, CONFIG_WATCH_ONLY
-from compat.contract import load_document
+from compat.harness.documents import load_document
 
 PUBLISHED = Path(__file__).parents[2] / "docs" / "compat" / "compat.json"
 

@@ -77,7 +77,7 @@ def test_host_code_never_imports_the_ml_stack():
 
 def test_cell_code_never_imports_host_code():
     host = ("compat.harness", "compat.cli", "compat.memory")
-    for path in [*(COMPAT / "cell").rglob("*.py"), *(COMPAT / "trainers").rglob("*.py"), COMPAT / "contract.py",
+    for path in [*(COMPAT / "cell").rglob("*.py"), *(COMPAT / "trainers").rglob("*.py"), *(COMPAT / "contract").rglob("*.py"),
                  COMPAT / "probes.py", *(REPO / "tests" / "cell").rglob("*.py")]:
         bad = sorted(m for m in _imports(path) if m.startswith(host))
         assert not bad, f"{path.relative_to(REPO)} imports host code {bad}"

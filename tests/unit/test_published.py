@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from compat.contract import Status, load_document
+from compat.contract import Status
+from compat.harness.documents import load_document
 from compat.harness.suite import suite_hash
 
 REPO = Path(__file__).parents[2]

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from compat.contract import CellResult, Failure, dumps_document, verdict
+from compat.contract import CellResult, Failure, verdict
 from compat.harness.config import Settings
+from compat.harness.documents import dumps_document
 from compat.harness.envs import first_error_line, index_args, is_network_error
 from compat.harness.files import write_json
 from compat.harness.reports import markdown, vocab
@@ -90,7 +91,7 @@ def test_markdown_grid_and_untrusted_text_is_inert():
     assert "<script>" not in fails
     assert fails.index("0.11.4") < fails.index("1.0.0")  # installs-but-breaks first
     doc = json.loads(dumps_document({"profile": "default"}, results))
-    assert doc["schema_version"] == 2 and [c["trl"] for c in doc["cells"]] == ["0.11.4", "0.12.2", "1.0.0"]
+    assert doc["schema_version"] == 3 and [c["trl"] for c in doc["cells"]] == ["0.11.4", "0.12.2", "1.0.0"]
 
 
 def test_pip_settings_reach_uv():
@@ -119,7 +120,7 @@ def test_compat_json_from_before_and_after_the_redesign_validates_against_the_co
     through the contract's own loader."""
     import jsonschema
 
-    from compat.contract import load_document, schema
+    from compat.harness.documents import load_document, schema
 
     repo = Path(__file__).parents[2]
     for path in (repo / "tests" / "unit" / "data" / "compat-v1-default-sample.json", repo / "docs" / "compat" / "compat.json"):

@@ -27,7 +27,8 @@ import pytest
 import yaml
 from packaging.version import Version
 
-from compat.contract import CellResult, dumps_cell, load_document
+from compat.contract import CellResult
+from compat.harness.documents import dumps_cell, load_document
 from compat.harness.plan import Cell
 from compat.harness.reports.publish import dumps
 

@@ -18,9 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from compat.contract import CellResult, document_data
+from compat.contract import CellResult
 from compat.harness import files
 from compat.harness.config import ConfigError
+from compat.harness.documents import document_data
 from compat.harness.files import write_set
 from compat.harness.reports import html, junit, markdown, plot
 
