@@ -32,6 +32,11 @@ _KEYWORD_STATES: Mapping[str, str] = {
     "untested": "not reached: an earlier stage failed",
 }
 
+_IMPORTABLE: Mapping[str, str] = {
+    "importable": "imports in the cell's environment",
+    "not importable": "absent, or fails to import, in the cell's environment",
+}
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -44,7 +49,7 @@ class Probe:
     good: frozenset[str] = frozenset()  # values that are fine (colouring, JUnit pass); empty: any measured value
     bisect: bool = True  # `kto-compat bisect --probe KEY` may search for where it changes
     finding: str | None = None  # the fact it becomes in findings.json, from compatible cells
-    trainers: tuple[str, ...] = ("kto",)  # EVERY (empty): every trainer
+    trainers: tuple[str, ...] = ("kto",)  # the trainers whose cells record it; EVERY (empty): every trainer
     unmeasured: frozenset[str] = frozenset({"untested"})  # values that mean "not measured" (bisect skips them)
 
     def allows(self, value: object) -> bool:
@@ -83,6 +88,19 @@ PROBES: tuple[Probe, ...] = (
     Probe("config_fields", "config_fields",
           "which renamed or removed KTOConfig fields this pair's KTOConfig has (comma-separated)",
           bisect=False, finding="config_fields"),
+    Probe("lm_head", "lm_head",
+          "whether KTOTrainer computes log-probs through TRL's fused, chunked LM head (never the full logits)",
+          {"fused": "the trainer's module calls TRL's add_fused_lm_head: logits are computed in tiles",
+           "full": "the trainer computes the full logits"},
+          frozenset({"fused", "full"}), finding="lm_head"),
+    Probe("platform.device", "platform[device]", "the device the cell's torch offers (cuda when a GPU is visible)",
+          {"cpu": "no CUDA device: the cell trained on the CPU", "cuda": "a CUDA device: the cell trained on it"},
+          frozenset({"cpu", "cuda"}), bisect=False, trainers=EVERY),
+    Probe("platform.triton", "platform[triton]",
+          "whether triton imports beside the cell's torch (TRL loads its fused kernels only where it does)",
+          _IMPORTABLE, frozenset(_IMPORTABLE), bisect=False, trainers=EVERY),
+    Probe("platform.bitsandbytes", "platform[bitsandbytes]", "whether bitsandbytes imports in the cell's environment",
+          _IMPORTABLE, frozenset(_IMPORTABLE), bisect=False, trainers=EVERY),
 )
 
 

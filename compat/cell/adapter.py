@@ -28,19 +28,25 @@ import importlib
 import inspect
 import json
 import warnings
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from compat.cell.discover import KTO_CANDIDATES, discover_once  # export: inline
+from compat.cell.config_names import (  # export: inline
+    CONFIG_REMOVABLE,
+    CONFIG_RENAMES,
+)
+from compat.cell.discover import KTO_CANDIDATES, discover_once, root_cause  # export: inline
 from compat.cell.formatting import format_rows  # export: inline
 from compat.cell.validate import SchemaError, validate  # export: inline
 
 __all__ = [
     "AdapterWarning", "BrokenPairError", "FindingsError", "InferredPairWarning", "KTOConfig", "KTOTrainer",
+    "MissingPackageError",
     "UnmeasuredPairWarning", "format_dataset", "installed_pair", "load_kto", "lookup", "make_kto_config",
     "make_kto_trainer",
 ]
@@ -49,31 +55,6 @@ __all__ = [
 FINDINGS: dict[str, Any] | None = None
 
 KEYWORDS = ("processing_class", "tokenizer")
-# (current, older) spellings of the same config field: transformers' TrainingArguments
-# renamed these. Names only, and only names published cells measured on some KTOConfig
-# (their config_fields probe; tests/unit/test_adapter_tables.py holds this table to it),
-# so a typo is never "translated": it raises TypeError as KTOConfig does.
-CONFIG_RENAMES: tuple[tuple[str, str], ...] = (
-    ("eval_strategy", "evaluation_strategy"),
-    ("use_cpu", "no_cuda"),
-    ("activation_checkpointing", "gradient_checkpointing"),
-)
-# Fields some KTOConfig releases have and others dropped (measured the same way): on a pair
-# without one it is dropped with a warning.
-CONFIG_REMOVABLE: tuple[str, ...] = (
-    "max_prompt_length", "max_completion_length", "generate_during_eval", "is_encoder_decoder",
-    "label_pad_token_id", "padding_value", "truncation_mode", "ref_model_init_kwargs", "overwrite_output_dir",
-    "logging_dir", "push_to_hub_token", "per_gpu_train_batch_size", "use_mps_device",
-)
-# Fields the config_fields probe watches but no published cell has measured absent: until one
-# does, a pair without them raises TypeError like KTOConfig instead of silently dropping them.
-CONFIG_WATCH_ONLY: tuple[str, ...] = (
-    "model_adapter_name", "ref_adapter_name", "precompute_ref_log_probs", "max_length",
-)
-CONFIG_WATCH: tuple[str, ...] = tuple(sorted({n for pair in CONFIG_RENAMES for n in pair} | set(CONFIG_REMOVABLE)
-                                             | set(CONFIG_WATCH_ONLY)))
-
-
 class AdapterWarning(UserWarning):
     """The adapter changed or dropped something the script asked for."""
 
@@ -94,6 +75,10 @@ class FindingsError(ValueError):
     """findings.json is not what kto-compat generates (the message names the problem)."""
 
 
+class MissingPackageError(ImportError):
+    """trl or transformers is not installed in this Python, or this trl has no KTO trainer."""
+
+
 _warned: set[str] = set()
 
 
@@ -104,7 +89,32 @@ def _warn_once(key: str, message: str, category: type[Warning] = AdapterWarning)
 
 
 def installed_pair() -> tuple[str, str]:
-    return metadata.version("trl"), metadata.version("transformers")
+    versions = []
+    for name in ("trl", "transformers"):
+        try:
+            versions.append(metadata.version(name))
+        except metadata.PackageNotFoundError:
+            raise MissingPackageError(f"{name} is not installed in this Python: install it beside kto-compat's "
+                                      f"adapter (pip install {name})", name=name) from None
+    return versions[0], versions[1]
+
+
+def where_raised(exc: BaseException) -> str:
+    """'module.function' of the innermost frame that raised ``exc`` (the code that really failed)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return "unknown"
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = tb.tb_frame
+    return f"{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_name}"
+
+
+def real_error(exc: BaseException) -> str:
+    """The error that started ``exc``'s chain and where it was raised, in one line."""
+    cause = root_cause(exc)
+    first = (str(cause).splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {first} (raised in {where_raised(cause)})"
 
 
 @functools.cache
@@ -196,7 +206,15 @@ def _nearest_lines(pair: tuple[str, str]) -> list[str]:
     if not near:
         return []
     return ["Nearest measured working pairs: " + "; ".join(f"trl {a} + transformers {b}" for a, b in near),
-            f"To move to the nearest one: pip install 'trl=={near[0][0]}' 'transformers=={near[0][1]}'"]
+            f"To move to the nearest one: {install_line(near[0])}"]
+
+
+def install_line(pair: Sequence[str]) -> str:
+    """The command that reproduces a measured cell's environment, as findings.json gives it (``install``,
+    keyed ``trl==A,transformers==B``); a bare pin of the pair where the findings have none."""
+    lines = findings().get("install") or {}
+    return str(lines.get(f"trl=={pair[0]},transformers=={pair[1]}")
+               or f"pip install 'trl=={pair[0]}' 'transformers=={pair[1]}'")
 
 
 def advice(pair: tuple[str, str], broken: dict[str, Any], basis: list[list[str]] | None = None) -> str:
@@ -235,6 +253,8 @@ def load_kto() -> tuple[type, type]:
     check_pair()
     try:
         return _import_kto()
+    except MissingPackageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - re-raised unless the findings explain it
         drift = lookup("drift")
         if drift:
@@ -243,11 +263,14 @@ def load_kto() -> tuple[type, type]:
 
 
 def drift_advice(pair: tuple[str, str], drift: dict[str, Any], exc: BaseException) -> str:
-    """What was measured about this pair's dependency drift, and only that."""
-    first = (str(exc).splitlines() or [""])[0]
+    """The error that really happened here first, then what was measured about this pair's drift."""
     cause = drift.get("cause") or f"with today's dependencies it fails with '{drift.get('message')}'"
-    lines = [f"trl {pair[0]} + transformers {pair[1]} fails at import here ({type(exc).__name__}: {first}).",
-             f"kto-compat measured this as dependency drift, not a fault of the pair: {cause}."]
+    lines = [f"trl {pair[0]} + transformers {pair[1]} fails at import here: {real_error(exc)}.",
+             f"kto-compat measured dependency drift for this pair, not a fault of the pair: {cause}."]
+    package = drift.get("package")
+    if package and package not in f"{real_error(exc)} {where_raised(root_cause(exc))}":
+        lines.append(f"The error above does not name {package}: this environment may fail for another reason; "
+                     "`kto-compat check --run` measures it here.")
     remedy = drift.get("remedy")
     if remedy:
         lines.append(f"Measured to work: {remedy}.")
@@ -261,13 +284,21 @@ def _import_kto() -> tuple[type, type]:
         if path not in KTO_CANDIDATES:  # findings name a module; import only places we know how to probe
             raise FindingsError(f"findings name import_path {path!r}, not one of {', '.join(KTO_CANDIDATES)}")
         module = importlib.import_module(path)
-        return module.KTOConfig, module.KTOTrainer
+        try:
+            return module.KTOConfig, module.KTOTrainer
+        except AttributeError:
+            raise MissingPackageError(f"{path} has no KTOConfig/KTOTrainer in trl {installed_pair()[0]}, where "
+                                      "kto-compat measured them: reinstall trl") from None
     _unmeasured("the import location")
     with warnings.catch_warnings():  # probing deprecated shims is our business, not the user's
         warnings.simplefilter("ignore")
         found = discover_once()
     if not found.ok:
-        raise found.error or ImportError("no KTOTrainer found in the installed trl")
+        if found.error is not None and not isinstance(found.error, AttributeError):
+            raise found.error
+        raise MissingPackageError(f"trl {installed_pair()[0]} has no KTOTrainer in any place kto-compat knows "
+                                  f"({', '.join(KTO_CANDIDATES)})")
+    assert found.config is not None and found.trainer is not None  # what found.ok means
     return found.config, found.trainer
 
 
@@ -457,7 +488,7 @@ def KTOTrainer(model: Any, ref_model: Any = None, args: Any = None, train_datase
 # --------------------------------------------------------------------------- data
 
 
-def format_dataset(dataset: Any, tokenizer: Any, on_invalid: str = "raise") -> Any:
+def format_dataset(dataset: Any, tokenizer: Any, on_invalid: Literal["raise", "drop"] = "raise") -> Any:
     """Rows in the form this TRL expects; invalid rows raise ValueError naming the row, or are dropped and counted.
 
     Conversational rows are left for trainers measured to template them
@@ -472,7 +503,8 @@ def format_dataset(dataset: Any, tokenizer: Any, on_invalid: str = "raise") -> A
         mode = "text"  # pre-rendered text trains on every trainer; conversational needs a measured trainer
     roles = lookup("prompt_roles", warn=True)
     accepted = frozenset(r for r in str(roles).split(",") if r) if roles is not None else None
-    out, dropped = format_rows(rows, tokenizer, on_invalid=on_invalid, mode=mode, prompt_roles=accepted)
+    out, dropped = format_rows(rows, tokenizer, on_invalid=on_invalid,
+                               mode="conversational" if mode == "conversational" else "text", prompt_roles=accepted)
     if mode == "conversational" and len({isinstance(r["prompt"], str) for r in out}) > 1:
         out, _ = format_rows(out, tokenizer, on_invalid="raise", mode="text")  # one column type per dataset
     if dropped:

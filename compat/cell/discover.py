@@ -106,9 +106,9 @@ def discover(candidates: tuple[str, ...] = KTO_CANDIDATES, names: tuple[str, str
                 errors.append((path, exc))
         seen_warnings += [(path, w.category.__name__, str(w.message)) for w in caught]
     real = [loc for loc in found if not _is_shim(loc, found)]
-    chosen = (real or found or [None])[0]
-    if chosen is None:
+    if not found:
         return Discovery(None, None, None, tuple(seen_warnings), _most_relevant(errors))
+    chosen = (real or found)[0]
     return Discovery(
         path=chosen.path,
         config=chosen.config,

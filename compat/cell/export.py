@@ -26,8 +26,9 @@ def modules(cell_dir: Path = CELL, root: str = "adapter") -> list[str]:
             return
         tree = ast.parse((cell_dir / f"{name}.py").read_text(encoding="utf-8"))
         for node in tree.body:
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("compat.cell."):
-                visit(node.module.rsplit(".", 1)[1])
+            module = (node.module or "") if isinstance(node, ast.ImportFrom) else ""
+            if module.startswith("compat.cell."):
+                visit(module.rsplit(".", 1)[1])
         order.append(name)
 
     visit(root)

@@ -311,7 +311,7 @@ def _split_render(tokenizer: Any, prompt: list[Message], completion: list[Messag
     # Some templates render the generation prompt differently from the start
     # of a real reply (DeepSeek-R1); split at the common prefix, as TRL does.
     # The content check afterwards rejects a split that cuts into the prompt.
-    cut = next((i for i, (a, b) in enumerate(zip(prompt_text, full_text)) if a != b), min(len(prompt_text), len(full_text)))
+    cut = next((i for i, (a, b) in enumerate(zip(prompt_text, full_text, strict=False)) if a != b), min(len(prompt_text), len(full_text)))
     return _Rendered(full_text[:cut], full_text[cut:])
 
 

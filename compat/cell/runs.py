@@ -40,6 +40,7 @@ def on_cuda() -> bool:
 
 def config(spec: TrainerSpec, disc: Discovery, output_dir: Path, **overrides: Any) -> Any:
     """The spec's tiny-run config on this machine (CUDA when present, else CPU autocast)."""
+    assert disc.config is not None
     values = config_values(str(output_dir), cpu=not on_cuda(), batch=spec.batch, steps=STEPS, learning_rate=1e-3,
                            **spec.recipe)
     return make_config(disc.config, {**values, **overrides}, spec.config_aliases)
@@ -47,11 +48,12 @@ def config(spec: TrainerSpec, disc: Discovery, output_dir: Path, **overrides: An
 
 def build(spec: TrainerSpec, disc: Discovery, keyword: str, tok: Any, dataset: Any, output_dir: Path,
           **overrides: Any) -> Any:
-    """The trainer with a fresh seeded policy and an identical reference, every argument by keyword."""
+    """The trainer with a fresh seeded policy (and, where the spec names them, identical further
+    models such as a reference), every argument by keyword."""
     assert disc.trainer is not None and disc.config is not None
     return disc.trainer(
         model=make_model(seed=0, tokenizer=tok),
-        ref_model=make_model(seed=0, tokenizer=tok),
+        **{name: make_model(seed=0, tokenizer=tok) for name in spec.models},
         args=config(spec, disc, output_dir, **overrides),
         train_dataset=dataset,
         **{keyword: tok},

@@ -10,6 +10,7 @@ from compat.contract.facts import FINDINGS_SCHEMA_VERSION, facts, point_findings
 from compat.contract.model import (
     AXES,
     BUILT,
+    DEFAULT_TRAINER,
     FIELDS,
     KEYWORDS,
     MIN_STEPS,
@@ -34,7 +35,7 @@ from compat.contract.verdict import result_from_observations, training_problem, 
 from compat.contract.wire import fold_observations
 
 __all__ = [
-    "AXES", "BUILT", "FIELDS", "FINDINGS_SCHEMA_VERSION", "KEYWORDS", "MIN_STEPS", "PIPELINE", "CellResult",
+    "AXES", "BUILT", "DEFAULT_TRAINER", "FIELDS", "FINDINGS_SCHEMA_VERSION", "KEYWORDS", "MIN_STEPS", "PIPELINE", "CellResult",
     "CompatError", "ContractError", "Drift", "DriftKind", "Failure", "KeywordState", "Resolution", "Stage", "Status",
     "TestFailure", "Tests", "cell_id", "facts", "fold_observations", "parse_version", "plain", "point_findings",
     "result_from_observations", "training_problem", "verdict",

@@ -23,7 +23,12 @@ def facts(result: CellResult) -> dict[str, Any]:
     f = result.failure
     if f is not None and result.status in (Status.INCOMPATIBLE, Status.UNRESOLVABLE):
         first = f.message.splitlines()[0][:300] if f.message else ""
-        if f.drift is None:
+        if f.platform:
+            # Measured to move with the platform (e.g. no triton beside a CPU torch): a user on another
+            # platform must not be refused, so it is reported with its reason, never "broken".
+            out["platform"] = {"stage": str(f.stage), "message": first, "reason": f.platform,
+                               "resolution": result.resolution}
+        elif f.drift is None:
             out["broken"] = {"status": str(result.status), "stage": str(f.stage), "message": first,
                              "raised_by": f.raised_by}
             refused = {kw: by for kw, by in sorted(result.keyword_raised_by.items())

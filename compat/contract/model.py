@@ -19,6 +19,8 @@ from packaging.version import InvalidVersion, Version
 from compat import probes
 
 KEYWORDS: tuple[str, ...] = ("processing_class", "tokenizer")
+# The trainer a cell measures unless it names another: published cells leave it out (DESIGN.md).
+DEFAULT_TRAINER = "kto"
 MIN_STEPS = 3  # "at least 3 BF16 optimizer steps"
 
 
@@ -97,13 +99,13 @@ def parse_version(text: object, what: str) -> Version:
 
 
 def cell_id(trl: object, transformers: object, resolution: str = Resolution.LATEST, forced: bool = False,
-            trainer: str = "kto", axes: Mapping[str, object] | None = None) -> str:
+            trainer: str = DEFAULT_TRAINER, axes: Mapping[str, object] | None = None) -> str:
     """The one name a cell has everywhere: file names, nox sessions, reports. Built from parsed
     versions only, so it can never hold a path separator. Further axes follow the pair in grid order."""
     suffix = "" if resolution == Resolution.LATEST else f"-{resolution}"
     further = "".join(f"-{name}{version}" for name, version in (axes or {}).items())
     return (f"trl{trl}-tf{transformers}{further}{suffix}{'-forced' if forced else ''}"
-            f"{'' if trainer == 'kto' else '-' + trainer}")
+            f"{'' if trainer == DEFAULT_TRAINER else '-' + trainer}")
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,7 @@ class CellResult:
     transformers: Version
     resolution: str
     status: Status
-    trainer: str = "kto"
+    trainer: str = DEFAULT_TRAINER
     environment: dict[str, str] = field(default_factory=dict, hash=False)
     failure: Failure | None = None
     keyword: dict[str, str] = field(default_factory=lambda: dict.fromkeys(KEYWORDS, "untested"), hash=False)

@@ -11,6 +11,7 @@ from packaging.version import Version
 from compat import probes
 from compat.contract.model import (
     BUILT,
+    DEFAULT_TRAINER,
     FIELDS,
     KEYWORDS,
     MIN_STEPS,
@@ -84,7 +85,7 @@ def verdict(obs: Mapping[str, Any], adapter_required: bool = True) -> tuple[Stat
 
 
 def result_from_observations(trl: Version, transformers: Version, resolution: str, obs: Mapping[str, Any], *,
-                             trainer: str = "kto", adapter_required: bool = True, **identity: Any) -> CellResult:
+                             trainer: str = DEFAULT_TRAINER, adapter_required: bool = True, **identity: Any) -> CellResult:
     """A cell's result from what its suite observed: the registry says where each probe goes."""
     status, failure = verdict(obs, adapter_required)
     values: dict[str, Any] = {"keyword": dict.fromkeys(KEYWORDS, "untested"), "probes": {}}

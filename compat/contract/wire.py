@@ -49,7 +49,7 @@ def fold_observations(lines: Iterable[str]) -> dict[str, Any]:
         elif "test" in rec:
             seen = tests.setdefault(rec["test"], {"outcome": "passed"})
             rank = {"passed": 0, "skipped": 1, "failed": 2, "error": 2}
-            if rank.get(rec.get("outcome"), 0) > rank[seen["outcome"]]:
+            if rank.get(str(rec.get("outcome")), 0) > rank[seen["outcome"]]:
                 seen.update(outcome=rec["outcome"], message=rec.get("message", ""), stage=rec.get("stage"))
         elif "exit" in rec:
             obs["pytest_exit"] = rec["exit"]

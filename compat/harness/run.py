@@ -170,7 +170,7 @@ def project_context(config_path: Path, settings: Settings, out: Path, *, fresh: 
     results and the bytecode store."""
     root = suite.checkout()
     state = state_dir(config_path)
-    for sub in ("envs", "results", "bytecode", "pins"):  # a read-only or clobbered .compat: one line, before any cell
+    for sub in ("envs", "results", "bytecode", "pins", "locks"):  # a read-only or clobbered .compat: one line, before any cell
         try:
             (state / sub).mkdir(parents=True, exist_ok=True)
             probe = state / sub / f".write-probe.{os.getpid()}"
@@ -295,6 +295,25 @@ def _interrupted(ctx: Context, cell: Cell, timings: dict[str, float]) -> CellRes
     return _result(ctx, cell, Status.ERROR, Failure(Stage.INTERRUPTED, INTERRUPTED, fault="interrupt"), timings=timings)
 
 
+def keep_lock(ctx: Context, text: str) -> str:
+    """Store a cell's pins once under their id (``.compat/locks/<id>.txt``) and return the id."""
+    lock_id = pins_digest(text)[:16]
+    path = ctx.cache_dir.with_name("locks") / f"{lock_id}.txt"
+    if not path.exists():
+        atomic_write(path, text)
+    return lock_id
+
+
+def write_cell(ctx: Context, result: CellResult) -> None:
+    """cells/<id>.json, and the lock it names beside it (locks/<id>.txt), in the report directory."""
+    if result.lock:
+        target = ctx.out / "locks" / f"{result.lock}.txt"
+        kept = ctx.cache_dir.with_name("locks") / f"{result.lock}.txt"
+        if not target.exists() and kept.exists():
+            atomic_write(target, kept.read_text(encoding="utf-8"))
+    atomic_write(ctx.out / "cells" / f"{result.id}.json", dumps_cell(result))
+
+
 def _in_env(ctx: Context, cell: Cell, lock: Path, log: Any, work: Path, timings: dict[str, float]) -> CellResult:
     if ctx.stop.is_set():
         return _interrupted(ctx, cell, timings)
@@ -303,6 +322,7 @@ def _in_env(ctx: Context, cell: Cell, lock: Path, log: Any, work: Path, timings:
     if not installed.ok:
         return _uv_failure(ctx, cell, Stage.INSTALL, installed, Status.INCOMPATIBLE, timings)
     cell = replace(cell, declared=declared_in_env(env_dir))
+    locked = keep_lock(ctx, lock.read_text(encoding="utf-8"))  # what the environment holds, every pin of it
     if ctx.bytecode is not None and not (reused and bytecode.seeded(env_dir)):
         start = time.perf_counter()
         bytecode.seed(env_dir, ctx.bytecode)
@@ -323,27 +343,27 @@ def _in_env(ctx: Context, cell: Cell, lock: Path, log: Any, work: Path, timings:
         return _interrupted(ctx, cell, timings)
     if ran.killed == "timeout":
         message = f"cell exceeded its {ctx.settings.cell_timeout:.0f}s time limit and was killed"
-        return _result(ctx, cell, Status.INCOMPATIBLE, Failure(Stage.TIMEOUT, message), timings=timings)
+        return _result(ctx, cell, Status.INCOMPATIBLE, Failure(Stage.TIMEOUT, message), timings=timings, lock=locked)
     obs = ran.observations
     if obs is None or "tests" not in obs:
         why = f"the cell suite did not run (exit {ran.returncode}); see the log"
-        return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, why, fault="harness"), timings=timings)
+        return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, why, fault="harness"), timings=timings, lock=locked)
     if ran.returncode is not None and ran.returncode < 0:
         oom = ran.returncode == -signal.SIGKILL  # nothing of ours sent it: the kernel's OOM killer, most likely
         why = f"the cell suite was killed by signal {-ran.returncode}{' (the OOM killer?)' if oom else ''}; see the log"
         return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, why, fault="memory" if oom else "signal"),
-                       timings=timings)
+                       timings=timings, lock=locked)
     if obs.get("pytest_exit") not in (0, 1):
         # 0: every test passed; 1: some failed (a measurement). Anything else - no exit status at all (a
         # crash), interrupted, an internal or usage error, no tests - means the suite itself did not run.
         why = (f"the cell suite ended without pytest's exit status (exit {ran.returncode}); see the log"
                if obs.get("pytest_exit") is None else f"pytest could not run the cell suite (exit {obs['pytest_exit']})")
-        return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, why, fault="harness"), timings=timings)
+        return _result(ctx, cell, Status.ERROR, Failure(Stage.IMPORT, why, fault="harness"), timings=timings, lock=locked)
     spec = trainers.get(cell.trainer)
     result = result_from_observations(
         cell.trl, cell.transformers, cell.resolution, obs, trainer=cell.trainer, adapter_required=spec.adapter,
         forced=cell.forced, yanked=cell.yanked, declared=cell.declared, released=cell.released, suite=ctx.suite,
-        timings=timings, peak_rss_bytes=peak,
+        timings=timings, peak_rss_bytes=peak, lock=locked,
     )
     return _exhausted(ctx, cell, result, obs, timings)
 
@@ -360,7 +380,8 @@ def _exhausted(ctx: Context, cell: Cell, result: CellResult, obs: Mapping[str, A
     stage = result.failure.stage if result.failure else Stage.TRAIN
     message = (f"the machine ran out of {'memory' if why == 'memory' else 'disk space'} while the cell ran; "
                f"measured nothing about the pair (the suite said: {result.failure.message if result.failure else 'see the log'})")
-    return _result(ctx, cell, Status.ERROR, Failure(stage, message[:600], fault=why), timings=timings)
+    return _result(ctx, cell, Status.ERROR, Failure(stage, message[:600], fault=why), timings=timings,
+                   lock=result.lock)
 
 
 INTERRUPTED = "run interrupted (SIGINT/SIGTERM) while this cell was running; rerun to resume"
@@ -420,7 +441,7 @@ def run_all(ctx: Context, cells: list[Cell], jobs: int, reporter: Reporter) -> l
         cached = read_cached(cached_path, cell)
         if cached is not None and not ctx.fresh:
             reporter.finished(cell, cached, cached=True)
-            atomic_write(ctx.out / "cells" / f"{cell.id}.json", dumps_cell(cached))
+            write_cell(ctx, cached)
             return cached
         if ctx.stop.is_set():
             return None  # never started: the next run picks it up
@@ -434,7 +455,7 @@ def run_all(ctx: Context, cells: list[Cell], jobs: int, reporter: Reporter) -> l
             # contradicts must not come back on the next run either; that run measures afresh.
             cached_path.unlink(missing_ok=True)
         reporter.finished(cell, result, cached=False)  # said before cells/ is written, which may fail (a full disk)
-        atomic_write(ctx.out / "cells" / f"{cell.id}.json", dumps_cell(result))
+        write_cell(ctx, result)
         return result
 
     store = ctx.bytecode or ctx.cache_dir.with_name("bytecode")

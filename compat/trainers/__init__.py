@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from compat.cell.adapter import CONFIG_RENAMES
+from compat.cell.config_names import CONFIG_RENAMES
 from compat.contract import KEYWORDS
 
 __all__ = ["TrainerSpec", "get", "names"]
@@ -42,6 +42,8 @@ class TrainerSpec:
     # the tiny run passes only the current one where both exist.
     config_aliases: tuple[tuple[str, str], ...] = CONFIG_RENAMES
     batch: int = 4
+    # Constructor keywords that take a further model (the tiny run builds each as a copy of the policy).
+    models: tuple[str, ...] = ()
     adapter: bool = False  # the kto-compat adapter covers this trainer (its verdict needs the adapter check)
 
 

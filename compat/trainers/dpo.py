@@ -32,4 +32,5 @@ SPEC = TrainerSpec(
     rows=rows,
     recipe={"max_length": 64, "max_prompt_length": 32, "max_completion_length": 32},
     batch=2,
+    models=("ref_model",),  # a reference model, as TRL's examples pass one
 )

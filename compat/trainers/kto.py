@@ -53,4 +53,5 @@ SPEC = TrainerSpec(
     recipe={"max_length": 64, "max_prompt_length": 32, "max_completion_length": 32},
     batch=4,  # KTO's KL term pairs each completion with another prompt's: needs > 1
     adapter=True,
+    models=("ref_model",),  # a reference model, as TRL's examples pass one
 )

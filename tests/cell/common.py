@@ -64,11 +64,36 @@ def test_deprecation_emitter(disc: Any, construction: Any, spec: TrainerSpec, to
     """For a deprecated keyword: which function emitted the warning (TRL's trainer, or transformers' Trainer)."""
     deprecated = [a for a in construction.attempts.values() if a.state == "deprecated"]
     for a in deprecated:
-        who = runs.emitter_of(a.keyword, lambda: runs.build(spec, disc, a.keyword, tokenizer, train_dataset, tmp_path))
+        who = runs.emitter_of(a.keyword, lambda kw=a.keyword: runs.build(spec, disc, kw, tokenizer, train_dataset,
+                                                                          tmp_path))
         if who is None:  # a logger deprecation names its function on the record
             who = next((e for _c, m, e in a.caught.items if e and runs.deprecates(a.keyword, m)), None)
         observe.probe(f"deprecated_by.{a.keyword}", who)
-        observe.merge("keyword_warning", a.keyword, (a.deprecation() or "").splitlines()[0][:500])
+        warning = a.deprecation()
+        assert warning, f"{a.keyword}= was measured deprecated but no deprecation warning was kept"
+        observe.merge("keyword_warning", a.keyword, warning.splitlines()[0][:500])
+
+
+@pytest.mark.stage("import")
+def test_platform(observe: Any) -> None:
+    """The platform facts that select code paths in the stack: the device, and whether triton and
+    bitsandbytes import (TRL imports its fused kernels only where triton does). `kto-compat platform`
+    measures a failing cell again with such a fact changed, to see whether the failure moves."""
+    import importlib
+
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    observe.probe("platform.device", device)
+    for name in ("triton", "bitsandbytes"):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - any failure to import is "not importable", the fact measured
+            state = "not importable"
+        else:
+            state = "importable"
+        observe.probe(f"platform.{name}", state)
+    assert device == "cpu" or torch.version.cuda, "torch reports a CUDA device but is not a CUDA build"
 
 
 @pytest.mark.stage("train")

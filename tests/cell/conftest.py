@@ -3,8 +3,8 @@
 This runs inside a cell environment holding one TRL/transformers pair. Tests
 record measurements through the ``observe`` fixture; each record is appended
 to ``$COMPAT_CELL_RESULT`` and flushed at once (as pytest-reportlog does), so
-a crash keeps everything measured before it. compat.contract documents the
-records and folds them back for the host. Keeping measurements apart from
+a crash keeps everything measured before it. compat.contract.wire documents the
+records and folds them back, for the host and for the suite itself. Keeping measurements apart from
 pass/fail lets a test *measure* that a keyword is rejected without that
 being a test failure; every real test failure is streamed too, with the
 stage it belongs to, and the host's verdict counts it.
@@ -15,7 +15,7 @@ spec (compat/trainers) the shared fixtures serve.
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import gc
 import json
 import os
@@ -39,6 +39,7 @@ os.environ.update({
 
 from compat import probes  # noqa: E402  (after the environment is set)
 from compat.cell.trace import describe  # noqa: E402
+from compat.contract import DEFAULT_TRAINER, fold_observations  # noqa: E402
 from compat.trainers import TrainerSpec, get  # noqa: E402
 
 DISTS = ("trl", "transformers", "torch", "accelerate", "datasets", "tokenizers", "pyarrow", "numpy", "peft", "jinja2",
@@ -46,59 +47,60 @@ DISTS = ("trl", "transformers", "torch", "accelerate", "datasets", "tokenizers",
 
 
 class Observations:
-    """The cell's observation record: tests write measurements, later tests may read them back."""
+    """The cell's observation record: tests write measurements, later tests may read them back.
+
+    Every record is streamed as it is made; reading back folds the records with the contract's own
+    fold_observations, so the suite and the host can never read one record two ways."""
 
     def __init__(self, path: str | None) -> None:
         self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 - open for the session
-        self._state: dict[str, Any] = {"probes": {}, "failures": {}, "warnings": []}
+        self._lines: list[str] = []
+        self._failed: set[str] = set()
+        self._warned: set[str] = set()
 
-    def _emit(self, record: dict[str, Any]) -> None:
+    def _emit(self, record: dict[str, Any], measured: bool = True) -> None:
+        line = json.dumps(record, sort_keys=True, default=str)
+        if measured:  # pytest's own outcomes are streamed for the host, not read back by tests
+            self._lines.append(line)
         if self._file is not None:
-            self._file.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+            self._file.write(line + "\n")
             self._file.flush()
 
     def probe(self, key: str, value: Any) -> None:
         """A registry probe; a value the registry does not allow is a bug in this suite."""
         if not probes.by_key(key).allows(value):
             raise ValueError(f"probe {key!r}: value {value!r} is not allowed by compat/probes.py")
-        self._state["probes"][key] = value
         self._emit({"probe": key, "value": value})
 
     def set(self, key: str, value: Any) -> None:
-        self._state[key] = copy.deepcopy(value)
         self._emit({"set": key, "value": value})
 
     def merge(self, key: str, sub: str, value: Any) -> None:
-        target = self._state
-        for part in key.split("."):
-            target = target.setdefault(part, {})
-        target[sub] = value
         self._emit({"merge": key, "sub": sub, "value": value})
 
     def warn(self, stage: str, category: str, message: str, emitter: str | None = None) -> None:
         entry = {"stage": stage, "category": category, "message": message.splitlines()[0][:500] if message else "",
                  "emitter": emitter}
-        if entry not in self._state["warnings"]:
-            self._state["warnings"].append(entry)
+        seen = json.dumps(entry, sort_keys=True)
+        if seen not in self._warned:
+            self._warned.add(seen)
             self._emit({"warning": entry})
 
     def fail(self, stage: str, exc: BaseException, within: type | None = None, **extra: Any) -> None:
         """Record the first failure of a stage with where it was raised."""
-        if stage in self._state["failures"]:
-            return
-        record = {**describe(exc, within), **extra}
-        self._state["failures"][stage] = record
-        self._emit({"failure": stage, **record})
+        if stage not in self._failed:
+            self._failed.add(stage)
+            self._emit({"failure": stage, **describe(exc, within), **extra})
 
     def get(self, key: str, default: Any = None) -> Any:
-        """A deep copy of one recorded value, so readers cannot change the record."""
-        return copy.deepcopy(self._state.get(key, default))
+        """One recorded value, folded afresh from the records (readers get their own copy)."""
+        return self.snapshot().get(key, default)
 
     def snapshot(self) -> dict[str, Any]:
-        return copy.deepcopy(self._state)
+        return fold_observations(self._lines)
 
     def raw(self, record: dict[str, Any]) -> None:
-        self._emit(record)
+        self._emit(record, measured=False)
 
     def close(self) -> None:
         if self._file is not None:
@@ -118,10 +120,8 @@ class CellPlugin:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         env = {"python": sys.version.split()[0]}
         for dist in DISTS:
-            try:
+            with contextlib.suppress(metadata.PackageNotFoundError):  # a distribution this pair does without
                 env[dist] = metadata.version(dist)
-            except metadata.PackageNotFoundError:
-                pass
         self.obs.set("environment", env)
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -173,7 +173,7 @@ def observe() -> Observations:
 
 @pytest.fixture(scope="session")
 def spec() -> TrainerSpec:
-    return get(os.environ.get("COMPAT_TRAINER", "kto"))
+    return get(os.environ.get("COMPAT_TRAINER", DEFAULT_TRAINER))
 
 
 @pytest.fixture(scope="session")
@@ -191,7 +191,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     discovery (which records them) must be first. It never raises; test_import records it."""
     from compat.cell.discover import discover_once
 
-    chosen = get(os.environ.get("COMPAT_TRAINER", "kto"))
+    chosen = get(os.environ.get("COMPAT_TRAINER", DEFAULT_TRAINER))
     # The collector stays off while the stack imports: that allocates about a million objects that live
     # to the end, and Python's default thresholds rescan them again and again (about a tenth of a warm
     # cell). Then what the imports built is frozen, so later collections skip it (accelerate runs a full

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from compat.cell.adapter import CONFIG_REMOVABLE, CONFIG_RENAMES, CONFIG_WATCH, CONFIG_WATCH_ONLY
+from compat.cell.config_names import CONFIG_REMOVABLE, CONFIG_RENAMES, CONFIG_WATCH, CONFIG_WATCH_ONLY
 from compat.harness.documents import load_document
 
 PUBLISHED = Path(__file__).parents[2] / "docs" / "compat" / "compat.json"

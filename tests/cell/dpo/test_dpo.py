@@ -4,6 +4,12 @@ this module alone for a DPO cell (`pytest tests/cell/dpo`)."""
 
 from __future__ import annotations
 
-from common import test_deprecation_emitter, test_import, test_keyword_probe, test_training  # noqa: F401 - collected here
+from common import (  # noqa: F401 - collected here
+    test_deprecation_emitter,
+    test_import,
+    test_keyword_probe,
+    test_platform,
+    test_training,
+)
 
 STAGE = "construct"

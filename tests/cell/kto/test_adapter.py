@@ -355,7 +355,7 @@ def test_format_dataset_drops_or_names_invalid_rows(api: ModuleType, tokenizer: 
     with pytest.warns(api.AdapterWarning, match=r"dropped 2 invalid row\(s\) of 6"):
         out = api.format_dataset(dataset, tokenizer, on_invalid="drop")
     assert isinstance(out, Dataset) and len(out) == len(valid)
-    for row, kept in zip(valid, out.to_list()):
+    for row, kept in zip(valid, out.to_list(), strict=True):
         assert row["prompt"][-1]["content"] in json.dumps(kept["prompt"], ensure_ascii=False)
         assert row["completion"][0]["content"] in json.dumps(kept["completion"], ensure_ascii=False)
         assert kept["label"] is row["label"]

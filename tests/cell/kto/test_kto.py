@@ -15,10 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from common import test_deprecation_emitter, test_import, test_keyword_probe, test_training  # noqa: F401 - collected here
+from common import (  # noqa: F401 - collected here
+    test_deprecation_emitter,
+    test_import,
+    test_keyword_probe,
+    test_platform,
+    test_training,
+)
 
 from compat.cell import runs
-from compat.cell.adapter import CONFIG_WATCH
+from compat.cell.config_names import CONFIG_RENAMES, CONFIG_WATCH
 from compat.cell.templates import CHATML
 from compat.cell.trace import first_line
 from compat.trainers import TrainerSpec
@@ -78,6 +84,12 @@ def test_format_mode(disc: Any, construction: Any, spec: TrainerSpec, tokenizer:
             mode, why = "text", f"construction raised {first_line(exc)[:200]}"
         else:
             mode, why = templating_evidence(trainer, tokenizer, content)
+            if mode == "conversational":  # one templated row is not a mode: every row must be templated
+                data = trainer.train_dataset
+                column = prompt_ids_column(list(data.column_names))
+                plain = [i for i in range(len(data))
+                         if MARKER not in tokenizer.decode([t for t in data[i][column] if t >= 0])]
+                assert not plain, f"the trainer templated row 0 but not rows {plain}"
     observe.probe("format_mode", mode)
     observe.set("format_mode_evidence", why)
 
@@ -105,6 +117,8 @@ def test_prompt_roles(disc: Any, tokenizer: Any, observe: Any) -> None:
             continue
         accepted.append(role)
     observe.probe("prompt_roles", ",".join(sorted(accepted)))
+    # A prompt ending with the user is the plain case: refusing it means the probe itself is broken.
+    assert "user" in accepted, "maybe_apply_chat_template refused a prompt whose last turn is the user's"
 
 
 @pytest.mark.stage("construct")
@@ -132,6 +146,21 @@ def test_config_fields(disc: Any, observe: Any) -> None:
     """The renamed and removed KTOConfig fields the adapter knows, as this pair's KTOConfig has them."""
     fields = {f.name for f in dataclasses.fields(disc.config) if f.init}
     observe.probe("config_fields", ",".join(sorted(n for n in CONFIG_WATCH if n in fields)))
+    # The adapter renames each pair to the name this KTOConfig has: it must have one of the two.
+    missing = [pair for pair in CONFIG_RENAMES if not fields & set(pair)]
+    assert not missing, f"KTOConfig has neither name of {missing}: the adapter's renames cannot apply"
+
+
+def test_lm_head(disc: Any, observe: Any) -> None:
+    """Does this KTOTrainer compute log-probs through TRL's fused, chunked LM head? (`kto-compat memory`
+    names the releases that do.) Read from the trainer's own module, which imports the helper it calls."""
+    import sys
+
+    module = sys.modules[disc.trainer.__module__]
+    fused = callable(getattr(module, "add_fused_lm_head", None))
+    observe.probe("lm_head", "fused" if fused else "full")
+    if fused:  # TRL's own helper, not a same-named one from another package
+        assert module.add_fused_lm_head.__module__.startswith("trl."), module.add_fused_lm_head.__module__
 
 
 @pytest.mark.stage("import")
