@@ -169,3 +169,25 @@ def test_a_rerun_that_errs_marks_nothing(project):
 def test_with_takes_an_exact_triton_only(project):
     done = fakeproject.compat(project, "platform", "--results", str(project / "results"), "--with", "numpy==2.0")
     assert done.returncode == 2 and "--with 'numpy==2.0': expected triton==VERSION" in done.stderr
+
+
+def test_reports_show_a_platform_bound_failure_apart_from_a_broken_pair():
+    from compat.harness.reports import html, markdown
+
+    bound_cell = bound.marked(failed(), bound.TRITON, "3.7.1", trains(failed()))
+    broken = failed(tf="5.0.0", raised_by="torch.nn.modules.module.Module.__getattr__", message="AttributeError: x")
+    cells = [bound_cell, broken]
+    text = markdown.document(cells, {"generated": "2026-12-06T00:00:00Z", "profile": "default"})
+    causes = text.split("## Installs but breaks, by cause")[1].split("##")[0]
+    assert "AttributeError: x" in causes and "apply" not in causes  # only the broken pair is a cause
+    section = text.split("## Fails on CPU only (platform-bound)")[1].split("\n## ")[0]
+    assert "1 cell fails on CPU** (trl 1.15.0) at train" in section and "triton is not importable" in section
+    assert "🖥️ fails on CPU (train)" in text  # the grid cell
+    assert "- 🖥️ **fails on CPU**:" in text  # the legend
+    row = next(ln for ln in text.splitlines() if ln.startswith("- **trl 1.15.0**"))
+    assert "1 of its cells 🖥️ fail on CPU only (platform-bound, not the pair)" in row
+    grids = markdown.grids_document(cells, {})
+    assert "| fails on CPU: triton is not importable" in grids
+    data = html.page_data(cells, {})
+    assert data["counts"]["platform"] == 1 and data["counts"]["incompatible"] == 1
+    assert data["statuses"]["platform"]["name"] == "fails on CPU"

@@ -16,6 +16,7 @@ from packaging.version import Version
 
 from compat.contract import CellResult, Status
 from compat.harness import specs
+from compat.harness.reports.vocab import shown
 
 RESOLUTION_ORDER = ("latest", "as-of-release")
 
@@ -112,12 +113,13 @@ def sections(cells: Iterable[CellResult]) -> list[Section]:
 
 def words(r: CellResult) -> tuple[str, str, tuple[str, ...]]:
     """(status, detail, marks) of a cell: the keyword to use for a compatible pair, the failing
-    stage (with ", drift") for an incompatible one; marks for yanked releases and forced runs."""
+    stage (with ", drift") for an incompatible one; marks for yanked releases and forced runs. A platform-bound
+    failure shows as ``platform`` (vocab.PLATFORM), not as a plain incompatible."""
     marks = (*(f"{y} yanked" for y in r.yanked), *(("forced",) if r.forced else ()))
     if r.status == Status.COMPATIBLE:
         return str(r.status), r.use_keyword() or "", marks
     if r.failure is not None and r.status in (Status.INCOMPATIBLE, Status.FLAKY):
-        return str(r.status), f"{r.failure.stage}{', drift' if r.failure.drift else ''}", marks
+        return shown(r), f"{r.failure.stage}{', drift' if r.failure.drift else ''}", marks
     return str(r.status), "", marks
 
 

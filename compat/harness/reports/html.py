@@ -51,6 +51,8 @@ from compat.harness.reports.vocab import (
     SYMBOLS,
     pip_line,
     probe_words,
+    shown,
+    status_name,
     unpath,
 )
 
@@ -255,10 +257,11 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
             c["fmt"] = [c["fmt"].get(k) for k in kinds]
     installed = {k: sorted({r.environment[k] for r in results if r.environment.get(k)}) for k in ("python", "torch")}
     devices = sorted({str(r.training.get("device")) for r in results if r.training and r.training.get("device")})
-    counts = {s: sum(r.status == s for r in results) for s in SYMBOLS}
+    counts = {s: sum(shown(r) == s for r in results) for s in SYMBOLS}  # a platform-bound cell counts apart
     return _finite({
         "meta": {str(k): v for k, v in meta.items()}, "installed": installed, "devices": devices, "counts": counts,
-        "statuses": {s: {"sym": SYMBOLS[s], "glyph": GLYPHS[s], "text": LEGEND[s], "colour": COLOURS[s], "dark": COLOURS_DARK[s]}
+        "statuses": {s: {"sym": SYMBOLS[s], "glyph": GLYPHS[s], "text": LEGEND[s], "colour": COLOURS[s], "dark": COLOURS_DARK[s],
+                         "name": status_name(s)}
                      for s in SYMBOLS},
         "words": {"notMeasured": NOT_MEASURED, "inferred": INFERRED, "drift": DRIFT,
                   "notMeasuredText": NOT_MEASURED_TEXT, "inferredText": INFERRED_TEXT},

@@ -20,7 +20,19 @@ from compat.contract import CellResult, Failure, Status
 from compat.harness import specs
 from compat.harness.environments import line_for
 from compat.harness.reports import grid as gridmod
-from compat.harness.reports.vocab import DRIFT, LEGEND, SYMBOLS, code, first_line, md, unpath
+from compat.harness.reports.vocab import (
+    DRIFT,
+    LEGEND,
+    PLATFORM,
+    SYMBOLS,
+    code,
+    first_line,
+    md,
+    platform_reason,
+    shown,
+    status_name,
+    unpath,
+)
 
 GRIDS = "GRIDS.md"  # beside COMPAT.md: the full grids and every failing cell
 DASH = "\u2013"
@@ -32,7 +44,7 @@ def cell_text(r: CellResult) -> str:
     tail = "".join(f" ({md(m)})" for m in marks)
     if r.status == Status.COMPATIBLE:
         return f"{sym} {md(detail)}".rstrip() + tail
-    return f"{sym} {md(status)}" + (f" ({md(detail)})" if detail else "") + tail
+    return f"{sym} {md(status_name(status))}" + (f" ({md(detail)})" if detail else "") + tail
 
 
 def grid(section: gridmod.Section) -> list[str]:
@@ -88,7 +100,8 @@ def failing(results: Sequence[CellResult]) -> list[str]:
         text = message(f)
         if f and f.drift:
             text = f"{text} — {f.drift.describe()}"
-        lines.append(f"| {pair(r)} | {md(r.status)} | {stage} | {md(f.raised_by or '') if f else ''} | "
+        status = f"{status_name(shown(r))}: {platform_reason(r)}" if platform_reason(r) else str(r.status)
+        lines.append(f"| {pair(r)} | {md(status)} | {stage} | {md(f.raised_by or '') if f else ''} | "
                      f"{md(text)} | {md(r.declared or '?')} | {md(adapter_text(r))} |")
     return lines
 
@@ -102,9 +115,26 @@ def failed_tests(results: Sequence[CellResult]) -> list[str]:
 
 
 def dangerous(results: Iterable[CellResult]) -> list[CellResult]:
-    """Pairs pip installs happily that then fail: the ones that bite."""
-    return [r for r in gridmod.ordered(list(results))
-            if r.status == Status.INCOMPATIBLE and r.failure and r.failure.stage not in ("resolve", "install")]
+    """Pairs pip installs happily that then fail: the ones that bite. A failure measured to belong to the
+    platform is not one of them (see ``platform_bound``)."""
+    return [r for r in gridmod.ordered(list(results)) if r.status == Status.INCOMPATIBLE and r.failure
+            and r.failure.stage not in ("resolve", "install") and not platform_reason(r)]
+
+
+def platform_bound(results: Iterable[CellResult]) -> list[str]:
+    """Cells that fail on the platform the table ran on, grouped by the measured reason, with their pairs."""
+    groups: dict[tuple[str, str, str], list[CellResult]] = {}
+    for r in gridmod.ordered(list(results)):
+        why = platform_reason(r)
+        if why and r.failure:
+            groups.setdefault((why, r.failure.stage, message(r.failure)), []).append(r)
+    out = []
+    for (why, stage, text), rows in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        trls = ", ".join(dict.fromkeys(md(r.trl) for r in rows))
+        out.append(f"- {SYMBOLS[PLATFORM]} **{len(rows)} {'cells fail' if len(rows) > 1 else 'cell fails'} on CPU** "
+                   f"(trl {trls}) at {md(stage)}: {md(text)}. Why it is the platform's: {md(why)}. On a GPU these "
+                   "pairs were not measured: `kto-compat check` there says so (exit 3).")
+    return out
 
 
 def installs_but_breaks(results: Sequence[CellResult]) -> list[str]:
@@ -170,7 +200,7 @@ def warnings_seen(results: Sequence[CellResult]) -> list[str]:
 
 
 def legend() -> list[str]:
-    return [*(f"- {SYMBOLS[s]} **{s}**: {LEGEND[s]}" for s in SYMBOLS),
+    return [*(f"- {SYMBOLS[s]} **{status_name(s)}**: {LEGEND[s]}" for s in SYMBOLS),
             "- `processing_class` / `tokenizer`: the keyword to hand the tokenizer under (the new name when both work)",
             "- · : not measured (no cell ran this pair; it says nothing either way)",
             f"- (drift): {DRIFT}",
@@ -219,7 +249,12 @@ def row_line(section: gridmod.Section, trl: Version, others: Sequence[gridmod.Se
     drift = sum(1 for r in row if r.failure and r.failure.drift)
     why = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     line = f"- **trl {md(trl)}**: no measured transformers release trains it ({why}{f'; {drift} by dependency drift' if drift else ''})"
-    causes = Counter((r.failure.stage, message(r.failure)) for r in row if r.status == Status.INCOMPATIBLE and r.failure)
+    bound = [r for r in row if platform_reason(r)]
+    if bound:
+        line += (f"; {'all' if len(bound) == len(row) else len(bound)} of its cells {SYMBOLS[PLATFORM]} fail on CPU only "
+                 f"(platform-bound, not the pair): {md(platform_reason(bound[0]))}; on a GPU not measured")
+    causes = Counter((r.failure.stage, message(r.failure)) for r in row
+                     if r.status == Status.INCOMPATIBLE and r.failure and not platform_reason(r))
     if causes:
         (stage, text), n = causes.most_common(1)[0]
         line += f"; {'all' if n == len(row) else n} of its cells fail at {md(stage)}: {md(text)}"
@@ -290,6 +325,12 @@ def document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> str:
            *at_a_glance(sections)]
     out += ["## Installs but breaks, by cause", "",
             "pip installs these pairs without complaint; they fail when a script runs them.", "", *by_cause(results), ""]
+    bound = platform_bound(results)
+    if bound:
+        out += ["## Fails on CPU only (platform-bound)", "",
+                "These failures moved when the platform fact behind them was changed and the cell measured again "
+                "(`kto-compat platform`): they belong to the CPU-only platform the table ran on, not to the pair.", "",
+                *bound, ""]
     disagree = modes_disagree(results)
     if disagree:
         out += ["## Resolution modes disagree", "",
@@ -317,6 +358,9 @@ def grids_document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> st
         out += [f"## {md(section.title)}", "", *grid(section), ""]
     out += ["### Legend", "", *legend(), ""]
     out += ["## Installs but breaks", "", *installs_but_breaks(results), ""]
+    bound = platform_bound(results)
+    if bound:
+        out += ["## Fails on CPU only (platform-bound)", "", *bound, ""]
     mismatch = metadata_vs_actual(results)
     if mismatch:
         out += ["## Declared vs actual", "", *mismatch, ""]
@@ -329,10 +373,10 @@ def grids_document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> st
 
 def summary(results: Sequence[CellResult], meta: Mapping[str, Any], max_failures: int = 40) -> str:
     """A job summary: counts, the grid and the first failing cells."""
-    counts = Counter(str(r.status) for r in results)
+    counts = Counter(shown(r) for r in results)
     out = ["## KTO compatibility: TRL x transformers", "",
            f"{len(results)} cells from profile {code(meta.get('profile', ''))}: "
-           + " · ".join(f"{sym} {counts[s]} {s}" for s, sym in SYMBOLS.items()), ""]
+           + " · ".join(f"{sym} {counts[s]} {status_name(s)}" for s, sym in SYMBOLS.items()), ""]
     for section in gridmod.sections(results):
         out += [f"### {md(section.title)}", "", *grid(section), ""]
     rows = failing(results)
