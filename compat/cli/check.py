@@ -41,9 +41,10 @@ EXIT_OK, EXIT_BROKEN, EXIT_BAD_INPUT, EXIT_UNSURE = 0, 1, 2, 3
 EXIT_HELP = """exit codes:
   0  measured compatible, and nothing the stack uses at run time differs from the measured environment
      (or --run passed here)
-  1  broken: measured broken, your environment is the one measured failing, or --run failed here
+  1  broken: measured broken, your environment is the one measured failing, or --run failed here; or,
+     on a machine without a GPU, measured to fail on CPU for a reason of the platform (platform-bound)
   3  not measured, inferred from measured pairs around it, or compatible only with differences from the
-     measured environment that --run has not checked
+     measured environment that --run has not checked; a platform-bound pair on a machine with an NVIDIA GPU
   2  bad input (one line naming the file, field or version)"""
 
 
@@ -51,7 +52,7 @@ EXIT_HELP = """exit codes:
 class CheckReport:
     trl: str
     transformers: str
-    status: str  # "compatible" | "broken" | "drift" | "unmeasured"
+    status: str  # "compatible" | "broken" | "platform" | "drift" | "unmeasured"
     evidence: str = "none"  # "measured": a cell ran this pair; "inferred": inside a measured range
     keyword: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)  # every finding of the registry for this pair
@@ -68,6 +69,8 @@ class CheckReport:
     bounds: list[str] = field(default_factory=list)  # versions beyond every measured release
     caveats: list[str] = field(default_factory=list)  # why a compatible answer is not a plain yes (exit 3)
     run: dict[str, Any] | None = None  # --run: the verdict of the cell suite run here
+    platform: dict[str, Any] | None = None  # status platform: the failure, and why it belongs to the platform
+    gpu: str | None = None  # this machine's GPU (None: none found), which no CPU cell measured
 
     @property
     def exit_code(self) -> int:
@@ -75,6 +78,8 @@ class CheckReport:
             return EXIT_OK if self.run["status"] == "compatible" else EXIT_BROKEN
         if self.status == "broken":
             return EXIT_BROKEN if self.evidence == "measured" else EXIT_UNSURE
+        if self.status == "platform":  # fails on the CPU it was measured on; on a GPU it was not measured
+            return EXIT_BROKEN if self.evidence == "measured" and not self.gpu else EXIT_UNSURE
         if self.status == "compatible" and self.evidence == "measured" and not self.differences and not self.caveats:
             return EXIT_OK
         return EXIT_UNSURE
@@ -105,7 +110,8 @@ def _cell_entry(cell: envs.Measured) -> dict[str, Any]:
     return {"trl": cell.trl, "transformers": cell.transformers, "resolution": cell.resolution, "status": cell.status,
             "environment": cell.env, "install": envs.install_line(cell) if cell.installed else None,
             "install_words": envs.line_words(cell) if cell.installed else None,
-            "failure": dict(zip(("stage", "message", "raised_by"), cell.failure, strict=True)) if cell.failure else None}
+            "failure": dict(zip(("stage", "message", "raised_by", "platform"), cell.failure, strict=False))
+            if cell.failure else None}
 
 
 def working_line(table: list[envs.Measured], pair: tuple[str, str]) -> str:
@@ -131,8 +137,9 @@ def bounds(table: list[envs.Measured], pair: tuple[str, str]) -> list[str]:
     return out
 
 
-def check(pair: tuple[str, str], table: list[envs.Measured] | None = None) -> CheckReport:
-    """The pair's answer from the findings, with the measured cell it rests on."""
+def check(pair: tuple[str, str], table: list[envs.Measured] | None = None, gpu: str | None = None) -> CheckReport:
+    """The pair's answer from the findings, with the measured cell it rests on; ``gpu``: this machine's GPU,
+    on which a failure measured to belong to the CPU platform (a ``platform`` fact) was not measured."""
     table = table if table is not None else envs.measured(adapter.findings())
     keyword, broken = adapter.lookup("keyword", pair), adapter.lookup("broken", pair)
     near = adapter.nearest_working(pair)
@@ -142,7 +149,11 @@ def check(pair: tuple[str, str], table: list[envs.Measured] | None = None) -> Ch
         "trl": pair[0], "transformers": pair[1], "nearest": [{"trl": a, "transformers": b} for a, b in near],
         "pip": working_line(table, near[0]) if near else None, "drift": adapter.lookup("drift", pair),
         "facts": {k: v for k, v in values.items() if v is not None}, "measured_on": measured_on(adapter.findings()),
-        "cell": _cell_entry(own[0]) if own else None, "bounds": bounds(table, pair)}
+        "cell": _cell_entry(own[0]) if own else None, "bounds": bounds(table, pair), "gpu": gpu}
+    platform = adapter.lookup("platform", pair)
+    if platform and not broken:
+        return CheckReport(status="platform", platform=platform, evidence=_evidence("platform", pair),
+                           adapter_plan=PLATFORM_PLAN, **common)
     if broken:
         return CheckReport(status="broken", broken=broken, evidence=_evidence("broken", pair),
                            adapter_plan="load_kto() raises BrokenPairError with this advice before any heavy work", **common)
@@ -167,6 +178,10 @@ def check(pair: tuple[str, str], table: list[envs.Measured] | None = None) -> Ch
         "finds KTO by trying its known locations, and pre-renders conversational rows to text"), **common)
 
 
+PLATFORM_PLAN = ("load_kto() does not refuse it (a failure that belongs to the platform is not a broken pair): it "
+                 "proceeds as on an unmeasured pair, warning once and picking the keyword the constructors take")
+
+
 # --------------------------------------------------------------------------- against an environment
 
 
@@ -183,6 +198,7 @@ def against(report: CheckReport, table: list[envs.Measured], yours: dict[str, li
     distribution that differs is named, and pins that leave some open are not a plain yes where another
     resolution of the pair was measured failing."""
     against_what = "installed" if complete else "requirements"
+    report = replace(report, gpu=gpu or report.gpu)
     own = [c for c in cells_of(table, (report.trl, report.transformers)) if c.installed]
     if not own:
         return replace(report, against=against_what)
@@ -191,8 +207,14 @@ def against(report: CheckReport, table: list[envs.Measured], yours: dict[str, li
     for cmp in found:
         cell = cmp.cell
         if not cell.compatible and not cmp.differences and not cmp.unknown and cell.failure:
-            stage, message, raised_by = cell.failure
+            stage, message, raised_by = cell.failure[:3]
             near = adapter.nearest_working((cell.trl, cell.transformers))
+            if cell.platform:  # the environment measured failing, on its platform: not a broken pair
+                return replace(report, against=against_what, status="platform", evidence="measured",
+                               cell=_cell_entry(cell), adapter_plan=PLATFORM_PLAN, caveats=[],
+                               platform={"stage": stage, "message": message, "raised_by": raised_by,
+                                         "platform": cell.platform},
+                               pip=working_line(table, near[0]) if near else report.pip)
             return replace(report, against=against_what, status="broken", evidence="measured", cell=_cell_entry(cell),
                            broken={"status": cell.status, "stage": stage, "message": message, "raised_by": raised_by,
                                    "cause": (report.drift or {}).get("cause") if cell.resolution == (report.drift or {}).get("resolution") else None},
@@ -295,6 +317,18 @@ def render(r: CheckReport) -> str:
         lines.append(f"error: {plain(b.get('message'))}" + (f" (raised by {plain(b['raised_by'])})" if b.get("raised_by") else ""))
         if b.get("cause"):
             lines.append(f"cause: {plain(b['cause'])}")
+    elif r.status == "platform":
+        p = r.platform or {}
+        if r.gpu:
+            lines.append(head + f"NOT MEASURED on this machine ({r.gpu}): every cell of it ran on CPU, where it fails "
+                         f"at the '{p.get('stage')}' stage for a reason of the platform, not of the pair: "
+                         f"{plain(p.get('platform'))}.")
+        else:
+            lines.append(head + f"{how} to FAIL ON THIS PLATFORM (CPU) at the '{p.get('stage')}' stage: "
+                         f"{plain(p.get('platform'))}. Not broken as a pair: measured with that changed, the "
+                         "failure moved; on a GPU it was not measured.")
+        lines.append(f"error on CPU: {plain(p.get('message'))}"
+                     + (f" (raised by {plain(p['raised_by'])})" if p.get("raised_by") else ""))
     elif r.status == "drift":
         d = r.drift or {}
         lines.append(head + f"{how} to fail with today's dependency resolution, at {d.get('stage')}: "
@@ -305,7 +339,7 @@ def render(r: CheckReport) -> str:
         lines.append(head + "not measured by this kto-compat's findings.")
     lines += [f"note: {b}" for b in r.bounds]
     lines += _environment_lines(r)
-    if r.nearest and r.status in ("broken", "unmeasured", "drift") and (r.run is None or r.run["status"] != "compatible"):
+    if r.nearest and r.status in ("broken", "platform", "unmeasured", "drift") and (r.run is None or r.run["status"] != "compatible"):
         lines.append("nearest measured working pairs: " + "; ".join(f"trl {p['trl']} + transformers {p['transformers']}" for p in r.nearest))
         lines.append(f"to reproduce the nearest one: {r.pip}")
     if r.drift and r.status not in ("drift",) and r.run is None and not r.caveats:
@@ -405,22 +439,26 @@ def _pairs(pins: dict[str, reqfile.Pin], table: list[envs.Measured], path: Path)
 def reports_for(args: argparse.Namespace) -> list[CheckReport]:
     _findings(args.findings)
     table = envs.measured(adapter.findings())
+    gpu = envs.local_gpu()
     if args.requirements is not None:
         pins = reqfile.read(args.requirements)
         yours = {name: list(pin.exacts) for name, pin in pins.items() if pin.exacts}
-        return [against(check(p, table), table, yours, complete=False) for p in _pairs(pins, table, args.requirements)]
+        return [against(check(p, table, gpu), table, yours, complete=False) for p in _pairs(pins, table, args.requirements)]
     if args.pair:
         trl, transformers = parse_pair(args.pair)
-        return [check((str(trl), str(transformers)), table)]
-    report = against(check(installed(), table), table, envs.here(), complete=True, gpu=envs.local_gpu())
+        return [check((str(trl), str(transformers)), table, gpu)]
+    report = against(check(installed(), table, gpu), table, envs.here(), complete=True, gpu=gpu)
     if args.run:
         report = replace(report, run=run_here(report.trl, report.transformers))
     return [report]
 
 
 def _one_line(r: CheckReport) -> str:
-    words = {EXIT_OK: "compatible", EXIT_BROKEN: "BROKEN", EXIT_UNSURE: "not a plain yes"}[r.exit_code]
-    if r.exit_code == EXIT_BROKEN:
+    words = {EXIT_OK: "compatible", EXIT_BROKEN: "BROKEN" if r.status != "platform" else "FAILS ON CPU",
+             EXIT_UNSURE: "not a plain yes"}[r.exit_code]
+    if r.status == "platform":
+        why = f"fails on CPU at {(r.platform or {}).get('stage')}: platform-bound" + ("; not measured on a GPU" if r.gpu else "")
+    elif r.exit_code == EXIT_BROKEN:
         why = f"fails at {(r.broken or {}).get('stage')}"
     elif r.differences:
         why = "differs: " + ", ".join(d["name"] for d in r.differences)

@@ -39,7 +39,12 @@ class Measured:
     status: str
     environment: tuple[tuple[str, str], ...] = ()  # (distribution, version), python included, sorted
     released: str = ""
-    failure: tuple[str, str, str | None] | None = None  # (stage, first line of the error, raised by)
+    failure: tuple[str, ...] | None = None  # (stage, first line of the error, raised by[, platform reason])
+
+    @property
+    def platform(self) -> str | None:
+        """Why the cell's failure belongs to the platform it ran on (measured), or None."""
+        return self.failure[3] if self.failure and len(self.failure) > 3 else None
 
     @property
     def env(self) -> dict[str, str]:
@@ -55,8 +60,13 @@ class Measured:
 
 
 def _failure(r: CellResult) -> list[Any] | None:
+    """[stage, first line of the error, raised by], and the measured platform reason where the failure is
+    platform-bound (a fourth item only then, so older readers of three keep working)."""
     f = r.failure
-    return [str(f.stage), (f.message or "").splitlines()[0][:300] if f.message else "", f.raised_by] if f else None
+    if f is None:
+        return None
+    return [str(f.stage), (f.message or "").splitlines()[0][:300] if f.message else "", f.raised_by,
+            *([f.platform] if f.platform else [])]
 
 
 def table(results: Sequence[CellResult]) -> dict[str, Any]:
@@ -86,7 +96,7 @@ def measured(findings: Mapping[str, Any]) -> list[Measured]:
     for trl, tf, resolution, status, ref, released, *rest in data.get("cells", ()):
         env = {**sets.get(ref, {}), **({"trl": trl, "transformers": tf} if ref else {})}
         failure = tuple(rest[0]) if rest and rest[0] else None
-        out.append(Measured(trl, tf, resolution, status, tuple(sorted(env.items())), released, failure))  # type: ignore[arg-type]
+        out.append(Measured(trl, tf, resolution, status, tuple(sorted(env.items())), released, failure))
     return out
 
 
@@ -97,7 +107,7 @@ def from_result(r: CellResult) -> Measured:
     f = _failure(r)
     return Measured(str(r.trl), str(r.transformers), r.resolution, str(r.status),
                     tuple(sorted({k: str(v) for k, v in r.environment.items()}.items())), r.released,
-                    tuple(f) if f else None)  # type: ignore[arg-type]
+                    tuple(f) if f else None)
 
 
 def torch_build(version: str) -> tuple[str, str | None]:
