@@ -19,7 +19,7 @@ from pathlib import Path
 from compat.cli import options
 
 from .estimate import DEVICES, LOGITS, OPTIMS, PRECISIONS, Setup
-from .facts import DEFAULT_FINDINGS, BatchOne, batch_one, load_findings, parse_pair
+from .facts import DEFAULT_FINDINGS, BatchOne, FusedHead, batch_one, fused_head, load_findings, parse_pair
 from .render import render, report, summary
 from .shape import QWEN15_18B, MemoryInputError, load_config, parse_count, shape_for_params
 from .states import SHARDS, WEIGHTS
@@ -84,12 +84,14 @@ def build_setup(args: argparse.Namespace) -> Setup:
         logits=args.logits, device=args.device, gpus=whole(args, "gpus"), shard=args.shard)
 
 
-def measured_batch_one(args: argparse.Namespace) -> BatchOne:
-    """What findings.json measured about batch 1, for --pair or across every measured pair."""
+def measured(args: argparse.Namespace) -> tuple[BatchOne, FusedHead]:
+    """What findings.json measured: batch 1 (for --pair or across every measured pair), and which TRL
+    releases have the fused, chunked LM head."""
     path = args.findings or DEFAULT_FINDINGS
     pair = parse_pair(args.pair) if args.pair is not None else None
     source = str(args.findings) if args.findings else "compat/findings.json"
-    return batch_one(load_findings(path), pair, source)
+    data = load_findings(path)
+    return batch_one(data, pair, source), fused_head(data, source)
 
 
 def emit(text: str) -> None:
@@ -108,7 +110,7 @@ def emit(text: str) -> None:
 
 def cmd_memory(args: argparse.Namespace) -> int:
     """Estimate KTO training memory; verdict for the GPU and ranked fixes."""
-    result = report(build_setup(args), measured_batch_one(args))
+    result = report(build_setup(args), *measured(args))
     emit(json.dumps(result.to_dict(), indent=2) if args.json else render(result) if args.detail else summary(result))
     return 0
 

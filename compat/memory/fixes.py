@@ -115,7 +115,7 @@ def _candidates(setup: Setup) -> list[Change]:
     if s.logits == "full":
         out.append(Change("chunked_logits",
                           "a TRL whose KTOTrainer computes log-probs through the fused, chunked LM head",
-                          replace(s, logits="chunked"), "means a TRL that has it: which releases do is not measured yet",
+                          replace(s, logits="chunked"), "means installing a TRL release that has it",
                           SMALL))
     if s.gpus > 1 and s.shard == "none":
         launch = {"zero3": "DeepSpeed ZeRO-3 (accelerate launch --use_deepspeed --zero_stage 3)",
