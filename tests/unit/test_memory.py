@@ -646,4 +646,4 @@ def test_a_malformed_lm_head_fact_is_one_line_naming_it(tmp_path, capsys):
                                 "working": []}))
     code = cli.main(["memory", "--params", "1.8B", "--findings", str(path)])
     err = capsys.readouterr().err
-    assert code == 2 and "facts.lm_head is not a list of rules" in err
+    assert code == 2 and "facts.lm_head[0].measured" in err and len(err.splitlines()) == 1
