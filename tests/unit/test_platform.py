@@ -185,7 +185,7 @@ def test_reports_show_a_platform_bound_failure_apart_from_a_broken_pair():
     assert "🖥️ fails on CPU (train)" in text  # the grid cell
     assert "- 🖥️ **fails on CPU**:" in text  # the legend
     row = next(ln for ln in text.splitlines() if ln.startswith("- **trl 1.15.0**"))
-    assert "1 of its cells 🖥️ fail on CPU only (platform-bound, not the pair)" in row
+    assert "1 of its cells 🖥️ fails on CPU only (platform-bound, not the pair)" in row and "(1 fails on CPU, 1 incompatible)" in row
     grids = markdown.grids_document(cells, {})
     assert "| fails on CPU: triton is not importable" in grids
     data = html.page_data(cells, {})

@@ -245,13 +245,14 @@ def row_line(section: gridmod.Section, trl: Version, others: Sequence[gridmod.Se
         return (f"- **trl {md(trl)}**: works with transformers {md(works_with(section, trl))}; "
                 f"{keyword_words(section, trl)}; {code(line_for(section.at(trl, newest)))}")
     row = [r for tf in section.tfs if (r := section.at(trl, tf)) is not None]
-    counts = Counter(str(r.status) for r in row)
+    counts = Counter(status_name(shown(r)) for r in row)
     drift = sum(1 for r in row if r.failure and r.failure.drift)
     why = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     line = f"- **trl {md(trl)}**: no measured transformers release trains it ({why}{f'; {drift} by dependency drift' if drift else ''})"
     bound = [r for r in row if platform_reason(r)]
     if bound:
-        line += (f"; {'all' if len(bound) == len(row) else len(bound)} of its cells {SYMBOLS[PLATFORM]} fail on CPU only "
+        some = "all" if len(bound) == len(row) else str(len(bound))
+        line += (f"; {some} of its cells {SYMBOLS[PLATFORM]} {'fails' if some == '1' else 'fail'} on CPU only "
                  f"(platform-bound, not the pair): {md(platform_reason(bound[0]))}; on a GPU not measured")
     causes = Counter((r.failure.stage, message(r.failure)) for r in row
                      if r.status == Status.INCOMPATIBLE and r.failure and not platform_reason(r))
