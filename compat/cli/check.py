@@ -52,7 +52,7 @@ EXIT_HELP = """exit codes:
 class CheckReport:
     trl: str
     transformers: str
-    status: str  # "compatible" | "broken" | "platform" | "drift" | "unmeasured"
+    status: str  # "compatible" | "broken" | "platform" (fails on CPU, platform-bound) | "drift" | "unmeasured"
     evidence: str = "none"  # "measured": a cell ran this pair; "inferred": inside a measured range
     keyword: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)  # every finding of the registry for this pair
@@ -110,7 +110,7 @@ def _cell_entry(cell: envs.Measured) -> dict[str, Any]:
     return {"trl": cell.trl, "transformers": cell.transformers, "resolution": cell.resolution, "status": cell.status,
             "environment": cell.env, "install": envs.install_line(cell) if cell.installed else None,
             "install_words": envs.line_words(cell) if cell.installed else None,
-            "failure": dict(zip(("stage", "message", "raised_by", "platform"), cell.failure, strict=False))
+            "failure": dict(zip(("stage", "message", "raised_by", "reason"), cell.failure, strict=False))
             if cell.failure else None}
 
 
@@ -213,7 +213,7 @@ def against(report: CheckReport, table: list[envs.Measured], yours: dict[str, li
                 return replace(report, against=against_what, status="platform", evidence="measured",
                                cell=_cell_entry(cell), adapter_plan=PLATFORM_PLAN, caveats=[],
                                platform={"stage": stage, "message": message, "raised_by": raised_by,
-                                         "platform": cell.platform},
+                                         "reason": cell.platform},
                                pip=working_line(table, near[0]) if near else report.pip)
             return replace(report, against=against_what, status="broken", evidence="measured", cell=_cell_entry(cell),
                            broken={"status": cell.status, "stage": stage, "message": message, "raised_by": raised_by,
@@ -322,13 +322,13 @@ def render(r: CheckReport) -> str:
         if r.gpu:
             lines.append(head + f"NOT MEASURED on this machine ({r.gpu}): every cell of it ran on CPU, where it fails "
                          f"at the '{p.get('stage')}' stage for a reason of the platform, not of the pair: "
-                         f"{plain(p.get('platform'))}.")
+                         f"{plain(p.get('reason'))}.")
         else:
             lines.append(head + f"{how} to FAIL ON THIS PLATFORM (CPU) at the '{p.get('stage')}' stage: "
-                         f"{plain(p.get('platform'))}. Not broken as a pair: measured with that changed, the "
+                         f"{plain(p.get('reason'))}. Not broken as a pair: measured with that changed, the "
                          "failure moved; on a GPU it was not measured.")
-        lines.append(f"error on CPU: {plain(p.get('message'))}"
-                     + (f" (raised by {plain(p['raised_by'])})" if p.get("raised_by") else ""))
+        raised_by = p.get("raised_by") or ((r.cell or {}).get("failure") or {}).get("raised_by")
+        lines.append(f"error on CPU: {plain(p.get('message'))}" + (f" (raised by {plain(raised_by)})" if raised_by else ""))
     elif r.status == "drift":
         d = r.drift or {}
         lines.append(head + f"{how} to fail with today's dependency resolution, at {d.get('stage')}: "

@@ -9,10 +9,11 @@ import sys
 from packaging.requirements import InvalidRequirement, Requirement
 
 from compat.cli import options
-from compat.contract import CellResult, Status, dumps_cell
+from compat.contract import CellResult, Status
 from compat.harness import config as cfg
 from compat.harness import lock, merge, plan, run
 from compat.harness import platform as bound
+from compat.harness.documents import dumps_cell
 from compat.harness.files import atomic_write
 from compat.harness.reports import publish as reports
 

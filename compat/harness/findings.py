@@ -106,21 +106,11 @@ def _measured_on(cells: Sequence[CellResult]) -> dict[str, str]:
             "devices": {"cpu": "CPU only (BF16 as CPU autocast)"}.get(devices, devices)}
 
 
-def platform_facts(r: CellResult) -> dict[str, Any]:
-    """A cell's facts, where a failure measured to move with the platform (failure.platform) is a ``platform``
-    fact, never ``broken``: the adapter refuses broken pairs, and must not refuse a user on another platform
-    (a GPU) for a failure that belongs to the one the table ran on."""
-    out = facts(r)
-    if r.failure is not None and r.failure.platform and "broken" in out:
-        out["platform"] = {**out.pop("broken"), "platform": r.failure.platform}
-    return out
-
-
 def build(results: Sequence[CellResult]) -> dict[str, Any]:
     chosen = representative(results)
     points: dict[str, dict[tuple[Version, Version], Any]] = {}
     for r in chosen:
-        for name, value in platform_facts(r).items():
+        for name, value in facts(r).items():
             if name != "drift":
                 points.setdefault(name, {})[r.pair] = value
     remedies = _remedies(results)

@@ -11,8 +11,9 @@ over the size budget, naming the largest wheels.
 
 ``run`` (there, offline): per pair, installs the carried wheels into an overlay directory that comes
 before the image's packages, runs the cell suite with the image's interpreter, and writes the cell as
-the contract has it (``cells/*.json``, ``compat.json``; ``training.device`` says ``cuda`` and
-``peak_memory_bytes`` is the allocator's peak there), then runs tests/calibration/calibrate.py in the
+the contract has it (``cells/*.json``, with the machine's torch as a further axis, so it sits beside
+the published CPU cell of the pair; ``training.device`` says ``cuda`` and ``peak_memory_bytes`` is the
+allocator's peak there), then runs tests/calibration/calibrate.py in the
 first pair's overlay and writes the measured peaks beside the estimates (``calibration.json``). On a
 machine without a GPU the same steps run on CPU: the dry run the tests drive.
 
@@ -28,16 +29,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from compat.contract import CellResult, CompatError, Failure, Stage, Status, dumps_cell, result_from_observations
+from compat.contract import CellResult, CompatError, Failure, Stage, Status, result_from_observations
 from compat.harness import suite
 from compat.harness.config import Settings
+from compat.harness.documents import dumps_cell
 from compat.harness.envs import _run, first_error_line, index_args, uv_bin
 from compat.harness.files import atomic_write
 
@@ -172,7 +174,7 @@ def measure(root: Path, pair: Mapping[str, Any], plan_dir: Path, work: Path, pyt
             threads: int) -> CellResult:
     """One pair's cell on this machine: the overlay, then the cell suite with this interpreter."""
     trl, tf = Version(pair["trl"]), Version(pair["transformers"])
-    here = work / CellResult(trl, tf, "latest", Status.ERROR).id
+    here = work / f"trl{trl}-tf{tf}"
     ok, said = overlay([plan_dir / "wheels" / w for w in pair["wheels"]], here / "site")
     digest = suite.suite_hash(root)
     if not ok:
@@ -187,7 +189,10 @@ def measure(root: Path, pair: Mapping[str, Any], plan_dir: Path, work: Path, pyt
         return CellResult(trl, tf, "latest", Status.ERROR, suite=digest, failure=Failure(Stage.IMPORT, why, fault="harness"))
     result = result_from_observations(trl, tf, "latest", obs, suite=digest, peak_rss_bytes=ran.peak_rss_bytes,
                                       timings={"suite": round(ran.seconds, 2)})
-    return result
+    # The machine's torch is a further axis of the cell: it is another environment than the published cell
+    # of the pair (a CPU torch), so merging it adds a cell beside that one and never replaces it.
+    torch = result.environment.get("torch")
+    return replace(result, axes={"torch": torch}) if torch else result
 
 
 def calibrate(root: Path, site: Path, spec: Mapping[str, Any], python: str, timeout: float) -> list[dict[str, Any]]:
@@ -235,7 +240,8 @@ def run(root: Path, plan_dir: Path, out: Path, work: Path, python: str = sys.exe
     for pair, cell in list(zip(plan["pairs"], results, strict=True))[:CALIBRATED]:
         if cell.status == Status.ERROR:
             continue
-        for r in calibrate(root, work / cell.id / "site", plan["calibration"], python, timeout):
+        site = work / f"trl{Version(pair['trl'])}-tf{Version(pair['transformers'])}" / "site"
+        for r in calibrate(root, site, plan["calibration"], python, timeout):
             runs.append({"trl": pair["trl"], "transformers": pair["transformers"], **r})
             say(f"compat: gpu-check: calibration {cell.id} {r['params'] / 1e6:.1f}M on {r['device']}: measured "
                 f"{r['peak_bytes']} bytes, estimate {r['estimate_bytes']} (ratio {r['ratio']})")

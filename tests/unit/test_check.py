@@ -376,7 +376,7 @@ def test_a_platform_bound_failure_is_a_platform_fact_never_broken(bound_findings
     assert check_mod.adapter.lookup("broken", ("1.15.0", "5.16.1")) is None
     assert check_mod.adapter.lookup("broken", ("0.12.2", "4.45.2")) is not None
     (rule,) = data["facts"]["platform"]
-    assert (rule["trl"], rule["value"]["platform"], rule["value"]["stage"]) == ("==1.15.0", ON_CPU, "train")
+    assert (rule["trl"], rule["value"]["reason"], rule["value"]["stage"]) == ("==1.15.0", ON_CPU, "train")
     assert [c[6] for c in data["environments"]["cells"] if c[0] == "1.15.0"][0][3] == ON_CPU
 
 
@@ -403,7 +403,7 @@ def test_the_environment_a_platform_bound_cell_measured_fails_on_cpu_not_broken(
     here = installed(trl="1.15.0", transformers="5.16.1", torch="2.13.0+cpu", datasets="3.0.1", pyarrow="17.0.0",
                      accelerate="1.0.1")
     r = report_for(bound_findings, here)
-    assert (r.status, r.evidence, r.exit_code, r.platform["platform"]) == ("platform", "measured", 1, ON_CPU)
+    assert (r.status, r.evidence, r.exit_code, r.platform["reason"]) == ("platform", "measured", 1, ON_CPU)
     on_gpu = report_for(bound_findings, here, gpu="an NVIDIA GPU")
     assert (on_gpu.status, on_gpu.exit_code) == ("platform", 3)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import fakeproject
 import pytest
 
-from compat.contract import CellResult, Failure, Stage, Status, dumps_cell
+from compat.contract import CellResult, Failure, Stage, Status
 from compat.harness import platform as bound
-from compat.harness.documents import load_cell, load_document
+from compat.harness.documents import dumps_cell, load_cell, load_document
 
 FUSED = "trl.trainer.utils.add_fused_lm_head.<locals>._fused_forward"
 APPLY = "AttributeError: 'NoneType' object has no attribute 'apply'"
