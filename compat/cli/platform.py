@@ -61,7 +61,8 @@ def cmd_platform(args: argparse.Namespace) -> int:
 
     def measure(cell: CellResult) -> CellResult:
         kept = ctx.envs.known_pins(bound.plan_cell(cell))
-        changed = bound.changed_context(ctx, fact, version, bound.lock_pins(results, cell, kept))
+        pins = bound.lock_pins(cell, (results, cfg.state_dir(args.config)), kept)
+        changed = bound.changed_context(ctx, fact, version, pins)
         return run.run_cell(changed, bound.plan_cell(cell))
 
     with run.stop_on_signals(ctx.stop):

@@ -134,11 +134,12 @@ def required_version(envs: Envs, dist: str, torch: str) -> str:
     return pins[dist].strip()
 
 
-def lock_pins(results: Path, cell: CellResult, kept: Path | None) -> tuple[str, ...]:
-    """The cell's pins: its published lock (``<results>/locks/<id>.txt``), else the pins its environment
-    was last synced from; none found: the cell's own requirements resolve afresh, as the matrix does."""
-    lock_id = getattr(cell, "lock", None)
-    for path in ((results / "locks" / f"{lock_id}.txt") if lock_id else None, kept):
+def lock_pins(cell: CellResult, homes: Sequence[Path], kept: Path | None) -> tuple[str, ...]:
+    """The cell's pins: its lock (``locks/<lock id>.txt`` in the first of ``homes`` holding it: the results
+    directory, the state directory), else the pins its environment was last synced from; none found: the
+    cell's own requirements resolve afresh, as the matrix does."""
+    locks = [home / "locks" / f"{cell.lock}.txt" for home in homes] if cell.lock else []
+    for path in (*locks, kept):
         if path is not None and path.is_file():
             return tuple(ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()
                          if ln.strip() and not ln.lstrip().startswith(("#", "-")))
