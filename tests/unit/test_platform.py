@@ -117,8 +117,8 @@ def test_the_cells_pins_come_from_its_lock_else_its_kept_pins(tmp_path):
     assert bound.lock_pins(failed(), [tmp_path], kept) == ("trl==1.15.0", "torch==2.13.0+cpu")
     assert bound.lock_pins(failed(), [tmp_path], None) == ()
     (tmp_path / "state" / "locks").mkdir(parents=True)
-    (tmp_path / "state" / "locks" / "abc.txt").write_text("trl==1.15.0\nnumpy==2.3.0\n")
-    locked = replace(failed(), lock="abc")
+    (tmp_path / "state" / "locks" / "0123456789abcdef.txt").write_text("trl==1.15.0\nnumpy==2.3.0\n")
+    locked = replace(failed(), lock="0123456789abcdef")
     assert bound.lock_pins(locked, [tmp_path / "results", tmp_path / "state"], kept) == ("trl==1.15.0", "numpy==2.3.0")
 
 
@@ -128,11 +128,11 @@ def project(tmp_path):
     env_with(root / ".compat" / "envs", "trl1.15.0-tf5.16.1", {"trl": "1.15.0", "torch": "2.13.0+cpu"},
              {**TRL_UTILS, **TORCH_MODULE})
     results = root / "results"
-    cells = [replace(failed(), lock="abc"), failed(tf="5.0.0", raised_by="torch.nn.modules.module.Module.__getattr__"),
+    cells = [replace(failed(), lock="0123456789abcdef"), failed(tf="5.0.0", raised_by="torch.nn.modules.module.Module.__getattr__"),
              trains(failed(tf="4.57.0"))]
     (results / "cells").mkdir(parents=True)
     (results / "locks").mkdir()
-    (results / "locks" / "abc.txt").write_text("trl==1.15.0\ntransformers==5.16.1\nnumpy==2.3.0\n")
+    (results / "locks" / "0123456789abcdef.txt").write_text("trl==1.15.0\ntransformers==5.16.1\nnumpy==2.3.0\n")
     for c in cells:
         (results / "cells" / f"{c.id}.json").write_text(dumps_cell(c))
     return root
@@ -154,7 +154,7 @@ def test_the_platform_command_marks_the_cell_whose_failure_moves_and_keeps_the_r
     # The rerun ran in an environment of its own: the cell's requirements plus triton, never its own environment.
     pins = project / ".compat" / "platform" / "triton-3.7.1" / "envs" / "trl1.15.0-tf5.16.1" / ".compat-pins.txt"
     assert {"triton==3.7.1", "numpy==2.3.0"} <= set(pins.read_text().splitlines())  # the cell's lock + triton
-    assert moved.lock == "abc"
+    assert moved.lock == "0123456789abcdef"
     assert not (project / ".compat" / "envs" / "trl1.15.0-tf5.16.1" / "bin").exists()
     assert not (project / "results" / "logs").exists()  # the rerun's log stays out of the published results
 
