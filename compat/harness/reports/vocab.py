@@ -54,6 +54,10 @@ PROBE_WORDS: dict[str, str] = {
     "prompt_roles": "roles a prompt may end with",
     "batch_size_one": "does a batch of one row per device build",
     "config_fields": "renamed or removed KTOConfig fields",
+    "lm_head": "does the trainer compute log-probs through the fused, chunked LM head",
+    "platform.device": "which device the cell trained on",
+    "platform.triton": "does triton import beside the cell's torch",
+    "platform.bitsandbytes": "does bitsandbytes import",
 }
 
 
