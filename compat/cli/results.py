@@ -92,8 +92,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
     meta = merge.merge_meta(every, merge.measured_dates(sources, base, cells))
     # Only shards measured on fresh CI runners say what a cold cell costs; a local report's times are warm.
     cold = releases.cold_seconds([s.cells for s in sources]) if args.cold else None
-    if cold is not None or (base is not None and releases.COLD_KEY in base.meta):
-        meta[releases.COLD_KEY] = cold if cold is not None else base.meta[releases.COLD_KEY]
+    if cold is not None:
+        meta[releases.COLD_KEY] = cold
+    elif base is not None and releases.COLD_KEY in base.meta:
+        meta[releases.COLD_KEY] = base.meta[releases.COLD_KEY]
     if args.profile:  # the profiles just measured join those the table already holds
         meta["profile"] = merge.label_union("profile", base.meta.get("profile") if base else "", args.profile)
     elif base is not None and "profile" in base.meta:

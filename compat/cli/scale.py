@@ -34,7 +34,7 @@ class _StepReporter(run.Reporter):
 
     cached = 0
 
-    def finished(self, cell, result, cached):  # type: ignore[no-untyped-def]
+    def finished(self, cell, result, cached):
         with self._lock:
             self.done += 1
             self.cached += cached

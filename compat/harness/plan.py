@@ -190,10 +190,10 @@ def plan(
             for name, v in (("trl", sel.trl), ("transformers", sel.transformers)):
                 if v is None:
                     continue
-                listed = next((r.version for r in lister(name) if r.version == v), None)
-                if listed is None:
+                spelled = next((r.version for r in lister(name) if r.version == v), None)
+                if spelled is None:
                     raise ConfigError(f"--only {text!r}: {name} {v} does not exist on the package index")
-                found[name] = listed  # the index's spelling: 1.0 and 1.0.0 are one release, one cell
+                found[name] = spelled  # the index's spelling: 1.0 and 1.0.0 are one release, one cell
             chosen = config.profile(profile)
             if sel.trl is not None and sel.transformers is not None:
                 modes = (sel.resolution,) if sel.resolution else settings.resolutions

@@ -296,7 +296,7 @@ def combination(setup: Setup, exclude: frozenset[str] = frozenset(), min_batch: 
 
 def all_fixes(setup: Setup, min_batch: int = 2) -> Setup:
     """Every compatible change at once, at the smallest allowed batch: the floor of what these knobs reach."""
-    new, keys = setup, set()
+    new, keys = setup, set[str]()
     for c in _candidates(setup):
         if c.key == "fp32_master":  # raises the peak: not a knob towards the floor
             continue

@@ -233,7 +233,7 @@ def test_grid_renders_every_cell_and_runs_no_injected_code(driver, tmp_path):
     assert "incompatible at import (dependency drift)" in button(driver, "0.11.4", "4.46.3").get_attribute("title")
     assert driver.execute_script("return window.pwned") is None
     with pytest.raises(NoAlertPresentException):
-        driver.switch_to.alert.text
+        _ = driver.switch_to.alert.text
     assert driver.execute_script("return document.querySelectorAll('script').length") == 2
     assert not severe(driver)  # a CSP violation (a hash that no longer matches) would show here
     driver.save_screenshot(str(ARTIFACTS / "compat-grid.png"))

@@ -209,7 +209,7 @@ def _nearest_working(cells: list[dict[str, Any]], sections: list[dict[str, Any]]
         own.append(pairs)
         for pair, i in pairs.items():
             working.setdefault(s["trainer"], {}).setdefault(pair, i)
-    for s, pairs in zip(sections, own):
+    for s, pairs in zip(sections, own, strict=True):
         for i in s["cells"]:
             c = cells[i]
             if c["status"] == Status.COMPATIBLE:

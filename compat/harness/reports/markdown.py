@@ -237,13 +237,18 @@ def keyword_words(section: gridmod.Section, trl: Version) -> str:
     return "use " + ", ".join(f"`{u}=` ({versions([lo, hi])})" for u, lo, hi in reversed(runs))
 
 
+def newest_pip(section: gridmod.Section, trl: Version) -> str:
+    """The pip line of row ``trl``'s newest working pair."""
+    cell = section.at(trl, section.spans(trl)[-1].hi)
+    assert cell is not None, "a span ends on a measured cell"
+    return code(line_for(cell))
+
+
 def row_line(section: gridmod.Section, trl: Version, others: Sequence[gridmod.Section]) -> str:
     """One TRL release in one line: where it trains, under which keyword, and the pip line of its newest working pair."""
-    spans = section.spans(trl)
-    if spans:
-        newest = spans[-1].hi
+    if section.spans(trl):
         return (f"- **trl {md(trl)}**: works with transformers {md(works_with(section, trl))}; "
-                f"{keyword_words(section, trl)}; {code(line_for(section.at(trl, newest)))}")
+                f"{keyword_words(section, trl)}; {newest_pip(section, trl)}")
     row = [r for tf in section.tfs if (r := section.at(trl, tf)) is not None]
     counts = Counter(status_name(shown(r)) for r in row)
     drift = sum(1 for r in row if r.failure and r.failure.drift)
@@ -263,7 +268,7 @@ def row_line(section: gridmod.Section, trl: Version, others: Sequence[gridmod.Se
         if other.trainer == section.trainer and other is not section and other.spans(trl):
             line += (f"; with dependencies resolved {md(other.resolution)}: works with transformers "
                      f"{md(works_with(other, trl))}, {keyword_words(other, trl)}, "
-                     f"{code(line_for(other.at(trl, other.spans(trl)[-1].hi)))}")
+                     f"{newest_pip(other, trl)}")
     return line
 
 

@@ -18,7 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from compat.contract import CellResult
+from packaging.version import Version
+
+from compat.contract import CellResult, Status
 from compat.harness import files
 from compat.harness.config import ConfigError
 from compat.harness.documents import document_data
@@ -65,7 +67,7 @@ def write(out: Path, results: Sequence[CellResult], meta: Mapping[str, Any], *, 
     return sorted(files)
 
 
-_DEFAULTS = {k: v for k, v in CellResult("0", "0", "latest", "error").serialize().items()
+_DEFAULTS = {k: v for k, v in CellResult(Version("0"), Version("0"), "latest", Status.ERROR).serialize().items()
              if k not in ("trl", "transformers", "resolution", "status")}
 
 
