@@ -41,8 +41,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    from compat.cli import check, gpu, pipeline, platform, results, scale
-    from compat.memory import cli as memory
+    from compat.cli import check, gpu, memory, pipeline, platform, results, scale
 
     parser = Parser(
         prog=prog or prog_name(), formatter_class=options.Help,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .estimate import Estimate, Setup, estimate
+from .estimate import Estimate, estimate
+from .setup import Setup
 from .shape import Shape
 
 

@@ -15,7 +15,8 @@ import functools
 import itertools
 from dataclasses import dataclass, replace
 
-from .estimate import Setup, estimate
+from .estimate import estimate
+from .setup import Setup
 
 LORA_TARGETS = "all-linear"
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .estimate import Estimate, GiB, MiB, Setup, estimate
+from .estimate import Estimate, GiB, MiB, estimate
 from .facts import NOT_READ, UNMEASURED, BatchOne, FusedHead
 from .fixes import SEVERITY_NAMES, Combination, Fix, all_fixes, disqualified_note, fixes, recipes
+from .setup import Setup
 
 SHOWN_RECIPES = 3  # the best few; the ones keeping the batch or full fine-tuning are added if not among them
 

@@ -563,7 +563,7 @@ def test_the_default_output_leads_with_the_verdict_and_the_best_three_recipes(ca
     assert len(lines) < 25
     assert lines[0].startswith("VERDICT: does NOT fit on a 24 GiB GPU: needs ")
     heads = [ln for ln in lines if not ln.startswith(" ")]
-    from compat.memory import cli as memory_cli
+    from compat.cli import memory as memory_cli
     from compat.memory.render import _describe
     r = memory.report(memory_cli.build_setup(cli.build_parser().parse_args(argv)))
     assert heads[1:4] == [f"Best recipe that fits: {_describe(r.recipes[0])}",
