@@ -18,9 +18,7 @@ from compat.contract import CellResult
 from compat.harness import bench as bench_mod
 from compat.harness import bisect as bisect_mod
 from compat.harness import config as cfg
-from compat.harness import index, lock, plan, run
-from compat.harness.documents import dumps_cell
-from compat.harness.files import atomic_write
+from compat.harness import documents, index, lock, plan, run
 from compat.harness.reports import publish as reports
 
 AXES = ("trl", "transformers")
@@ -130,15 +128,13 @@ def render_outcome(o: bisect_mod.Outcome, axis: str, probe: str, total: int, cac
 def _write_into(out: Path, done: list[CellResult], meta: dict) -> None:
     """The measured cells merged into the report already in ``out`` (as matrix does), never replacing it:
     every cell it held stays, a harness error never replaces a verdict, and its label is kept."""
-    from compat.cli.pipeline import previous_report
-    from compat.harness.merge import Source, merge_cells
+    from compat.harness.merge import merge_cells
 
-    before, before_meta = previous_report(out)
-    merged = merge_cells([Source(out, tuple(done), {})], Source(out, tuple(before), before_meta) if before else None)
-    if before:
-        meta = {**before_meta, **{k: v for k, v in meta.items() if k != "profile"}}
-    for cell in merged:  # cells/ mirrors the report
-        atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
+    before = documents.load_results(out / "compat.json", missing_ok=True)
+    merged = merge_cells([documents.Source(out, tuple(done), {})], before if before.cells else None)
+    if before.cells:
+        meta = {**before.meta, **{k: v for k, v in meta.items() if k != "profile"}}
+    documents.write_cells(out, merged)  # cells/ mirrors the report
     reports.write(out, merged, meta)
 
 
