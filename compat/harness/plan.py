@@ -11,7 +11,8 @@ from packaging.version import InvalidVersion, Version
 
 from compat.contract import cell_id
 
-from .config import RESOLUTIONS, ConfigError, MatrixConfig, Profile, Selector
+from . import specs
+from .config import DEFAULT_TRAINER, RESOLUTIONS, ConfigError, MatrixConfig, Profile, Selector
 from .index import Release
 
 Lister = Callable[[str], Sequence[Release]]
@@ -25,7 +26,7 @@ class Cell:
     transformers: Version
     resolution: str = "latest"
     forced: bool = False  # run even where TRL's metadata forbids the pair (uv overrides)
-    trainer: str = "kto"
+    trainer: str = DEFAULT_TRAINER
     # Facts from the index, not identity: the pair's release time (the later of
     # the two uploads; as-of-release resolves against it) and which are yanked.
     released: str = field(default="", compare=False)
@@ -44,7 +45,7 @@ class Cell:
     @property
     def only(self) -> str:
         res = "" if self.resolution == "latest" else f",resolution={self.resolution}"
-        trainer = "" if self.trainer == "kto" else f",trainer={self.trainer}"
+        trainer = "" if self.trainer == DEFAULT_TRAINER else f",trainer={self.trainer}"
         return f"trl=={self.trl},transformers=={self.transformers}{res}{trainer}"
 
 
@@ -72,7 +73,7 @@ def select(selector: Selector, releases: Sequence[Release], where: str) -> list[
 MAX_CELLS = 20_000  # the full profile is about 2,000 cells; a grid past this is a typo, not a plan
 
 
-def expand(profile: Profile, lister: Lister, resolutions: Iterable[str], trainers: Iterable[str] = ("kto",)) -> list[Cell]:
+def expand(profile: Profile, lister: Lister, resolutions: Iterable[str], trainers: Iterable[str] = (DEFAULT_TRAINER,)) -> list[Cell]:
     cells: set[Cell] = set()
     size = 0
     for gi, grid in enumerate(profile.grids):
@@ -128,7 +129,7 @@ def parse_only(text: str, flag: str = "--only") -> Only:
         raise ConfigError(f"{flag} {text!r}: {_FORM}")
     if fields.get("resolution", "latest") not in RESOLUTIONS:
         raise ConfigError(f"{flag} {text!r}: unknown resolution {fields['resolution']!r}; one of {', '.join(RESOLUTIONS)}")
-    if fields.get("trainer", "kto") not in trainers.names():
+    if fields.get("trainer", DEFAULT_TRAINER) not in trainers.names():
         raise ConfigError(f"{flag} {text!r}: unknown trainer {fields['trainer']!r}; one of {', '.join(trainers.names())}")
     versions: dict[str, Version] = {}
     for axis in ("trl", "transformers"):
@@ -152,8 +153,8 @@ def parse_pair(text: str, flag: str = "--pair") -> tuple[Version, Version]:
         if "is not a version" in str(exc):
             raise
         raise ConfigError(f"{flag} {text!r}: {PAIR_FORM}") from None
-    if sel.trl is None or sel.transformers is None or sel.trainer not in (None, "kto") or sel.resolution is not None:
-        raise ConfigError(f"{flag} {text!r}: {PAIR_FORM} (a KTOTrainer pair with today's dependencies; "
+    if sel.trl is None or sel.transformers is None or sel.trainer not in (None, DEFAULT_TRAINER) or sel.resolution is not None:
+        raise ConfigError(f"{flag} {text!r}: {PAIR_FORM} (a {specs.title(DEFAULT_TRAINER)} pair with today's dependencies; "
                           "name only trl and transformers)")
     return sel.trl, sel.transformers
 

@@ -70,3 +70,38 @@ def test_unknown_profile_lists_known(tmp_path):
     c = cfg.load(write(tmp_path, GOOD))
     with pytest.raises(cfg.ConfigError, match="unknown profile 'nope'; defined: default"):
         c.profile("nope")
+
+
+def test_the_default_trainer_is_spelled_once_and_agrees_with_the_contract():
+    """The host names the default trainer in config alone; the contract (cell ids without a suffix, a
+    cell's default trainer) and the trainer specs must agree with it."""
+    import ast
+
+    from packaging.version import Version
+
+    from compat import trainers
+    from compat.contract import CellResult, cell_id
+
+    assert cfg.DEFAULT_TRAINER in trainers.names()
+    assert CellResult(Version("1.0"), Version("4.0"), "latest", "compatible").trainer == cfg.DEFAULT_TRAINER
+    assert cell_id(Version("1.0"), Version("4.0"), "latest", False, cfg.DEFAULT_TRAINER) == "trl1.0-tf4.0"
+    root = Path(cfg.__file__).parents[1]
+    spelled = sorted(str(p.relative_to(root)) for part in ("harness", "cli", "memory")
+                     for p in (root / part).rglob("*.py")
+                     for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+                     if isinstance(node, ast.Constant) and node.value == cfg.DEFAULT_TRAINER)
+    assert spelled == ["harness/config.py"], spelled
+
+
+def test_report_titles_come_from_the_trainer_specs():
+    from packaging.version import Version
+
+    from compat.contract import CellResult
+    from compat.harness import specs
+
+    def cell(trainer: str) -> CellResult:
+        return CellResult(Version("1.0"), Version("4.0"), "latest", "compatible", trainer=trainer)
+
+    assert specs.report_title([]) == "KTOTrainer compatibility"
+    assert specs.report_title([cell("dpo"), cell("kto")]) == "KTOTrainer and DPOTrainer compatibility"
+    assert specs.report_title([cell("gone")]) == "gone compatibility"  # a trainer no spec declares reads as itself

@@ -299,7 +299,7 @@ def test_step_summary_appends_only_under_github_actions(tmp_path):
     for _ in range(2):
         reports.append_step_summary(results, {"profile": "default"}, environ={"GITHUB_STEP_SUMMARY": str(target)})
     text = target.read_text()
-    assert text.startswith("earlier step\n") and text.count("## KTO compatibility") == 2
+    assert text.startswith("earlier step\n") and text.count("## KTOTrainer compatibility: TRL x transformers") == 2
     assert "| **0.12.2** |" in text and "<script>" not in text
 
 

@@ -16,6 +16,7 @@ from packaging.version import Version
 
 from compat.contract import CellResult, Status
 from compat.harness import specs
+from compat.harness.config import DEFAULT_TRAINER
 from compat.harness.reports.vocab import shown
 
 RESOLUTION_ORDER = ("latest", "as-of-release")
@@ -100,7 +101,7 @@ def sections(cells: Iterable[CellResult]) -> list[Section]:
     def order(key: tuple[str, str, bool]) -> tuple[bool, str, int, bool]:
         trainer, resolution, forced = key
         rank = RESOLUTION_ORDER.index(resolution) if resolution in RESOLUTION_ORDER else len(RESOLUTION_ORDER)
-        return trainer != "kto", trainer, rank, forced
+        return trainer != DEFAULT_TRAINER, trainer, rank, forced
 
     out = []
     for key in sorted(groups, key=order):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -50,6 +51,7 @@ from compat.harness.reports.vocab import (
     NOT_MEASURED,
     SYMBOLS,
     pip_line,
+    plain,
     probe_words,
     shown,
     status_name,
@@ -293,7 +295,8 @@ def render(results: Sequence[CellResult], meta: dict[str, Any]) -> str:
     js = (_ASSETS / "page.js").read_text(encoding="utf-8")
     csp = (f"default-src 'none'; script-src '{_sha256(js)}'; style-src '{_sha256(css)}'; "
            "img-src 'none'; base-uri 'none'; form-action 'none'")
-    return _PAGE.format(csp=csp, css=css, js=js, data=json_block(page_data(results, meta)))
+    return _PAGE.format(csp=csp, css=css, js=js, data=json_block(page_data(results, meta)),
+                        title=html.escape(plain(specs.report_title(results))))
 
 
 _PAGE = """<!doctype html>
@@ -303,12 +306,12 @@ _PAGE = """<!doctype html>
 <meta http-equiv="Content-Security-Policy" content="{csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
-<title>KTO compatibility: TRL x transformers</title>
+<title>{title}: TRL x transformers</title>
 <style>{css}</style>
 </head>
 <body>
 <header>
-<h1>KTO compatibility: TRL &times; transformers</h1>
+<h1>{title}: TRL &times; transformers</h1>
 <p id="measured-on"></p>
 <dl id="meta"></dl>
 <p id="counts"></p>

@@ -18,6 +18,7 @@ from packaging.version import Version
 
 from compat.contract import CellResult, Failure, Status
 from compat.harness import specs
+from compat.harness.config import DEFAULT_TRAINER
 from compat.harness.environments import line_for
 from compat.harness.reports import grid as gridmod
 from compat.harness.reports.vocab import (
@@ -58,7 +59,7 @@ def grid(section: gridmod.Section) -> list[str]:
 
 def pair(r: CellResult) -> str:
     mode = "" if r.resolution == "latest" else f" ({md(r.resolution)})"
-    trainer = "" if r.trainer == "kto" else f" [{md(r.trainer)}]"
+    trainer = "" if r.trainer == DEFAULT_TRAINER else f" [{md(r.trainer)}]"
     return f"trl {md(r.trl)} + transformers {md(r.transformers)}{mode}{' (forced)' if r.forced else ''}{trainer}"
 
 
@@ -314,7 +315,7 @@ def by_cause(results: Sequence[CellResult]) -> list[str]:
             by_row.setdefault(((r.trainer, r.resolution, r.forced), r.trl), set()).add((r.trl, r.transformers))
         for (key, trl), pairs in by_row.items():
             section = sections[key]
-            where = "" if key == ("kto", "latest", False) else f" ({md(section.title)})"
+            where = "" if key == (DEFAULT_TRAINER, "latest", False) else f" ({md(section.title)})"
             out.append(f"  - trl {md(trl)} with transformers {md(', '.join(_runs(section, trl, pairs)))}{where}")
     return out
 
@@ -323,7 +324,7 @@ def document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> str:
     """COMPAT.md: the answer first, one line a TRL release; the dangerous pairs by cause; the grids collapsed."""
     sections = gridmod.sections(results)
     dangerous_count = len(dangerous(results))
-    out = ["# KTO compatibility: TRL x transformers", "", *header(meta, results), "",
+    out = [f"# {md(specs.report_title(results))}: TRL x transformers", "", *header(meta, results), "",
            "One line per TRL release, newest first: the transformers releases it was measured to train with, the "
            "keyword to hand the tokenizer to the trainer under, and the `pip install` of its newest working pair. "
            f"Below: the {dangerous_count} pairs pip installs but that break, by cause; then the grids (collapsed). "
@@ -358,7 +359,7 @@ def document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> str:
 
 def grids_document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> str:
     """GRIDS.md: every grid in full, and every failing cell with its error, raiser and adapter outcome."""
-    out = ["# KTO compatibility: the full grids and every failing cell", "", *header(meta, results), "",
+    out = [f"# {md(specs.report_title(results))}: the full grids and every failing cell", "", *header(meta, results), "",
            "The answer, one line per TRL release, is in [COMPAT.md](COMPAT.md).", ""]
     for section in gridmod.sections(results):
         out += [f"## {md(section.title)}", "", *grid(section), ""]
@@ -380,7 +381,7 @@ def grids_document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> st
 def summary(results: Sequence[CellResult], meta: Mapping[str, Any], max_failures: int = 40) -> str:
     """A job summary: counts, the grid and the first failing cells."""
     counts = Counter(shown(r) for r in results)
-    out = ["## KTO compatibility: TRL x transformers", "",
+    out = [f"## {md(specs.report_title(results))}: TRL x transformers", "",
            f"{len(results)} cells from profile {code(meta.get('profile', ''))}: "
            + " · ".join(f"{sym} {counts[s]} {status_name(s)}" for s, sym in SYMBOLS.items()), ""]
     for section in gridmod.sections(results):

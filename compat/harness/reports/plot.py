@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from compat.contract import CellResult
+from compat.harness import specs
 from compat.harness.reports import grid
 from compat.harness.reports.vocab import COLOURS, GLYPHS, plain, shown, status_name
 
@@ -59,7 +60,7 @@ def render(results: Sequence[CellResult], meta: dict[str, Any]) -> str:
         ax.set_ylim(height, 0)  # inches, top-down
         ax.axis("off")
         text = lambda x, y, s, **kw: ax.text(x, y, s, parse_math=False, **{"va": "center", **kw})  # noqa: E731
-        title = f"KTO compatibility: TRL × transformers ({len(results)} cells"
+        title = f"{plain(specs.report_title(results))}: TRL × transformers ({len(results)} cells"
         title += f", profile {plain(meta['profile'])}" if meta.get("profile") else ""
         title += f", {plain(meta['generated'])})" if meta.get("generated") else ")"
         text(_PAD, 0.25, title, fontsize=10, weight="bold")
