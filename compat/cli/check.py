@@ -29,7 +29,7 @@ from compat import probes as registry
 from compat.cell import adapter
 from compat.cli import options
 from compat.cli import requirements as reqfile
-from compat.contract import ContractError
+from compat.contract import CompatError, ContractError
 from compat.harness import config as cfg
 from compat.harness import environments as envs
 from compat.harness import findings as findings_mod
@@ -400,8 +400,9 @@ def installed() -> tuple[str, str]:
     return versions
 
 
-class Unanswered(Exception):
-    """A file whose pins name no pair the table can answer for: said in one line, exit 3 (not bad input)."""
+class Unanswered(CompatError):
+    """A file whose pins name no pair the table can answer for: said in one line, exit 3 (not bad input),
+    by cmd_check; a kto-compat error like every other, should it ever reach main (exit 2)."""
 
 
 def _candidates(pin: reqfile.Pin | None, axis: str, table: list[envs.Measured], path: Path) -> list[str]:
