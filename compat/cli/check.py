@@ -29,7 +29,7 @@ from compat import probes as registry
 from compat.cell import adapter
 from compat.cli import options
 from compat.cli import requirements as reqfile
-from compat.contract import CompatError, ContractError
+from compat.contract import DEFAULT_TRAINER, CompatError, ContractError
 from compat.harness import config as cfg
 from compat.harness import environments as envs
 from compat.harness import findings as findings_mod
@@ -262,7 +262,7 @@ def run_here(trl: str, transformers: str) -> dict[str, Any]:
         work = Path(tmp)
         log_path = work / "suite.log"
         with open(log_path, "w", encoding="utf-8") as log:
-            ran = suite.run(root, Path(sys.executable).parent.parent, cfg.DEFAULT_TRAINER, work, log, timeout=900,
+            ran = suite.run(root, Path(sys.executable).parent.parent, DEFAULT_TRAINER, work, log, timeout=900,
                             threads=os.cpu_count() or 1, should_stop=lambda: False, python=sys.executable)
         if ran.observations is None:
             tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]

@@ -13,7 +13,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from compat.contract import CompatError
+from compat.contract import DEFAULT_TRAINER, CompatError
 
 PICKS = ("latest", "earliest", "latest-per-minor", "all")
 RESOLUTIONS = ("latest", "as-of-release")
@@ -79,11 +79,6 @@ class Profile:
     name: str
     description: str
     grids: tuple[Grid, ...]
-
-
-# The trainer a matrix measures when matrix.toml names none, and the one whose cell ids carry no suffix
-# (the contract's cell_id agrees; tests/unit/test_config.py ties the two). The host's one spelling of it.
-DEFAULT_TRAINER = "kto"
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from compat.contract import cell_id
+from compat.contract import DEFAULT_TRAINER, cell_id
 
 from . import specs
-from .config import DEFAULT_TRAINER, RESOLUTIONS, ConfigError, MatrixConfig, Profile, Selector
+from .config import RESOLUTIONS, ConfigError, MatrixConfig, Profile, Selector
 from .index import Release
 
 Lister = Callable[[str], Sequence[Release]]

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from compat import trainers
-from compat.contract import CellResult
-from compat.harness.config import DEFAULT_TRAINER
+from compat.contract import DEFAULT_TRAINER, CellResult
 
 
 def _spec(name: str) -> trainers.TrainerSpec | None:

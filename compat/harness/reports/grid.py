@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 
 from packaging.version import Version
 
-from compat.contract import CellResult, Status
+from compat.contract import DEFAULT_TRAINER, CellResult, Status
 from compat.harness import specs
-from compat.harness.config import DEFAULT_TRAINER
 from compat.harness.reports.vocab import shown
 
 RESOLUTION_ORDER = ("latest", "as-of-release")

@@ -16,9 +16,8 @@ from typing import Any
 
 from packaging.version import Version
 
-from compat.contract import CellResult, Failure, Status
+from compat.contract import DEFAULT_TRAINER, CellResult, Failure, Status
 from compat.harness import specs
-from compat.harness.config import DEFAULT_TRAINER
 from compat.harness.environments import line_for
 from compat.harness.reports import grid as gridmod
 from compat.harness.reports.vocab import (
