@@ -11,10 +11,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from compat.cli import options
 from compat.contract import CellResult, Status
 from compat.harness import config as cfg
-from compat.harness import lock, merge, plan, run
+from compat.harness import documents, lock, plan, run
 from compat.harness import platform as bound
-from compat.harness.documents import dumps_cell
-from compat.harness.files import atomic_write
 from compat.harness.reports import publish as reports
 
 
@@ -39,7 +37,7 @@ def selected(cells: list[CellResult], only: list[str]) -> list[CellResult]:
 
 def cmd_platform(args: argparse.Namespace) -> int:
     fact = bound.TRITON
-    source = merge.read_dir(args.results)
+    source = documents.load_results(args.results)
     results = options.writable(args.results, "--results")
     todo = [c for c in selected(list(source.cells), args.only) if bound.eligible(c, fact)]
     config = cfg.load(args.config)
@@ -73,8 +71,7 @@ def cmd_platform(args: argparse.Namespace) -> int:
         if changed:
             cells = bound.merged(list(source.cells), changed)
             with lock.exclusive(results):
-                for o in changed.values():
-                    atomic_write(results / "cells" / f"{o.cell.id}.json", dumps_cell(o.cell))
+                documents.write_cells(results, [o.cell for o in changed.values()])
                 reports.write(results, cells, source.meta)
     marked = sum(bool(o.cell.failure and o.cell.failure.platform) for o in outcomes)
     print(f"compat: platform: {marked} of {len(todo)} cell(s) platform-bound; {len(changed)} changed in {results}",

@@ -36,10 +36,10 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from compat.contract import CellResult, CompatError, Failure, Stage, Status, result_from_observations
+from compat.contract import DEFAULT_TRAINER, CellResult, CompatError, Failure, Stage, Status, result_from_observations
 from compat.harness import suite
 from compat.harness.config import Settings
-from compat.harness.documents import dumps_cell
+from compat.harness.documents import write_cells
 from compat.harness.envs import _run, first_error_line, index_args, uv_bin
 from compat.harness.files import atomic_write
 
@@ -181,7 +181,7 @@ def measure(root: Path, pair: Mapping[str, Any], plan_dir: Path, work: Path, pyt
         return CellResult(trl, tf, "latest", Status.ERROR, suite=digest,
                           failure=Failure(Stage.INSTALL, first_error_line(said), "pip", fault="tool"))
     with open(here / "suite.log", "w", encoding="utf-8") as log:
-        ran = suite.run(root, Path(python).parent.parent, "kto", here / "work", log, timeout, threads, lambda: False,
+        ran = suite.run(root, Path(python).parent.parent, DEFAULT_TRAINER, here / "work", log, timeout, threads, lambda: False,
                         python=python, overlay=[here / "site"])
     obs = ran.observations
     if obs is None or "tests" not in obs or obs.get("pytest_exit") not in (0, 1):
@@ -232,7 +232,7 @@ def run(root: Path, plan_dir: Path, out: Path, work: Path, python: str = sys.exe
         start = time.perf_counter()
         cell = measure(root, pair, plan_dir, work, python, timeout, threads)
         results.append(cell)
-        atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
+        write_cells(out, [cell])
         t = cell.training or {}
         say(f"compat: gpu-check: {cell.id}: {cell.status}"
             + (f" at {cell.failure.stage}: {cell.failure.message.splitlines()[0][:160]}" if cell.failure else "")
