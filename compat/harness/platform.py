@@ -76,7 +76,11 @@ def module_file(site: Path, raised_by: str) -> Path | None:
 
 
 def mentions(path: Path, word: str) -> bool:
-    return bool(re.search(rf"\b{re.escape(word)}\b", path.read_text(encoding="utf-8", errors="replace")))
+    """The word in any case, on its own or as a part of a name (``# Triton ships with ...``,
+    ``is_triton_available``), never inside another word (``tritonserver``): names of distributions
+    ignore case."""
+    pattern = rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])"
+    return bool(re.search(pattern, path.read_text(encoding="utf-8", errors="replace"), re.IGNORECASE))
 
 
 def _installed(site: Path, dist: str, version: str) -> bool:

@@ -193,3 +193,15 @@ def test_reports_show_a_platform_bound_failure_apart_from_a_broken_pair():
     data = html.page_data(cells, {})
     assert data["counts"]["platform"] == 1 and data["counts"]["incompatible"] == 1
     assert data["statuses"]["platform"]["name"] == "fails on CPU"
+
+
+def test_a_raiser_mentions_triton_inside_a_name_but_not_inside_a_word(tmp_path):
+    from compat.harness.platform import mentions
+
+    source = tmp_path / "utils.py"
+    source.write_text("except ImportError:  # Triton ships with PyTorch on Linux only\n")
+    assert mentions(source, "triton")  # trl 1.15.0's utils.py names it only in this comment
+    source.write_text("from transformers.utils import is_triton_available\n")
+    assert mentions(source, "triton")
+    source.write_text("import tritonserver\n")
+    assert not mentions(source, "triton")
