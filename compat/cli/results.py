@@ -11,7 +11,7 @@ import compat
 from compat.cell.export import ExportError, export
 from compat.cli import options
 from compat.contract import CellResult, ContractError
-from compat.harness import changes, findings, index, lock, logs, merge, plan, regressions, releases
+from compat.harness import changes, environments, findings, index, lock, locks, logs, merge, plan, regressions, releases
 from compat.harness import config as cfg
 from compat.harness.documents import dumps_cell, load_document, read_text
 from compat.harness.files import SYMLINKS, atomic_write, target
@@ -28,6 +28,7 @@ def stored_cells(results: Path) -> tuple[list[CellResult], dict]:
             loaded = load_document(results)
         except ContractError as exc:
             raise cfg.ConfigError(str(exc)) from None
+        locks.verify(results.parent, loaded.cells, str(results))
         source = merge.Source(results.parent, loaded.cells, dict(loaded.meta))
     else:
         source = merge.read_dir(results)
@@ -47,13 +48,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise cfg.ConfigError(f"--out {out} already holds a compat.json (other measurements): render into an empty "
                               "directory, or use merge to combine reports")
     with lock.exclusive(out):
+        locks.carry([source], out, cells)  # a report is published with the locks its cells name
         written = reports.write(out, cells, {"profile": args.profile, **meta}, document=not existing.exists())
     print(f"compat: rendered {', '.join(written)} in {out} from {len(cells)} cells", file=sys.stderr)
     return 0
 
 
 def cmd_findings(args: argparse.Namespace) -> int:
-    """Regenerate compat/findings.json from a report; same results, same bytes."""
+    """Regenerate compat/findings.json (and the locks beside it) from a report; same results, same bytes."""
     if args.output is None:
         root = PACKAGE.parent
         if not (root / "tests" / "cell").is_dir() or not (root / "pyproject.toml").is_file():
@@ -63,7 +65,12 @@ def cmd_findings(args: argparse.Namespace) -> int:
     target(args.output, "-o")  # refused before the results are read
     cells, _ = stored_cells(args.results)
     changed = findings.write(cells, args.output)
-    print(f"compat: {args.output} {'updated' if changed else 'unchanged'}", file=sys.stderr)
+    # The locks of the cells the findings name travel beside them (the package ships compat/locks/), so
+    # `kto-compat lock` and `check` need no checkout and no network.
+    source = args.results.parent if args.results.suffix == ".json" and args.results.is_file() else args.results
+    shipped = locks.carry([source], args.output.parent, environments.tabled(cells))
+    print(f"compat: {args.output} {'updated' if changed else 'unchanged'}; {shipped} locks in "
+          f"{args.output.parent / 'locks'}", file=sys.stderr)
     return 0
 
 
@@ -106,6 +113,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
                              int(args.logs_mib * 2**20))
         for cell in cells:  # the file name comes from the parsed cell, never from the input's text
             atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
+        # Each lock once, from the newest input that holds it; a cell's lock is published where the cell is.
+        locks.carry([s.path for s in sources] + ([base.path] if base else []), out, cells)
         reports.write(out, cells, meta)
     print(f"compat: merged {len(cells)} cells from {len(sources)} dir(s)"
           f"{' over ' + str(args.base) if args.base else ''} -> {out / 'compat.json'}", file=sys.stderr)

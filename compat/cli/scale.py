@@ -18,7 +18,7 @@ from compat.contract import CellResult
 from compat.harness import bench as bench_mod
 from compat.harness import bisect as bisect_mod
 from compat.harness import config as cfg
-from compat.harness import index, lock, plan, run
+from compat.harness import index, lock, locks, plan, run
 from compat.harness.documents import dumps_cell
 from compat.harness.files import atomic_write
 from compat.harness.reports import publish as reports
@@ -127,9 +127,10 @@ def render_outcome(o: bisect_mod.Outcome, axis: str, probe: str, total: int, cac
     return "\n".join(lines)
 
 
-def _write_into(out: Path, done: list[CellResult], meta: dict) -> None:
+def _write_into(out: Path, done: list[CellResult], meta: dict, state: Path) -> None:
     """The measured cells merged into the report already in ``out`` (as matrix does), never replacing it:
-    every cell it held stays, a harness error never replaces a verdict, and its label is kept."""
+    every cell it held stays, a harness error never replaces a verdict, and its label is kept. Each cell's
+    lock goes with it (``state``: the .compat/ directory whose locks/ keeps those of cached cells)."""
     from compat.cli.pipeline import previous_report
     from compat.harness.merge import Source, merge_cells
 
@@ -139,6 +140,7 @@ def _write_into(out: Path, done: list[CellResult], meta: dict) -> None:
         meta = {**before_meta, **{k: v for k, v in meta.items() if k != "profile"}}
     for cell in merged:  # cells/ mirrors the report
         atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
+    locks.carry([out, state], out, merged)
     reports.write(out, merged, meta)
 
 
@@ -196,7 +198,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         finally:
             if done:
                 _write_into(out, done, {"profile": f"bisect {args.probe} along {args.axis}", "python": config.settings.python,
-                                        "torch": config.settings.torch, "suite": ctx.suite, "platform": platform.platform()})
+                                        "torch": config.settings.torch, "suite": ctx.suite, "platform": platform.platform()},
+                            cfg.state_dir(args.config))
     print(text)
     return 0
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.contract import CellResult, ContractError, Status
+from compat.harness import locks
 from compat.harness.config import ConfigError
 from compat.harness.documents import dumps_cell, load_cell, load_document, outcome
 
@@ -41,7 +42,8 @@ class Source:
 
 
 def read_dir(path: Path) -> Source:
-    """Cells from DIR/compat.json (the contract), or DIR/cells/*.json when it is absent."""
+    """Cells from DIR/compat.json (the contract), or DIR/cells/*.json when it is absent; a cell naming a
+    lock that DIR/locks/ lacks is refused (a report travels with its locks)."""
     if not path.is_dir():
         raise ConfigError(f"{path}: not a results directory")
     report = path / "compat.json"
@@ -50,6 +52,7 @@ def read_dir(path: Path) -> Source:
             doc = load_document(report)
         except ContractError as exc:
             raise ConfigError(str(exc)) from None
+        locks.verify(path, doc.cells, str(report))
         return Source(path, doc.cells, doc.meta)
     cells, bad = [], 0
     for p in sorted((path / "cells").glob("*.json")):
@@ -60,6 +63,7 @@ def read_dir(path: Path) -> Source:
     if not cells:
         raise ConfigError(f"{path}: no compat.json and no readable cells/*.json"
                           + (f" ({bad} unreadable or invalid)" if bad else ""))
+    locks.verify(path, cells)
     return Source(path, tuple(cells), {})
 
 
