@@ -21,6 +21,8 @@ from compat.harness import environments, specs
 from compat.harness.documents import schema
 from compat.harness.files import atomic_write, target
 
+PACKAGED = Path(__file__).resolve().parents[1] / "findings.json"  # the package's own, its locks in locks/ beside it
+
 
 @dataclass(frozen=True, order=True)
 class Rule:
