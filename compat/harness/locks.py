@@ -58,7 +58,7 @@ def read(directory: Path, lock: str) -> str:
 
 def pins(text: str) -> dict[str, str]:
     """``name==version`` lines of a lock as {canonical name: version}; comments and options are skipped."""
-    out = {}
+    out: dict[str, str] = {}
     for line in text.splitlines():
         m = _PIN.match(line.split("#", 1)[0].split(";", 1)[0].strip())
         if m:
