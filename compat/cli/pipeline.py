@@ -12,7 +12,8 @@ from typing import Any
 
 from compat.cli import options
 from compat.contract import CellResult, ContractError, Status
-from compat.harness import lock, plan, progress, run
+from compat.harness import config as cfg
+from compat.harness import lock, locks, plan, progress, run
 from compat.harness.documents import dumps_cell, load_document
 from compat.harness.files import atomic_write
 from compat.harness.merge import Source, measured_dates, merge_cells
@@ -76,6 +77,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             if merged:
                 for cell in merged:  # cells/ mirrors the report: a fault never shows there over a verdict
                     atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
+                # The report is published with each cell's lock: the run wrote those it measured, .compat/locks
+                # keeps those of cached cells; locks no cell names any more go.
+                locks.carry([out, cfg.state_dir(args.config)], out, merged)
                 written = reports.write(out, merged, meta, step_summary=True)
                 note = f" ({kept} cells kept from the report already there)" if kept else ""
                 print(f"compat: wrote {', '.join(f for f in reports.FILES if f in written)} to {out}{note}",

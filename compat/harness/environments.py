@@ -168,8 +168,8 @@ def human_line(cell: Measured) -> str | None:
     return f"uv pip install --exclude-newer {as_of(cell.released)} 'trl=={cell.trl}' 'transformers=={cell.transformers}'"
 
 
-LOCK_WORDS = ("writes this cell's lock (every distribution it ran with, exact, torch's build included) and installs "
-              "exactly that into the active environment")
+LOCK_WORDS = ("writes this cell's lock, every distribution it ran with at its exact version, torch's build included, "
+              "and installs exactly that into the active environment")
 BARE_WORDS = "the pair alone: nothing was installed for this cell"
 UNPUBLISHED_WORDS = "the pair alone: this cell's lock was not published, so everything else resolves when you install"
 
