@@ -13,10 +13,11 @@ from lockdata import ELSEWHERE, lock_text, locked, write_locks
 from packaging.requirements import Requirement
 
 from compat.cell.validate import SchemaError, validate
-from compat.contract import CellResult, Failure, dumps_document, schema
+from compat.contract import CellResult, Failure
 from compat.harness import environments as envs
 from compat.harness import findings, locks
 from compat.harness.config import ConfigError
+from compat.harness.documents import dumps_document, schema
 from compat.harness.reports import html, markdown
 
 REPO = Path(__file__).parents[2]
