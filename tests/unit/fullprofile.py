@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import random
 
+from lockdata import lock_text
+
 from compat.contract import CellResult, Drift, Failure, TestFailure, Tests
 from compat.harness.locks import lock_id
-from lockdata import lock_text
 
 TRLS = [f"0.{i}.{i % 3}" for i in range(4, 30)] + [f"1.{i}.0" for i in range(13)]  # 39, oldest first
 TFS = [f"4.{j}.{j % 4}" for j in range(13, 57)] + ["5.0.0"]  # 45, oldest first

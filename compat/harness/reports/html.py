@@ -37,8 +37,7 @@ from typing import Any
 from compat import probes as registry
 from compat.cell.adapter import closest
 from compat.contract import KEYWORDS, CellResult, Status
-from compat.harness import specs
-from compat.harness import environments
+from compat.harness import environments, specs
 from compat.harness.reports import grid
 from compat.harness.reports.vocab import (
     COLOURS,

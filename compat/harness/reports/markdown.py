@@ -17,8 +17,7 @@ from typing import Any
 from packaging.version import Version
 
 from compat.contract import CellResult, Failure, Status
-from compat.harness import specs
-from compat.harness import environments
+from compat.harness import environments, specs
 from compat.harness.reports import grid as gridmod
 from compat.harness.reports.vocab import (
     DRIFT,
