@@ -225,3 +225,21 @@ def test_the_run_time_closure_follows_requirements_markers_and_extras():
 def test_the_run_time_closure_of_this_python_is_read_from_metadata():
     reached = envs.reach(("pytest",))  # installed here with the test extra
     assert {"pytest", "pluggy", "iniconfig", "packaging"} <= reached and "trl" not in reached
+
+
+def test_the_adapters_advice_quotes_the_working_cells_reproducing_line(monkeypatch):
+    """findings.json's `install` holds, for each working pair whose cell has a lock, the line that reproduces it; the
+    adapter's BrokenPairError advice quotes it for the nearest working pair."""
+    from compat.cell import adapter
+
+    data = findings.build(CELLS)
+    assert data["install"] == {
+        "trl==0.12.2,transformers==4.46.3": "kto-compat lock trl==0.12.2,transformers==4.46.3 > lock.txt && uv pip sync lock.txt"}
+    monkeypatch.setattr(adapter, "FINDINGS", json.loads(findings.dumps(data)))
+    adapter.findings.cache_clear()
+    try:
+        lines = adapter._nearest_lines(("0.12.2", "4.45.2"))
+    finally:
+        adapter.findings.cache_clear()
+    assert lines[-1] == ("To move to the nearest one: kto-compat lock trl==0.12.2,transformers==4.46.3 > lock.txt "
+                         "&& uv pip sync lock.txt")
