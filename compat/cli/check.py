@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,11 @@ from compat.contract import DEFAULT_TRAINER, CompatError, ContractError
 from compat.harness import config as cfg
 from compat.harness import environments as envs
 from compat.harness import findings as findings_mod
+from compat.harness import locks
 from compat.harness.plan import parse_pair
 from compat.harness.reports.vocab import pip_line, plain
 
-PACKAGE_FINDINGS = Path(adapter.__file__).resolve().parents[1] / "findings.json"
+PACKAGE_FINDINGS = findings_mod.PACKAGED
 EXIT_OK, EXIT_BROKEN, EXIT_BAD_INPUT, EXIT_UNSURE = 0, 1, 2, 3
 EXIT_HELP = """exit codes:
   0  measured compatible, and nothing the stack uses at run time differs from the measured environment
@@ -64,7 +66,8 @@ class CheckReport:
     measured_on: str = ""  # torch build, Python and device of the cells behind the findings
     against: str = "pair"  # "pair" | "installed" | "requirements": what the environment was compared with
     cell: dict[str, Any] | None = None  # the measured cell the answer rests on, with its reproducing line
-    differences: list[dict[str, Any]] = field(default_factory=list)  # recorded distributions that differ
+    differences: list[dict[str, Any]] = field(default_factory=list)  # run-time distributions that differ
+    elsewhere: list[dict[str, Any]] = field(default_factory=list)  # the rest of the lock that differs (--verbose)
     unpinned: list[str] = field(default_factory=list)  # --requirements: recorded distributions left open
     bounds: list[str] = field(default_factory=list)  # versions beyond every measured release
     caveats: list[str] = field(default_factory=list)  # why a compatible answer is not a plain yes (exit 3)
@@ -108,8 +111,8 @@ def cells_of(table: list[envs.Measured], pair: tuple[str, str]) -> list[envs.Mea
 
 def _cell_entry(cell: envs.Measured) -> dict[str, Any]:
     return {"trl": cell.trl, "transformers": cell.transformers, "resolution": cell.resolution, "status": cell.status,
-            "environment": cell.env, "install": envs.install_line(cell) if cell.installed else None,
-            "install_words": envs.line_words(cell) if cell.installed else None,
+            "environment": cell.env, "lock": cell.lock, "install": envs.install_line(cell) if cell.installed else None,
+            "install_words": envs.line_words(cell) if cell.installed else None, "resolved": envs.human_line(cell),
             "failure": dict(zip(("stage", "message", "raised_by", "reason"), cell.failure, strict=False))
             if cell.failure else None}
 
@@ -190,20 +193,24 @@ def _recorded(table: list[envs.Measured]) -> set[str]:
 
 
 def against(report: CheckReport, table: list[envs.Measured], yours: dict[str, list[str]], *, complete: bool,
-            gpu: str | None = None) -> CheckReport:
+            gpu: str | None = None, store: locks.Store | None = None, runtime: Iterable[str] = ()) -> CheckReport:
     """Hold an environment (``complete``: what is installed) or a file's pins against the pair's measured cells.
 
     The environment a failing cell measured (no recorded distribution differs, none left open) is broken, with
-    that cell's own failure. Otherwise the answer rests on the nearest compatible cell: each recorded
-    distribution that differs is named, and pins that leave some open are not a plain yes where another
-    resolution of the pair was measured failing."""
+    that cell's own failure. Otherwise the answer rests on the nearest compatible cell: each distribution of
+    its lock (``store``) the stack uses at run time (what the cell recorded importing, and ``runtime``: the
+    requirement closure of trl and transformers) that differs is named, the rest of the lock only in
+    ``elsewhere``; pins that leave some open are not a plain yes where another resolution of the pair was
+    measured failing."""
     against_what = "installed" if complete else "requirements"
     report = replace(report, gpu=gpu or report.gpu)
     own = [c for c in cells_of(table, (report.trl, report.transformers)) if c.installed]
     if not own:
         return replace(report, against=against_what)
     recorded = _recorded(table)
-    found = [envs.compare(c, yours, complete=complete, recorded=recorded) for c in own]
+    runtime = set(runtime)
+    found = [envs.compare(c, yours, complete=complete, recorded=recorded, pins=store.pins(c.lock) if store else None,
+                          runtime=runtime) for c in own]
     for cmp in found:
         cell = cmp.cell
         if not cell.compatible and not cmp.differences and not cmp.unknown and cell.failure:
@@ -232,7 +239,8 @@ def against(report: CheckReport, table: list[envs.Measured], yours: dict[str, li
                    f"{f.resolution} this pair was measured failing at {f.failure[0] if f.failure else '?'}: "
                    f"{f.failure[1] if f.failure else ''}"]
     report = replace(report, against=against_what, cell=_cell_entry(best.cell), caveats=caveats,
-                     differences=[asdict(d) | {"words": d.words()} for d in diffs], unpinned=list(best.unknown))
+                     differences=[asdict(d) | {"words": d.words()} for d in diffs], unpinned=list(best.unknown),
+                     elsewhere=[asdict(d) | {"words": d.words()} for d in best.elsewhere])
     if report.status == "drift" and best.cell.compatible and not diffs and not caveats:
         return replace(report, status="compatible", evidence="measured",
                        keyword=adapter.lookup("keyword", (best.cell.trl, best.cell.transformers)))
@@ -284,7 +292,7 @@ def _pair_name(r: CheckReport) -> str:
     return f"trl {r.trl} + transformers {r.transformers}"
 
 
-def render(r: CheckReport) -> str:
+def render(r: CheckReport, verbose: bool = False) -> str:
     head = _pair_name(r) + ": "
     how = {"measured": "measured", "inferred": "inferred (not itself measured; inside a measured range)"}.get(r.evidence, "")
     lines: list[str] = []
@@ -338,7 +346,7 @@ def render(r: CheckReport) -> str:
     else:
         lines.append(head + "not measured by this kto-compat's findings.")
     lines += [f"note: {b}" for b in r.bounds]
-    lines += _environment_lines(r)
+    lines += _environment_lines(r, verbose)
     if r.nearest and r.status in ("broken", "platform", "unmeasured", "drift") and (r.run is None or r.run["status"] != "compatible"):
         lines.append("nearest measured working pairs: " + "; ".join(f"trl {p['trl']} + transformers {p['transformers']}" for p in r.nearest))
         lines.append(f"to reproduce the nearest one: {r.pip}")
@@ -353,34 +361,48 @@ def render(r: CheckReport) -> str:
     return "\n".join(lines)
 
 
-def _environment_lines(r: CheckReport) -> list[str]:
+def _environment_lines(r: CheckReport, verbose: bool = False) -> list[str]:
     c = r.cell
     if c is None:
         return []
     lines = []
     if r.against != "pair":
         what = "your environment matches" if r.against == "installed" else "your pins match"
-        lines.append(f"compared with the measured cell ({c['resolution']} resolution, {c['status']}):"
-                     + ("" if r.differences or r.unpinned else f" {what} every distribution it recorded"))
+        scope = "every distribution the stack uses at run time" if c.get("lock") else "every distribution it recorded"
+        lines.append(f"compared with the measured cell ({c['resolution']} resolution, {c['status']}"
+                     + (f", lock {c['lock']}" if c.get("lock") else "") + "):"
+                     + ("" if r.differences or r.unpinned else f" {what} {scope}"))
         lines += [f"  {d['words']}" for d in r.differences]
         if r.unpinned:
             lines.append(f"  left open, resolved when you install: {', '.join(r.unpinned)}")
+        if r.elsewhere and verbose:
+            lines.append("elsewhere in the lock (the stack does not use these at run time):")
+            lines += [f"  {d['words']}" for d in r.elsewhere]
+        elif r.elsewhere:
+            lines.append(f"  and {len(r.elsewhere)} difference(s) elsewhere in the lock, outside what the stack uses "
+                         "at run time (--verbose lists them)")
     if c.get("install") and (c["status"] == "compatible" or r.against != "pair"):
-        label = "the measured environment" if c["status"] == "compatible" else "reproduces the failure"
+        label = "reproduces the measured environment" if c["status"] == "compatible" else "reproduces the failure"
         lines.append(f"install line ({label}; {c['install_words']}): {c['install']}")
+        if c.get("resolved"):
+            lines.append(f"  how it resolved (uv's cutoff at the pair's release; the lock above is what it installed): "
+                         f"{c['resolved']}")
     return lines
 
 
 # --------------------------------------------------------------------------- command
 
 
-def _findings(path: Path | None) -> None:
+def _findings(path: Path | None) -> locks.Store:
+    """Load the findings the answers come from; their cells' locks lie beside them (locks/<id>.txt)."""
+    path = path or PACKAGE_FINDINGS
     try:
-        data = findings_mod.load(path or PACKAGE_FINDINGS)
+        data = findings_mod.load(path)
     except ContractError as exc:
         raise cfg.ConfigError(str(exc)) from None
     adapter.FINDINGS = data
     adapter.findings.cache_clear()
+    return locks.Store(path.parent)
 
 
 def installed() -> tuple[str, str]:
@@ -438,17 +460,19 @@ def _pairs(pins: dict[str, reqfile.Pin], table: list[envs.Measured], path: Path)
 
 
 def reports_for(args: argparse.Namespace) -> list[CheckReport]:
-    _findings(args.findings)
+    store = _findings(args.findings)
     table = envs.measured(adapter.findings())
     gpu = envs.local_gpu()
     if args.requirements is not None:
         pins = reqfile.read(args.requirements)
         yours = {name: list(pin.exacts) for name, pin in pins.items() if pin.exacts}
-        return [against(check(p, table, gpu), table, yours, complete=False) for p in _pairs(pins, table, args.requirements)]
+        return [against(check(p, table, gpu), table, yours, complete=False, store=store)
+                for p in _pairs(pins, table, args.requirements)]
     if args.pair:
         trl, transformers = parse_pair(args.pair)
         return [check((str(trl), str(transformers)), table, gpu)]
-    report = against(check(installed(), table, gpu), table, envs.here(), complete=True, gpu=gpu)
+    report = against(check(installed(), table, gpu), table, envs.here(), complete=True, gpu=gpu, store=store,
+                     runtime=envs.reach())
     if args.run:
         report = replace(report, run=run_here(report.trl, report.transformers))
     return [report]
@@ -496,7 +520,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if len(reports) > 1:
             print(f"{args.requirements} admits {len(reports)} measured pairs; each is answered:\n")
         # Findings text goes to a terminal, which would obey escapes in it; JSON escapes them itself.
-        print(plain("\n\n".join(render(r) for r in reports)))
+        print(plain("\n\n".join(render(r, args.verbose) for r in reports)))
     return code
 
 
@@ -506,7 +530,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "(exit 0 compatible, 1 broken, 3 not measured or differing, 2 bad input)")
     ck.add_argument("--json", action="store_true", help="machine-readable output (errors too)")
     ck.add_argument("--findings", type=Path, default=None, metavar="FILE",
-                    help="findings file (default: the package's compat/findings.json)")
+                    help="findings file, its cells' locks in locks/ beside it (default: the package's compat/findings.json)")
+    ck.add_argument("-v", "--verbose", action="store_true",
+                    help="also list differences from the cell's lock outside what the stack uses at run time "
+                         "(tzdata, urllib3, ...); they never change the exit code")
     what = ck.add_mutually_exclusive_group()
     what.add_argument("--pair", default=None, metavar="PAIR", help="check trl==A,transformers==B instead of the installed pair")
     what.add_argument("--requirements", type=Path, default=None, metavar="FILE",

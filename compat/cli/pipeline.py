@@ -11,7 +11,8 @@ from pathlib import Path
 
 from compat.cli import options
 from compat.contract import CellResult, Status
-from compat.harness import documents, lock, plan, progress, run
+from compat.harness import config as cfg
+from compat.harness import documents, lock, locks, plan, progress, run
 from compat.harness.documents import Source
 from compat.harness.merge import measured_dates, merge_cells
 from compat.harness.reports import publish as reports
@@ -62,6 +63,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                     "generated": max(dates.values(), default=before_meta.get("generated", stamp))}
             if merged:
                 documents.write_cells(out, merged)  # cells/ mirrors the report: no fault over a verdict
+                # The report is published with each cell's lock: the run wrote those it measured, .compat/locks
+                # keeps those of cached cells; locks no cell names any more go.
+                locks.carry([out, cfg.state_dir(args.config)], out, merged)
                 written = reports.write(out, merged, meta, step_summary=True)
                 note = f" ({kept} cells kept from the report already there)" if kept else ""
                 print(f"compat: wrote {', '.join(f for f in reports.FILES if f in written)} to {out}{note}",

@@ -11,7 +11,20 @@ import compat
 from compat.cell.export import ExportError, export
 from compat.cli import options
 from compat.contract import ContractError
-from compat.harness import changes, documents, findings, index, lock, logs, merge, plan, regressions, releases
+from compat.harness import (
+    changes,
+    documents,
+    environments,
+    findings,
+    index,
+    lock,
+    locks,
+    logs,
+    merge,
+    plan,
+    regressions,
+    releases,
+)
 from compat.harness import config as cfg
 from compat.harness.documents import read_text
 from compat.harness.files import SYMLINKS, atomic_write, target
@@ -26,6 +39,7 @@ def stored_cells(results: Path) -> documents.Source:
     source = documents.load_results(results)
     if not source.cells:
         raise cfg.ConfigError(f"--results {results}: holds no cells")
+    locks.verify(source.path, source.cells, str(results))  # a report travels with the locks its cells name
     return source
 
 
@@ -40,6 +54,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise cfg.ConfigError(f"--out {out} already holds a compat.json (other measurements): render into an empty "
                               "directory, or use merge to combine reports")
     with lock.exclusive(out):
+        locks.carry([stored.path], out, cells)  # a report is published with the locks its cells name
         written = reports.write(out, cells, {"profile": args.profile, **meta}, document=not existing.exists())
     print(f"compat: rendered {', '.join(written)} in {out} from {len(cells)} cells", file=sys.stderr)
     return 0
@@ -54,9 +69,14 @@ def cmd_findings(args: argparse.Namespace) -> int:
             raise cfg.ConfigError(f"findings: this kto-compat is installed in {root}, not a checkout; pass -o FILE")
         args.output = PACKAGE / "findings.json"
     target(args.output, "-o")  # refused before the results are read
-    cells = list(stored_cells(args.results).cells)
+    stored = stored_cells(args.results)
+    cells = list(stored.cells)
     changed = findings.write(cells, args.output)
-    print(f"compat: {args.output} {'updated' if changed else 'unchanged'}", file=sys.stderr)
+    # The locks of the cells the findings name travel beside them (the package ships compat/locks/), so
+    # `kto-compat lock` and `check` need no checkout and no network.
+    shipped = locks.carry([stored.path], args.output.parent, environments.tabled(cells))
+    print(f"compat: {args.output} {'updated' if changed else 'unchanged'}; {shipped} locks in "
+          f"{args.output.parent / 'locks'}", file=sys.stderr)
     return 0
 
 
@@ -78,6 +98,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     """Shard result dirs -> one report, as if one machine had run every cell, whatever their order."""
     sources = [documents.load_results(d) for d in sorted(args.dirs)]
     base = documents.load_results(args.base) if args.base else None
+    for source in sources + ([base] if base else []):
+        locks.verify(source.path, source.cells, str(source.path))
     cells = merge.merge_cells(sources, base)
     if not cells:
         raise cfg.ConfigError("merge: the inputs hold no cells")
@@ -100,6 +122,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
         cells = logs.publish([s.path for s in sources] + ([base.path] if base else []), out, cells,
                              int(args.logs_mib * 2**20))
         documents.write_cells(out, cells)
+        # Each lock once, from the newest input that holds it; a cell's lock is published where the cell is.
+        locks.carry([s.path for s in sources] + ([base.path] if base else []), out, cells)
         reports.write(out, cells, meta)
     print(f"compat: merged {len(cells)} cells from {len(sources)} dir(s)"
           f"{' over ' + str(args.base) if args.base else ''} -> {out / 'compat.json'}", file=sys.stderr)

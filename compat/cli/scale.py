@@ -18,7 +18,7 @@ from compat.contract import DEFAULT_TRAINER, CellResult
 from compat.harness import bench as bench_mod
 from compat.harness import bisect as bisect_mod
 from compat.harness import config as cfg
-from compat.harness import documents, index, lock, plan, run
+from compat.harness import documents, index, lock, locks, plan, run
 from compat.harness.reports import publish as reports
 
 AXES = ("trl", "transformers")
@@ -125,7 +125,7 @@ def render_outcome(o: bisect_mod.Outcome, axis: str, probe: str, total: int, cac
     return "\n".join(lines)
 
 
-def _write_into(out: Path, done: list[CellResult], meta: dict) -> None:
+def _write_into(out: Path, done: list[CellResult], meta: dict, state: Path) -> None:
     """The measured cells merged into the report already in ``out`` (as matrix does), never replacing it:
     every cell it held stays, a harness error never replaces a verdict, and its label is kept."""
     from compat.harness.merge import merge_cells
@@ -135,6 +135,7 @@ def _write_into(out: Path, done: list[CellResult], meta: dict) -> None:
     if before.cells:
         meta = {**before.meta, **{k: v for k, v in meta.items() if k != "profile"}}
     documents.write_cells(out, merged)  # cells/ mirrors the report
+    locks.carry([out, state], out, merged)  # state: the .compat/ whose locks/ keeps those of cached cells
     reports.write(out, merged, meta)
 
 
@@ -192,7 +193,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         finally:
             if done:
                 _write_into(out, done, {"profile": f"bisect {args.probe} along {args.axis}", "python": config.settings.python,
-                                        "torch": config.settings.torch, "suite": ctx.suite, "platform": platform.platform()})
+                                        "torch": config.settings.torch, "suite": ctx.suite, "platform": platform.platform()},
+                            cfg.state_dir(args.config))
     print(text)
     return 0
 

@@ -1,19 +1,20 @@
 """A cell measured an environment, not a pair in the abstract.
 
-This module keeps what each KTO cell ran with (the distributions its suite
-recorded: the stack it imports), spells the install line that pins them, and
-says how another environment, or a file's pins, differ from it. Host side: it
-reads package metadata and findings, and never imports the ML stack.
+This module keeps what each cell ran with: the distributions its suite recorded
+(the stack it imports) and its lock (every distribution, exact: compat.harness.locks),
+spells the line that reproduces the cell from its lock, and says how another
+environment, or a file's pins, differ from it. Host side: it reads package
+metadata and findings, and never imports the ML stack.
 
 findings.json carries the table built here (``environments``): each distinct
-set of distributions once, and per cell its pair, resolution, status, set,
-release time and failure.
+set of recorded distributions once, and per cell its pair, resolution, status,
+set, release time, failure, lock id and trainer.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from compat.contract import CellResult, Status
-from compat.harness import specs
+from compat.harness.envs import as_of
 from compat.harness.reports.vocab import pip_line
 
 ROOTS = ("trl", "transformers")  # a cell's own pair; every other recorded distribution is its environment
@@ -31,7 +32,7 @@ _LOCAL = re.compile(r"^(?P<public>[^+]+)\+(?P<local>.+)$")
 
 @dataclass(frozen=True)
 class Measured:
-    """One KTO cell as the findings keep it: the pair, how it was resolved, its status, what it ran with."""
+    """One cell as the findings keep it: the pair, how it was resolved, its status, what it ran with."""
 
     trl: str
     transformers: str
@@ -40,6 +41,8 @@ class Measured:
     environment: tuple[tuple[str, str], ...] = ()  # (distribution, version), python included, sorted
     released: str = ""
     failure: tuple[str, ...] | None = None  # (stage, first line of the error, raised by[, platform reason])
+    lock: str | None = None  # id of the cell's lock (compat.harness.locks); None: none was published
+    trainer: str = "kto"
 
     @property
     def platform(self) -> str | None:
@@ -52,7 +55,7 @@ class Measured:
 
     @property
     def installed(self) -> bool:
-        return bool(self.environment)
+        return bool(self.environment) or self.lock is not None
 
     @property
     def compatible(self) -> bool:
@@ -69,34 +72,44 @@ def _failure(r: CellResult) -> list[Any] | None:
             *([f.platform] if f.platform else [])]
 
 
+def tabled(results: Sequence[CellResult]) -> list[CellResult]:
+    """The cells findings keep an environment row for: every trainer's measured cells (forced runs test
+    metadata, not installs; errors and flaky cells say nothing certain)."""
+    return [r for r in sorted(results, key=lambda r: r.key)
+            if not r.forced and r.status not in (Status.ERROR, Status.FLAKY)]
+
+
 def table(results: Sequence[CellResult]) -> dict[str, Any]:
     """findings.json's ``environments``: distinct distribution sets stored once, cells pointing at them."""
     sets: dict[str, str] = {}  # canonical text -> id
     bodies: dict[str, dict[str, str]] = {}
     cells: list[list[Any]] = []
-    for r in sorted(results, key=lambda r: r.key):
-        if r.forced or not specs.adapter_covers(r.trainer) or r.status in (Status.ERROR, Status.FLAKY):
-            continue
+    for r in tabled(results):
         env = {k: v for k, v in sorted(r.environment.items()) if k not in ROOTS}
         ref = None
         if env:
             ref = sets.setdefault(repr(sorted(env.items())), f"e{len(sets)}")
             bodies[ref] = env
         # A failure is kept where an environment can match it (installed cells); the rest carry only their status.
-        cells.append([str(r.trl), str(r.transformers), r.resolution, str(r.status), ref, r.released,
-                      _failure(r) if ref else None])
+        row = [str(r.trl), str(r.transformers), r.resolution, str(r.status), ref, r.released,
+               _failure(r) if ref or r.lock else None, r.lock, r.trainer]
+        cells.append(row[:7] if row[7:] == [None, "kto"] else row)  # a KTO cell without a lock: the old row
     return {"sets": bodies, "cells": cells}
 
 
-def measured(findings: Mapping[str, Any]) -> list[Measured]:
-    """The cells of a findings file's ``environments`` table (empty for findings made before it existed)."""
+def measured(findings: Mapping[str, Any], trainer: str | None = "kto") -> list[Measured]:
+    """The cells of a findings file's ``environments`` table (empty for findings made before it existed):
+    ``trainer``'s, or every trainer's with None."""
     data = findings.get("environments") or {}
     sets = data.get("sets", {})
     out = []
     for trl, tf, resolution, status, ref, released, *rest in data.get("cells", ()):
+        failure, lock, who = (rest + [None, None, "kto"][len(rest):])[:3]
+        if trainer is not None and who != trainer:
+            continue
         env = {**sets.get(ref, {}), **({"trl": trl, "transformers": tf} if ref else {})}
-        failure = tuple(rest[0]) if rest and rest[0] else None
-        out.append(Measured(trl, tf, resolution, status, tuple(sorted(env.items())), released, failure))
+        out.append(Measured(trl, tf, resolution, status, tuple(sorted(env.items())), released,
+                            tuple(failure) if failure else None, lock, who))
     return out
 
 
@@ -107,7 +120,7 @@ def from_result(r: CellResult) -> Measured:
     f = _failure(r)
     return Measured(str(r.trl), str(r.transformers), r.resolution, str(r.status),
                     tuple(sorted({k: str(v) for k, v in r.environment.items()}.items())), r.released,
-                    tuple(f) if f else None)
+                    tuple(f) if f else None, r.lock, r.trainer)
 
 
 def torch_build(version: str) -> tuple[str, str | None]:
@@ -126,40 +139,52 @@ def build_words(version: str) -> str:
     return f"the {local.upper()} build" if local.startswith("cu") else f"the {local} build"
 
 
+def torch_links(version: str) -> str | None:
+    """Where a torch build with a local label comes from: PyTorch's page of that build's torch wheels. Passed
+    as find-links, as the harness itself does (envs.index_args): nothing but torch can come from there, where
+    an extra index would let uv take any package that index also carries from it alone."""
+    _, local = torch_build(version)
+    return f"https://download.pytorch.org/whl/{local}/torch/" if local else None
+
+
+def only(trl: object, transformers: object, resolution: str = "latest", trainer: str = "kto") -> str:
+    """The PAIR that names one cell (``--only``'s syntax), its suffixes only where they are not the default."""
+    return (f"trl=={trl},transformers=={transformers}" + (f",resolution={resolution}" if resolution != "latest" else "")
+            + (f",trainer={trainer}" if trainer != "kto" else ""))
+
+
 def install_line(cell: Measured) -> str:
-    """The pip line that pins every distribution the cell recorded, torch's build included (its index named).
-    What those pull in resolves when it is installed: see ``line_words``."""
-    env = cell.env
-    pins = [f"'{name}=={env[name]}'" for name in (*ROOTS, "torch") if name in env]
-    pins += [f"'{name}=={ver}'" for name, ver in sorted(env.items()) if name not in (*ROOTS, "torch", "python")]
-    _, local = torch_build(env.get("torch", ""))
-    index = f"--extra-index-url https://download.pytorch.org/whl/{local} " if local else ""
-    return f"pip install {index}{' '.join(pins)}"
+    """The line to copy: the cell's own lock, synced (``kto-compat lock``); for a cell that installed
+    nothing (or whose lock was never published), the bare pair."""
+    if cell.lock is None:
+        return pip_line(cell.trl, cell.transformers)
+    return f"kto-compat lock {only(cell.trl, cell.transformers, cell.resolution, cell.trainer)} > lock.txt && uv pip sync lock.txt"
+
+
+def human_line(cell: Measured) -> str | None:
+    """A short line beside it that says how an as-of-release cell resolved (uv's cutoff at the pair's release)."""
+    if cell.resolution != "as-of-release" or not cell.released:
+        return None
+    return f"uv pip install --exclude-newer {as_of(cell.released)} 'trl=={cell.trl}' 'transformers=={cell.transformers}'"
+
+
+LOCK_WORDS = ("writes this cell's lock, every distribution it ran with at its exact version, torch's build included, "
+              "and installs exactly that into the active environment")
+BARE_WORDS = "the pair alone: nothing was installed for this cell"
+UNPUBLISHED_WORDS = "the pair alone: this cell's lock was not published, so everything else resolves when you install"
 
 
 def line_words(cell: Measured) -> str:
-    """What the install line does and does not fix, said beside it."""
+    """What the install line does, said beside it."""
+    if cell.lock is None:
+        return UNPUBLISHED_WORDS if cell.installed else BARE_WORDS
     python = cell.env.get("python")
-    pinned = len([k for k in cell.env if k != "python"])
-    return (f"pins the {pinned} distributions the cell recorded; what they pull in resolves when you install"
-            + (f"; the cell ran Python {'.'.join(python.split('.')[:2])}" if python else ""))
+    return LOCK_WORDS + (f"; the cell ran Python {'.'.join(python.split('.')[:2])}" if python else "")
 
 
 def line_for(r: CellResult) -> str:
-    """The line every report shows for a cell: its recorded environment pinned, or the bare pair where
-    nothing was installed (the resolver refused it)."""
-    return install_line(from_result(r)) if r.environment else pip_line(r.trl, r.transformers)
-
-
-def line_template(env: Mapping[str, str | None]) -> str:
-    """install_line with ``{trl}``/``{transformers}`` left to fill in: the page stores one per distinct
-    environment and fills in each cell's own versions (None in ``env``: the cell's own)."""
-    own = {k: (f"{{{k}}}" if v is None else v) for k, v in env.items()}
-    own.update(trl="{trl}", transformers="{transformers}")
-    return install_line(Measured("{trl}", "{transformers}", "", "", tuple(sorted(own.items()))))
-
-
-# --------------------------------------------------------------------------- comparing environments
+    """The line every report shows for a cell (see install_line)."""
+    return install_line(from_result(r))
 
 
 @dataclass(frozen=True)
@@ -202,32 +227,84 @@ def canonical(mapping: Mapping[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Comparison:
     cell: Measured
-    differences: tuple[Difference, ...]
-    unknown: tuple[str, ...] = ()  # recorded distributions the pins leave open: they resolve at install time
+    differences: tuple[Difference, ...]  # in distributions the stack uses at run time: they can move the verdict
+    unknown: tuple[str, ...] = ()  # run-time distributions the pins leave open: they resolve at install time
+    elsewhere: tuple[Difference, ...] = ()  # in the rest of the lock (tzdata, urllib3, pytest...): --verbose
 
 
-def compare(cell: Measured, yours: Mapping[str, Sequence[str]], *, complete: bool, recorded: Iterable[str] = ()) -> Comparison:
+def compare(cell: Measured, yours: Mapping[str, Sequence[str]], *, complete: bool, recorded: Iterable[str] = (),
+            pins: Mapping[str, str] | None = None, runtime: Iterable[str] = ()) -> Comparison:
     """``yours``: each distribution's allowed versions (an environment: its one installed version; a lock that
     forks: several). ``complete``: an environment, where a distribution absent is not installed; pins, where
-    it is merely open. ``recorded``: the names any cell recorded when present, so one the cell lacks but
-    ``yours`` has is a difference too."""
+    it is merely open.
+
+    ``pins``: the cell's lock, compared in full where it is known; a difference counts only in a distribution
+    the stack uses at run time: one the cell's suite recorded importing, or one in ``runtime`` (the requirement
+    closure of trl and transformers, see ``reach``); the others go to ``elsewhere``. Without a lock, what the
+    suite recorded is compared, and ``recorded`` (the names any cell recorded) makes one the cell lacks but
+    ``yours`` has a difference too."""
     env, have = canonical(cell.env), canonical(yours)
+    reference = {**canonical(pins), **({"python": env["python"]} if "python" in env else {})} if pins else env
+    used = set(env) | {canonicalize_name(n) for n in runtime}
     source = "installed" if complete else "pins"
-    diffs, unknown = [], []
-    for name in sorted(env):
+    diffs: list[Difference] = []
+    elsewhere: list[Difference] = []
+    unknown: list[str] = []
+    for name in sorted(reference):
         if name in ROOTS:
             continue
+        found = None
         if name not in have:
             if complete:
-                diffs.append(Difference(name, env[name], None, source))
-            elif name != "python":  # a requirements file does not choose the interpreter
+                found = Difference(name, reference[name], None, source)
+            elif name != "python" and name in used:  # a requirements file does not choose the interpreter
                 unknown.append(name)
-        elif not any(same(name, env[name], v) for v in have[name]):
-            diffs.append(Difference(name, env[name], have[name][0], source))
-    for name in sorted({canonicalize_name(n) for n in recorded} - set(env) - set(ROOTS)):
+        elif not any(same(name, reference[name], v) for v in have[name]):
+            found = Difference(name, reference[name], have[name][0], source)
+        if found is not None:
+            (diffs if name in used else elsewhere).append(found)
+    extra = used if pins else {canonicalize_name(n) for n in recorded}
+    for name in sorted(extra - set(reference) - set(ROOTS)):
         if name in have:
             diffs.append(Difference(name, None, have[name][0], source))
-    return Comparison(cell, tuple(diffs), tuple(unknown))
+    return Comparison(cell, tuple(diffs), tuple(unknown), tuple(elsewhere))
+
+
+def reach(roots: Iterable[str] = ROOTS, requires: Callable[[str], Sequence[str] | None] | None = None) -> set[str]:
+    """The distributions the requirements of ``roots`` reach, transitively, markers evaluated for this Python
+    and extras followed: what the stack uses at run time. ``requires``: a distribution's Requires-Dist (None
+    where it is not installed); by default read from this Python's metadata, nothing imported."""
+    from packaging.markers import UndefinedEnvironmentName
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    requires = requires or _installed_requires
+    seen: set[str] = set()
+    queue = [(canonicalize_name(r), frozenset({""})) for r in roots]
+    done: set[tuple[str, frozenset[str]]] = set()
+    while queue:
+        name, extras = queue.pop()
+        if (name, extras) in done:
+            continue
+        done.add((name, extras))
+        seen.add(name)
+        for text in requires(name) or ():
+            try:
+                req = Requirement(text)
+                if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in extras):
+                    continue
+            except (InvalidRequirement, UndefinedEnvironmentName):
+                continue
+            queue.append((canonicalize_name(req.name), frozenset({"", *req.extras})))
+    return seen
+
+
+def _installed_requires(name: str) -> Sequence[str] | None:
+    from importlib import metadata
+
+    try:
+        return metadata.distribution(name).requires or []
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def local_gpu() -> str | None:

@@ -21,6 +21,8 @@ from compat.harness import environments, specs
 from compat.harness.documents import schema
 from compat.harness.files import atomic_write, target
 
+PACKAGED = Path(__file__).resolve().parents[1] / "findings.json"  # the package's own, its locks in locks/ beside it
+
 
 @dataclass(frozen=True, order=True)
 class Rule:
@@ -121,13 +123,17 @@ def build(results: Sequence[CellResult]) -> dict[str, Any]:
     ok = [r for r in chosen if r.status == Status.COMPATIBLE]
     # "Working" pairs are advice (`pip install` this): only pairs that train with today's dependencies,
     # not those that need everything pinned as of their release.
-    today = sorted({r.pair for r in results if specs.adapter_covers(r.trainer) and not r.forced and r.resolution == "latest"
-                    and r.status == Status.COMPATIBLE})
+    working = [r for r in results if specs.adapter_covers(r.trainer) and not r.forced and r.resolution == "latest"
+               and r.status == Status.COMPATIBLE]
+    today = sorted({r.pair for r in working})
+    # The line the adapter's advice quotes for a working pair: the one that reproduces its cell's lock.
+    install = {environments.only(r.trl, r.transformers): environments.line_for(r) for r in working if r.lock}
     return {
         "schema_version": FINDINGS_SCHEMA_VERSION,
         "generated_from": {"cells": len(results), "pairs": len(chosen), "compatible": len(ok), **_measured_on(chosen)},
         "facts": {name: [rule.serialize() for rule in compress(p)] for name, p in sorted(points.items())},
         "working": [[str(a), str(b)] for a, b in today],
+        "install": dict(sorted(install.items())),
         "environments": environments.table(results),
     }
 

@@ -35,6 +35,9 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 import fullprofile  # noqa: E402  (tests/unit/fullprofile.py: the synthetic 1,755-cell result set)
+from lockdata import lock_text  # noqa: E402  (tests/unit/lockdata.py: fake locks)
+
+from compat.harness.locks import lock_id  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 EVIL = "TypeError: <script>alert(1)</script><img src=x onerror=\"window.pwned=1\"> | `x` </script>\nsecond line"
@@ -64,6 +67,8 @@ def result(trl: str, tf: str, status: str = "compatible", failure: Failure | Non
         warnings=({"stage": "train", "category": "FutureWarning", "message": "torch.cpu.amp.autocast(args...) is deprecated"},),
         seconds=15.2, timings={"resolve": 0.9, "install": 0.7, "suite": 13.6}, released="2025-03-01T12:00:00Z")
     fields.update(kw)
+    if fields["environment"] and "lock" not in kw:  # an installed cell names its lock, as published cells do
+        fields["lock"] = lock_id(lock_text(fields["environment"]))
     return CellResult(trl, tf, "latest", status, failure=failure, **fields)
 
 
@@ -369,9 +374,10 @@ def test_pip_command_is_copyable(driver, tmp_path):
     driver.execute_cdp_cmd("Browser.grantPermissions", {"permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
     button(driver, "0.23.1", "5.0.0").click()
     wait_dialog(driver)
-    pip = driver.find_element(By.ID, "pip").text  # the cell's recorded environment pinned, torch's CPU build named
-    assert pip.startswith("pip install --extra-index-url https://download.pytorch.org/whl/cpu 'trl==0.23.1' "
-                          "'transformers==5.0.0' 'torch==2.13.0+cpu' "), pip
+    pip = driver.find_element(By.ID, "pip").text  # the line reproducing the cell from its lock
+    assert pip == "kto-compat lock trl==0.23.1,transformers==5.0.0 > lock.txt && uv pip sync lock.txt", pip
+    lock = driver.find_element(By.CSS_SELECTOR, "#install-note a.lock-file")  # the lock itself, published beside the page
+    assert lock.get_attribute("href").endswith(f"/locks/{lock_id(lock_text(result('0.23.1', '5.0.0').environment))}.txt")
     driver.find_element(By.ID, "copy").click()
     WebDriverWait(driver, 5).until(lambda d: d.find_element(By.ID, "copy-note").text)
     assert driver.find_element(By.ID, "copy-note").text == "Copied to the clipboard."
@@ -572,9 +578,8 @@ def test_full_profile_permalink_opens_its_cell(driver, full_page):
     open_page(driver, full_page[0], "#trl0.23.2-tf4.50.2")
     wait_dialog(driver)
     assert driver.find_element(By.ID, "detail-title").text == "TRL 0.23.2 \u00d7 transformers 4.50.2"
-    assert driver.find_element(By.ID, "pip").text.startswith(
-        "pip install --extra-index-url https://download.pytorch.org/whl/cpu 'trl==0.23.2' 'transformers==4.50.2' "
-        "'torch==2.13.0+cpu' 'accelerate==")
+    assert driver.find_element(By.ID, "pip").text == \
+        "kto-compat lock trl==0.23.2,transformers==4.50.2 > lock.txt && uv pip sync lock.txt"
     assert driver.execute_script("return document.getElementById('detail').scrollTop") == 0
     driver.save_screenshot(str(ARTIFACTS / "compat-dialog.png"))
 
@@ -611,8 +616,7 @@ def test_full_profile_on_a_phone(driver, full_page):
         assert len(items) >= 39
         first = items[0]
         assert first.text.startswith("trl 1.") and "works with transformers" in first.text and "use processing_class=" in first.text
-        assert "pip install --extra-index-url https://download.pytorch.org/whl/cpu 'trl==" in \
-            first.find_element(By.CSS_SELECTOR, "code.pip").text
+        assert first.find_element(By.CSS_SELECTOR, "code.pip").text.startswith("kto-compat lock trl==")
         assert visible_to_the_eye(driver, first.find_element(By.TAG_NAME, "strong"))  # on the first screen
         driver.save_screenshot(str(ARTIFACTS / "compat-phone.png"))
         # The list follows the search box.
@@ -692,7 +696,24 @@ def drifted() -> list[CellResult]:
     aor = [result("0.11.4", tf, keyword={"processing_class": "rejected", "tokenizer": "accepted"}, keyword_raised_by={})
            for tf in ("4.45.2", "4.46.3")]
     return [*matrix(), *(CellResult(r.trl, r.transformers, "as-of-release", r.status, **{
-        k: getattr(r, k) for k in ("keyword", "environment", "training", "adapter", "adapter_outcome", "tests")}) for r in aor)]
+        k: getattr(r, k) for k in ("keyword", "environment", "training", "adapter", "adapter_outcome", "tests", "released",
+                                   "lock")}) for r in aor)]
+
+
+def test_an_as_of_release_cells_line_names_its_resolution_and_how_it_resolved(driver, tmp_path):
+    """The line to copy syncs that cell's own lock (resolution=as-of-release); uv's cutoff stands beside it, in words."""
+    cells = drifted()
+    aor = next(c for c in cells if c.resolution == "as-of-release" and str(c.transformers) == "4.45.2")
+    load(driver, tmp_path, cells)
+    driver.execute_script(f"location.hash = '#{aor.id}'")
+    wait_dialog(driver)
+    assert driver.find_element(By.ID, "pip").text == ("kto-compat lock trl==0.11.4,transformers==4.45.2,resolution=as-of-release "
+                                                      "> lock.txt && uv pip sync lock.txt")
+    assert driver.find_element(By.CSS_SELECTOR, "#install-note code.resolved").text == (
+        "uv pip install --exclude-newer 2025-03-02T12:00:00Z 'trl==0.11.4' 'transformers==4.45.2'")
+    assert driver.find_element(By.CSS_SELECTOR, "#install-note a.lock-file").get_attribute("href").endswith(
+        f"/locks/{aor.lock}.txt")
+    assert not severe(driver)
 
 
 def test_a_drift_row_links_to_its_as_of_release_row_and_back(driver, tmp_path):
@@ -721,9 +742,12 @@ def test_a_broken_cells_detail_leads_with_the_nearest_working_cell(driver, tmp_p
     assert near.is_displayed()
     assert "Nearest measured working pair: TRL 0.12.2 \u00d7 transformers 4.46.3, hand the tokenizer over as " \
            "processing_class=" in near.text  # same TRL first, as `check` ranks them
-    assert " 'trl==0.12.2' 'transformers==4.46.3' 'torch==2.13.0+cpu' " in driver.find_element(By.ID, "pip-ok").text
+    assert driver.find_element(By.ID, "pip-ok").text == \
+        "kto-compat lock trl==0.12.2,transformers==4.46.3 > lock.txt && uv pip sync lock.txt"  # its lock, reproduced
     assert text.index("Nearest measured working pair") < text.index("This pair: reproduces the failure")
-    assert " 'trl==0.12.2' 'transformers==4.45.2' 'torch==2.13.0+cpu' " in driver.find_element(By.ID, "pip").text
+    assert driver.find_element(By.ID, "pip").text == \
+        "kto-compat lock trl==0.12.2,transformers==4.45.2 > lock.txt && uv pip sync lock.txt"
+    assert driver.find_element(By.CSS_SELECTOR, "#near-note a.lock-file").is_displayed()
     driver.find_element(By.ID, "near-open").click()
     WebDriverWait(driver, 5).until(lambda d: d.find_element(By.ID, "detail-title").text == "TRL 0.12.2 \u00d7 transformers 4.46.3")
     assert not driver.find_element(By.ID, "works-instead").is_displayed()  # a working cell needs no pointer

@@ -2,7 +2,7 @@
 
 Shaped like real cells (docs/compat/compat.json): about 1,100 installable cells, each with
 5 formatter kinds x 140 case outcomes (mostly the same few tables), an environment of 14
-distributions, 3-5 warnings, a training record and the in-cell test counts; about 650
+distributions and the lock it names (tests/unit/lockdata.py), 3-5 warnings, a training record and the in-cell test counts; about 650
 unresolvable cells carrying only the resolver's short refusal. Deterministic, so sizes and
 timings measured on it compare between runs. The page tests (tests/unit/test_html.py,
 tests/browser/test_page.py) render it.
@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import random
 
+from lockdata import lock_text
+
 from compat.contract import CellResult, Drift, Failure, TestFailure, Tests
+from compat.harness.locks import lock_id
 
 TRLS = [f"0.{i}.{i % 3}" for i in range(4, 30)] + [f"1.{i}.0" for i in range(13)]  # 39, oldest first
 TFS = [f"4.{j}.{j % 4}" for j in range(13, 57)] + ["5.0.0"]  # 45, oldest first
@@ -109,6 +112,7 @@ def results(seed: int = 7) -> list[CellResult]:
                 format_mode="conversational" if k > 15 else "text", probes=probes, formatter=formatter,
                 training=training, adapter="pass", adapter_outcome="trained" if ok else "refused", adapter_detail=detail,
                 tests=tests, warnings=tuple(WARNINGS[i] for i in range(6) if (i + k + j) % 4 and (ok or i < 2)),
+                lock=lock_id(lock_text(env)),
                 timings={"resolve": 0.8, "install": round(rng.random(), 2), "suite": round(10 + rng.random() * 5, 2)},
                 peak_rss_bytes=300_000_000 + rng.randrange(10**8), **common))
     return out

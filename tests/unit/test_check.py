@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lockdata import locked, write_locks
 
 from compat.cli import check as check_mod
 from compat.contract import CellResult, Drift, Failure
@@ -15,7 +16,7 @@ from compat.harness import findings
 REPO = Path(__file__).parents[2]
 STACK = {"python": "3.11.7", "torch": "2.13.0+cpu", "datasets": "3.0.1", "pyarrow": "17.0.0", "accelerate": "1.0.1"}
 OLD_STACK = {**STACK, "rich": "13.9.2", "tyro": "0.8.12"}
-RESULTS = [
+RESULTS = [locked(c) for c in (
     CellResult("0.12.2", "4.46.3", "latest", "compatible", keyword={"processing_class": "accepted", "tokenizer": "accepted"},
                import_path="trl", format_mode="text",
                environment={**STACK, "trl": "0.12.2", "transformers": "4.46.3"}),
@@ -23,20 +24,21 @@ RESULTS = [
                failure=Failure("construct", "TypeError: Trainer.__init__() got an unexpected keyword argument 'processing_class'", "transformers.trainer.Trainer.__init__"),
                environment={**STACK, "trl": "0.12.2", "transformers": "4.45.2"}),
     CellResult("0.11.4", "4.45.2", "as-of-release", "compatible", keyword={"processing_class": "rejected", "tokenizer": "accepted"},
-               import_path="trl", format_mode="text",
+               import_path="trl", format_mode="text", released="2024-10-15T08:44:57Z",
                environment={**OLD_STACK, "trl": "0.11.4", "transformers": "4.45.2"}),
     CellResult("0.11.4", "4.45.2", "latest", "incompatible",
                failure=Failure("import", "ModuleNotFoundError: No module named 'rich'", "trl.trainer.utils.<module>",
                                drift=Drift("undeclared-dependency", "rich", "trl.trainer.utils")),
                environment={**STACK, "datasets": "5.0.1", "tyro": "1.0.17", "trl": "0.11.4", "transformers": "4.45.2"}),
-]
-FIXED = "'trl==0.12.2' 'transformers==4.46.3' 'torch==2.13.0+cpu'"  # the working cell's reproducing line
+)]
+FIXED = "kto-compat lock trl==0.12.2,transformers==4.46.3 > lock.txt && uv pip sync lock.txt"  # the working cell's
 
 
 @pytest.fixture()
 def findings_file(tmp_path: Path) -> Path:
     path = tmp_path / "findings.json"
     path.write_text(findings.dumps(findings.build(RESULTS)))
+    write_locks(tmp_path, RESULTS)  # the locks travel beside the findings, as compat/locks/ in the package
     return path
 
 
@@ -50,8 +52,7 @@ def test_broken_pair_exits_1_with_the_nearest_working_cells_reproducing_line(fin
     assert proc.returncode == 1
     assert "fails at the 'construct' stage" in proc.stdout and "transformers.trainer.Trainer.__init__" in proc.stdout
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("to reproduce the nearest one:"))
-    assert FIXED in line and "--extra-index-url https://download.pytorch.org/whl/cpu" in line
-    assert "'datasets==3.0.1'" in line and "'pyarrow==17.0.0'" in line  # every recorded distribution pinned
+    assert line == f"to reproduce the nearest one: {FIXED}"  # its lock: every distribution it ran with
 
 
 def test_compatible_unmeasured_beyond_every_release_and_json(findings_file):
@@ -71,12 +72,16 @@ def test_compatible_unmeasured_beyond_every_release_and_json(findings_file):
 
 def test_the_drifted_pair_offers_the_environment_that_passed(findings_file):
     """0.11.4 x 4.45.2 trains as of its release and fails with today's resolution: not a plain yes (exit 3), and
-    the line shown under its compatible answer pins the environment that passed (rich, tyro), not the bare pair."""
+    the line shown under its compatible answer reproduces the environment that passed (its lock), not the bare
+    pair; how that cell resolved (uv's cutoff) stands beside it."""
     proc = run_check(findings_file, "--pair", "trl==0.11.4,transformers==4.45.2")
     assert proc.returncode == 3, proc.stdout
     assert "with its dependencies resolved latest, this pair was measured failing at import" in proc.stdout
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("install line (the measured environment"))
-    assert "'rich==13.9.2'" in line and "'tyro==0.8.12'" in line
+    lines = proc.stdout.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("install line (reproduces the measured environment"))
+    assert lines[at].endswith(": kto-compat lock trl==0.11.4,transformers==4.45.2,resolution=as-of-release > lock.txt "
+                              "&& uv pip sync lock.txt")
+    assert lines[at + 1].endswith("uv pip install --exclude-newer 2024-10-16T08:44:57Z 'trl==0.11.4' 'transformers==4.45.2'")
 
 
 def test_help_documents_the_exit_codes():
@@ -91,14 +96,17 @@ def test_help_documents_the_exit_codes():
 
 
 def installed(**versions: str) -> dict[str, list[str]]:
-    return {"python": ["3.11.9"], **{k: [v] for k, v in versions.items()}}
+    return {"python": ["3.11.9"], "huggingface-hub": ["0.36.2"], **{k: [v] for k, v in versions.items()}}
 
 
-def report_for(findings_file: Path, here: dict[str, list[str]], gpu: str | None = None) -> check_mod.CheckReport:
-    check_mod._findings(findings_file)
+def report_for(findings_file: Path, here: dict[str, list[str]], gpu: str | None = None,
+               runtime: tuple[str, ...] = ("huggingface-hub",)) -> check_mod.CheckReport:
+    """``runtime``: what the requirement closure of trl and transformers reaches (envs.reach, in a real environment)."""
+    store = check_mod._findings(findings_file)
     table = envs.measured(json.loads(findings_file.read_text()))
     pair = (here["trl"][0], here["transformers"][0])
-    return check_mod.against(check_mod.check(pair, table), table, here, complete=True, gpu=gpu)
+    return check_mod.against(check_mod.check(pair, table), table, here, complete=True, gpu=gpu, store=store,
+                             runtime=runtime)
 
 
 def test_an_environment_matching_the_compatible_cell_exits_0(findings_file):
@@ -106,6 +114,26 @@ def test_an_environment_matching_the_compatible_cell_exits_0(findings_file):
                      accelerate="1.0.1", tzdata="2026.1")
     r = report_for(findings_file, here)
     assert (r.status, r.exit_code, r.differences) == ("compatible", 0, [])
+    # The rest of the lock differs (tzdata, and urllib3/pytest not installed): listed with --verbose, never the verdict.
+    assert [d["name"] for d in r.elsewhere] == ["pytest", "tzdata", "urllib3"]
+    assert "and 3 difference(s) elsewhere in the lock" in check_mod.render(r)
+    assert "  tzdata: measured with 2026.6, you have 2026.1" in check_mod.render(r, verbose=True).splitlines()
+
+
+def test_a_run_time_distribution_of_the_lock_the_suite_did_not_record_is_compared(findings_file):
+    """huggingface-hub is in the lock and in the requirement closure of transformers, though no cell recorded importing
+    it: a different version is a run-time difference (exit 3); outside the closure it would only show with --verbose."""
+    here = installed(trl="0.12.2", transformers="4.46.3", torch="2.13.0+cpu", datasets="3.0.1", pyarrow="17.0.0",
+                     accelerate="1.0.1", tzdata="2026.6", urllib3="2.8.0", pytest="8.4.2")
+    here["huggingface-hub"] = ["0.20.0"]
+    r = report_for(findings_file, here)
+    assert r.exit_code == 3 and [d["words"] for d in r.differences] == [
+        "huggingface-hub: measured with 0.36.2, you have 0.20.0"]
+    assert check_mod.render(r).splitlines()[0].endswith("compatible only as measured: your environment differs from "
+                                                        "the measured environment where that can change the verdict "
+                                                        "(`kto-compat check --run` measures yours).")
+    outside = report_for(findings_file, here, runtime=())
+    assert outside.exit_code == 0 and [d["name"] for d in outside.elsewhere] == ["huggingface-hub"]
 
 
 def test_a_differing_run_time_distribution_is_named_and_exits_3(findings_file):

@@ -7,12 +7,14 @@ the full profile measured, and the artefacts small enough for git and a browser.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pytest
 
 from compat.contract import Status
+from compat.harness import locks
 from compat.harness.documents import load_document
 from compat.harness.suite import suite_hash
 
@@ -59,13 +61,46 @@ def test_the_page_and_schemas_are_published():
 
 
 def test_compat_md_is_worth_opening(cells):
-    """COMPAT.md answers first: under 300 KB at the full profile, an install line for every TRL release that trains,
-    and no path of the machine that built it (the full tables live in GRIDS.md beside it)."""
+    """COMPAT.md answers first: under 300 KB at the full profile, and no path of the machine that built it (the full
+    tables live in GRIDS.md beside it)."""
     text = (PUBLISHED / "COMPAT.md").read_text(encoding="utf-8")
     assert len(text.encode()) < 300_000
-    trls = {str(c.trl) for c in cells if c.status == Status.COMPATIBLE}
-    lines = [ln for ln in text.splitlines() if "`pip install " in ln]
-    assert {t for t in trls if any(f" 'trl=={t}' " in ln and " 'torch==" in ln for ln in lines)} == trls
     for name in ("COMPAT.md", "GRIDS.md", "index.html"):
         published = (PUBLISHED / name).read_text(encoding="utf-8")
         assert "/work/" not in published and "site-packages" not in published, name
+
+
+# --------------------------------------------------------------------------- the locks published with the table
+
+LOCKS = PUBLISHED / "locks"
+needs_locks = pytest.mark.skipif(not LOCKS.is_dir(), reason="docs/compat has no locks/ yet: the table predates locks "
+                                                            "(they are published with the next full rerun)")
+
+
+@needs_locks
+def test_every_installed_cell_names_a_published_lock_and_each_is_stored_once(cells):
+    named = {c.lock for c in cells if c.lock}
+    assert not [c.id for c in cells if c.environment and not c.lock][:5]  # every cell that installed has one
+    assert {p.name for p in LOCKS.iterdir()} == {f"{lock}.txt" for lock in named}  # each once, none stale
+    for lock in sorted(named):
+        assert locks.lock_id((LOCKS / f"{lock}.txt").read_text(encoding="utf-8")) == lock  # its pins hash to its name
+
+
+@needs_locks
+def test_the_locks_stay_within_their_budget():
+    assert sum(p.stat().st_size for p in LOCKS.iterdir()) < 5 * 2**20  # beside compat.json's 5 MB
+
+
+@needs_locks
+def test_the_package_ships_the_locks_its_findings_name():
+    data = json.loads((REPO / "compat" / "findings.json").read_text(encoding="utf-8"))
+    named = {row[7] for row in data["environments"]["cells"] if len(row) > 7 and row[7]}
+    assert named and all((REPO / "compat" / "locks" / f"{lock}.txt").is_file() for lock in named)
+
+
+@needs_locks
+def test_compat_md_gives_every_trl_release_that_trains_its_reproducing_line(cells):
+    text = (PUBLISHED / "COMPAT.md").read_text(encoding="utf-8")
+    trls = {str(c.trl) for c in cells if c.status == Status.COMPATIBLE and c.trainer == "kto"}
+    lines = [ln for ln in text.splitlines() if "`kto-compat lock trl==" in ln and "&& uv pip sync lock.txt`" in ln]
+    assert {t for t in trls if any(f"`kto-compat lock trl=={t},transformers==" in ln for ln in lines)} == trls

@@ -4,7 +4,7 @@ Why a page: COMPAT.md answers "does this pair train?" with one symbol. The next
 questions ("which class rejected `tokenizer`?", "which formatter cases broke?",
 "how much memory?") are answered by compat.json, which nobody reads raw. The
 page embeds that data, draws the grid, and opens any cell on click (and on a
-#<cell id> permalink), with the pip command that installs the pair.
+#<cell id> permalink), with the line that reproduces the cell's environment (its lock).
 
 Truthfulness: the page says only what was measured. A grid position no cell
 ran is marked "not measured"; inside a row's measured working range it is
@@ -38,8 +38,7 @@ from typing import Any
 from compat import probes as registry
 from compat.cell.adapter import closest
 from compat.contract import KEYWORDS, CellResult, Status
-from compat.harness import specs
-from compat.harness.environments import line_template
+from compat.harness import environments, specs
 from compat.harness.reports import grid
 from compat.harness.reports.vocab import (
     COLOURS,
@@ -50,7 +49,6 @@ from compat.harness.reports.vocab import (
     LEGEND,
     NOT_MEASURED,
     SYMBOLS,
-    pip_line,
     plain,
     probe_words,
     shown,
@@ -196,7 +194,11 @@ def _cell(r: CellResult, i: int, j: int, interner: _Interner, meta: Mapping[str,
     if r.warnings:
         d["warnings"] = [interner.warning(w) for w in r.warnings]
     use = r.use_keyword()
-    d.update(id=r.id, status=str(r.status), row=i, col=j, pip=pip_line(r.trl, r.transformers), **({"use": use} if use else {}))
+    # `pip`: the line to copy, which reproduces the cell (its lock; the bare pair where nothing was installed).
+    measured = environments.from_result(r)
+    resolved = environments.human_line(measured)
+    d.update(id=r.id, status=str(r.status), row=i, col=j, pip=environments.install_line(measured),
+             **({"use": use} if use else {}), **({"resolved": resolved} if resolved and measured.lock else {}))
     return d
 
 
@@ -266,14 +268,15 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
                          "name": status_name(s)}
                      for s in SYMBOLS},
         "words": {"notMeasured": NOT_MEASURED, "inferred": INFERRED, "drift": DRIFT,
-                  "notMeasuredText": NOT_MEASURED_TEXT, "inferredText": INFERRED_TEXT},
+                  "notMeasuredText": NOT_MEASURED_TEXT, "inferredText": INFERRED_TEXT,
+                  "lockLine": environments.LOCK_WORDS, "bareLine": environments.BARE_WORDS,
+                  "unpublishedLine": environments.UNPUBLISHED_WORDS},
         "probes": [{"key": p.key, "label": p.label, "words": probe_words(p.key, p.label), "about": p.about, "values": dict(p.values), "good": sorted(p.good),
                     "trainers": list(p.trainers), "unmeasured": sorted(p.unmeasured)} for p in registry.PROBES],
         "keywords": list(KEYWORDS), "kinds": kinds, "adapterTitles": specs.adapter_titles(),
         "cases": interner.ordered(interner.cases),
         "caseSets": [list(s) for s in interner.ordered(interner.sets)],
         "fmts": interner.loaded(interner.tables), "envs": interner.loaded(interner.envs),
-        "envLines": [line_template(e) for e in interner.loaded(interner.envs)],
         "warnings": interner.loaded(interner.warnings), "details": interner.loaded(interner.details),
         "sections": sections, "cells": cells,
     })

@@ -1,7 +1,7 @@
 """COMPAT.md (the answer people read), GRIDS.md (every grid and failing cell) and the GitHub job summary.
 
-COMPAT.md answers first: one line per TRL release (the transformers it trains with, the keyword, a pip
-line), then the pairs pip installs but that break, grouped by cause; the grids sit collapsed below. The
+COMPAT.md answers first: one line per TRL release (the transformers it trains with, the keyword, the line
+that reproduces its newest working cell from that cell's lock), then the pairs pip installs but that break, grouped by cause; the grids sit collapsed below. The
 full failing-cell tables, which run to megabytes at the full profile, live in GRIDS.md beside it.
 
 Every cell-derived string goes through vocab.md before it reaches Markdown, and through vocab.unpath first:
@@ -17,8 +17,7 @@ from typing import Any
 from packaging.version import Version
 
 from compat.contract import DEFAULT_TRAINER, CellResult, Failure, Status
-from compat.harness import specs
-from compat.harness.environments import line_for
+from compat.harness import environments, specs
 from compat.harness.reports import grid as gridmod
 from compat.harness.reports.vocab import (
     DRIFT,
@@ -237,18 +236,22 @@ def keyword_words(section: gridmod.Section, trl: Version) -> str:
     return "use " + ", ".join(f"`{u}=` ({versions([lo, hi])})" for u, lo, hi in reversed(runs))
 
 
-def newest_pip(section: gridmod.Section, trl: Version) -> str:
-    """The pip line of row ``trl``'s newest working pair."""
-    cell = section.at(trl, section.spans(trl)[-1].hi)
-    assert cell is not None, "a span ends on a measured cell"
-    return code(line_for(cell))
+def install(r: CellResult | None) -> str:
+    """The line reproducing a cell (environments.install_line), and for an as-of-release cell how it resolved."""
+    if r is None:
+        return ""
+    cell = environments.from_result(r)
+    human = environments.human_line(cell) if cell.lock else None
+    return code(environments.install_line(cell)) + (f" (resolved as {code(human)})" if human else "")
 
 
 def row_line(section: gridmod.Section, trl: Version, others: Sequence[gridmod.Section]) -> str:
-    """One TRL release in one line: where it trains, under which keyword, and the pip line of its newest working pair."""
-    if section.spans(trl):
+    """One TRL release in one line: where it trains, under which keyword, and the line reproducing its newest working cell."""
+    spans = section.spans(trl)
+    if spans:
+        newest = spans[-1].hi
         return (f"- **trl {md(trl)}**: works with transformers {md(works_with(section, trl))}; "
-                f"{keyword_words(section, trl)}; {newest_pip(section, trl)}")
+                f"{keyword_words(section, trl)}; {install(section.at(trl, newest))}")
     row = [r for tf in section.tfs if (r := section.at(trl, tf)) is not None]
     counts = Counter(status_name(shown(r)) for r in row)
     drift = sum(1 for r in row if r.failure and r.failure.drift)
@@ -268,7 +271,7 @@ def row_line(section: gridmod.Section, trl: Version, others: Sequence[gridmod.Se
         if other.trainer == section.trainer and other is not section and other.spans(trl):
             line += (f"; with dependencies resolved {md(other.resolution)}: works with transformers "
                      f"{md(works_with(other, trl))}, {keyword_words(other, trl)}, "
-                     f"{newest_pip(other, trl)}")
+                     f"{install(other.at(trl, other.spans(trl)[-1].hi))}")
     return line
 
 
@@ -325,7 +328,8 @@ def document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> str:
     dangerous_count = len(dangerous(results))
     out = [f"# {md(specs.report_title(results))}: TRL x transformers", "", *header(meta, results), "",
            "One line per TRL release, newest first: the transformers releases it was measured to train with, the "
-           "keyword to hand the tokenizer to the trainer under, and the `pip install` of its newest working pair. "
+           "keyword to hand the tokenizer to the trainer under, and the line that reproduces its newest working cell "
+           "(`kto-compat lock` writes the cell's lock: every distribution it ran with, torch's build included). "
            f"Below: the {dangerous_count} pairs pip installs but that break, by cause; then the grids (collapsed). "
            f"Every failing cell, with its error, is in [{GRIDS}]({GRIDS}); the page (index.html) searches them.", "",
            *at_a_glance(sections)]

@@ -640,11 +640,21 @@
     unknown: "a third-party dependency moved (kind not recorded)",
   };
 
-  // A cell's install line pins every distribution it recorded (Python fills one template per distinct
-  // environment, environments.line_template); a cell that installed nothing has the bare pair.
+  // A cell's install line reproduces it: its lock, written by `kto-compat lock` and synced (Python spells it,
+  // environments.install_line); a cell that installed nothing has the bare pair.
   function installLine(c) {
-    return c.env === undefined ? c.pip
-      : D.envLines[c.env].split("{trl}").join(c.trl).split("{transformers}").join(c.transformers);
+    return c.pip;
+  }
+
+  // What the line does, the lock file itself (published beside the page) and, for an as-of-release cell, how it resolved.
+  function installWords(x, note) {
+    note.replaceChildren(x.lock ? D.words.lockLine : x.env === undefined ? D.words.bareLine : D.words.unpublishedLine);
+    if (x.lock) {
+      const a = el("a", "locks/" + x.lock + ".txt", "lock-file");
+      a.href = "locks/" + x.lock + ".txt";
+      note.append("; the lock itself: ", a, " (uv pip sync it, or pip install -r it)");
+    }
+    if (x.resolved) note.append(". How it resolved: ", el("code", x.resolved, "resolved"));
   }
 
   function fillDetail(i) {
@@ -658,10 +668,7 @@
     status.className = "status-line c-" + (platformOf(c) ? "platform" : c.status);
     $("pip").textContent = installLine(c);
     for (const n of document.querySelectorAll(".copy-note")) n.textContent = "";
-    const installs = (x) => (x.env === undefined ? "the bare pair: nothing was installed for this cell"
-      : "pins every distribution the cell recorded, torch's build included; what they pull in resolves today" +
-        (x.resolution === "latest" ? "" : " (the cell resolved everything as of the pair's release)"));
-    $("install-note").textContent = installs(c);
+    installWords(c, $("install-note"));
     // A cell that does not train leads with the nearest one that does; its own line reproduces the failure.
     const near = c.near === undefined ? null : D.cells[c.near];
     $("works-instead").hidden = !near;
@@ -673,7 +680,7 @@
         near.transformers + (near.use ? ", hand the tokenizer over as " + near.use + "=" : "") +
         (near.resolution !== c.resolution ? " (resolution " + near.resolution + ")" : "");
       $("pip-ok").textContent = installLine(near);
-      $("near-note").textContent = installs(near);
+      installWords(near, $("near-note"));
       $("near-open").dataset.cell = String(c.near);
     }
     const body = $("detail-body");
