@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,18 @@ def test_every_compatible_cell_earned_it(cells):
             assert (c.adapter, c.adapter_outcome) == ("pass", "trained"), c.id
 
 
-def test_every_cell_carries_the_current_suite(cells):
-    assert {c.suite for c in cells} == {suite_hash(REPO)}
+def test_every_cell_carries_the_current_suite_or_awaits_its_rerun(cells):
+    # A rerun under a new suite is merged and published in pieces as it goes (docs/scale.md). Until it
+    # ends, the cells it has not reached keep the one earlier suite that measured them, and COMPAT.md
+    # says how many; a third suite, or a table that does not say so, fails.
+    current = suite_hash(REPO)
+    older = Counter(c.suite for c in cells if c.suite != current)
+    assert len(older) <= 1, older
+    assert sum(c.suite == current for c in cells) > 0
+    if older:
+        text = (PUBLISHED / "COMPAT.md").read_text(encoding="utf-8")
+        assert f"{sum(older.values())} of these {len(cells)} cells were measured under an earlier cell suite" in text
+        assert f"under the newest (`{current}`" in text
 
 
 def test_the_full_profile_is_measured(cells):
@@ -80,7 +91,8 @@ needs_locks = pytest.mark.skipif(not LOCKS.is_dir(), reason="docs/compat has no 
 @needs_locks
 def test_every_installed_cell_names_a_published_lock_and_each_is_stored_once(cells):
     named = {c.lock for c in cells if c.lock}
-    assert not [c.id for c in cells if c.environment and not c.lock][:5]  # every cell that installed has one
+    # Every cell that installed under the current suite has one (cells awaiting a rerun predate locks).
+    assert not [c.id for c in cells if c.environment and not c.lock and c.suite == suite_hash(REPO)][:5]
     assert {p.name for p in LOCKS.iterdir()} == {f"{lock}.txt" for lock in named}  # each once, none stale
     for lock in sorted(named):
         assert locks.lock_id((LOCKS / f"{lock}.txt").read_text(encoding="utf-8")) == lock  # its pins hash to its name

@@ -212,7 +212,20 @@ def header(meta: Mapping[str, Any], results: Sequence[CellResult]) -> list[str]:
     return [f"Measured {md(meta.get('generated', ''))} from profile {code(meta.get('profile', ''))} "
             f"({len(results)} cells; python {md(meta.get('python', ''))}, torch {md(meta.get('torch', ''))}, "
             f"on {md(hardware)}). Each cell shows its status and, for compatible pairs, the keyword to hand the "
-            "tokenizer to the trainer under. Rows and columns are newest first."]
+            "tokenizer to the trainer under. Rows and columns are newest first." + suites_note(meta, results)]
+
+
+def suites_note(meta: Mapping[str, Any], results: Sequence[CellResult]) -> str:
+    """Where the cells carry more than one cell suite (a rerun under a new suite lands in pieces), how many
+    were measured under the newest and how many under earlier ones, which a rerun replaces."""
+    counts = Counter(r.suite for r in results)
+    if len(counts) < 2:
+        return ""
+    when = meta.get("measured") or {}
+    newest = max(counts, key=lambda s: (max((str(when.get(r.id, "")) for r in results if r.suite == s)), counts[s]))
+    older = sum(n for s, n in counts.items() if s != newest)
+    return (f" {older} of these {len(results)} cells were measured under an earlier cell suite and await a rerun "
+            f"under the newest ({code(newest)}, {counts[newest]} cells): they carry no lock and lack the newer probes.")
 
 
 def versions(vs: Sequence[Version]) -> str:
