@@ -222,7 +222,7 @@ def suites_note(meta: Mapping[str, Any], results: Sequence[CellResult]) -> str:
     if len(counts) < 2:
         return ""
     when = meta.get("measured") or {}
-    newest = max(counts, key=lambda s: (max((str(when.get(r.id, "")) for r in results if r.suite == s)), counts[s]))
+    newest = max(counts, key=lambda s: (max(str(when.get(r.id, "")) for r in results if r.suite == s), counts[s]))
     older = sum(n for s, n in counts.items() if s != newest)
     return (f" {older} of these {len(results)} cells were measured under an earlier cell suite and await a rerun "
             f"under the newest ({code(newest)}, {counts[newest]} cells): they carry no lock and lack the newer probes.")
