@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from compat.contract import CellResult, Status
-from compat.harness import specs
+from compat.harness import axes, specs
 from compat.harness.reports.vocab import pip_line
 
 ROOTS = ("trl", "transformers")  # a cell's own pair; every other recorded distribution is its environment
@@ -40,6 +40,7 @@ class Measured:
     environment: tuple[tuple[str, str], ...] = ()  # (distribution, version), python included, sorted
     released: str = ""
     failure: tuple[str, str, str | None] | None = None  # (stage, first line of the error, raised by)
+    axes: tuple[tuple[str, str], ...] = ()  # further axes the cell was measured at (datasets 3.6.0, ...)
 
     @property
     def env(self) -> dict[str, str]:
@@ -67,6 +68,7 @@ def table(results: Sequence[CellResult]) -> dict[str, Any]:
     for r in sorted(results, key=lambda r: r.key):
         if r.forced or not specs.adapter_covers(r.trainer) or r.status in (Status.ERROR, Status.FLAKY):
             continue
+        further = axes.strings(axes.further(r))
         env = {k: v for k, v in sorted(r.environment.items()) if k not in ROOTS}
         ref = None
         if env:
@@ -74,7 +76,7 @@ def table(results: Sequence[CellResult]) -> dict[str, Any]:
             bodies[ref] = env
         # A failure is kept where an environment can match it (installed cells); the rest carry only their status.
         cells.append([str(r.trl), str(r.transformers), r.resolution, str(r.status), ref, r.released,
-                      _failure(r) if ref else None])
+                      _failure(r) if ref else None, *([further] if further else [])])
     return {"sets": bodies, "cells": cells}
 
 
@@ -86,7 +88,9 @@ def measured(findings: Mapping[str, Any]) -> list[Measured]:
     for trl, tf, resolution, status, ref, released, *rest in data.get("cells", ()):
         env = {**sets.get(ref, {}), **({"trl": trl, "transformers": tf} if ref else {})}
         failure = tuple(rest[0]) if rest and rest[0] else None
-        out.append(Measured(trl, tf, resolution, status, tuple(sorted(env.items())), released, failure))  # type: ignore[arg-type]
+        further = tuple(rest[1].items()) if len(rest) > 1 else ()
+        out.append(Measured(trl, tf, resolution, status, tuple(sorted(env.items())), released, failure,  # type: ignore[arg-type]
+                            further))
     return out
 
 
@@ -97,7 +101,7 @@ def from_result(r: CellResult) -> Measured:
     f = _failure(r)
     return Measured(str(r.trl), str(r.transformers), r.resolution, str(r.status),
                     tuple(sorted({k: str(v) for k, v in r.environment.items()}.items())), r.released,
-                    tuple(f) if f else None)  # type: ignore[arg-type]
+                    tuple(f) if f else None, tuple(axes.strings(axes.further(r)).items()))  # type: ignore[arg-type]
 
 
 def torch_build(version: str) -> tuple[str, str | None]:
@@ -138,7 +142,7 @@ def line_words(cell: Measured) -> str:
 def line_for(r: CellResult) -> str:
     """The line every report shows for a cell: its recorded environment pinned, or the bare pair where
     nothing was installed (the resolver refused it)."""
-    return install_line(from_result(r)) if r.environment else pip_line(r.trl, r.transformers)
+    return install_line(from_result(r)) if r.environment else pip_line(r.trl, r.transformers, axes.further(r))
 
 
 def line_template(env: Mapping[str, str | None]) -> str:

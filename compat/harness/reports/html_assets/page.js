@@ -57,6 +57,7 @@
       c.trainer = s.trainer;
       c.adapterCovers = s.adapter;
       c.forced = s.forced;
+      c.axes = s.axes || {};  // further axes (datasets, torch, ...): one section per value, named in its title
     }
   });
   const PIDX = {};
@@ -247,7 +248,8 @@
     const drifted = (x) => x.cells.some((i) => D.cells[i].failure && D.cells[i].failure.drift && x.trls[D.cells[i].row] === trl);
     for (let oi = 0; oi < D.sections.length; oi++) {
       const o = D.sections[oi];
-      if (oi === si || o.trainer !== s.trainer || o.forced !== s.forced || !o.trls.includes(trl)) continue;
+      if (oi === si || o.trainer !== s.trainer || o.forced !== s.forced || !o.trls.includes(trl)
+          || JSON.stringify(o.axes || {}) !== JSON.stringify(s.axes || {})) continue;
       const latest = s.resolution === "latest" ? s : o.resolution === "latest" ? o : null;
       if (latest && drifted(latest)) return oi;
     }
@@ -625,13 +627,19 @@
   // A cell's install line pins every distribution it recorded (Python fills one template per distinct
   // environment, environments.line_template); a cell that installed nothing has the bare pair.
   function installLine(c) {
-    return c.env === undefined ? c.pip
-      : D.envLines[c.env].split("{trl}").join(c.trl).split("{transformers}").join(c.transformers);
+    if (c.env === undefined) return c.pip;
+    const own = Object.assign({ trl: c.trl, transformers: c.transformers }, c.axes);
+    return Object.entries(own).reduce((line, [k, v]) => line.split("{" + k + "}").join(v), D.envLines[c.env]);
   }
+  // " (datasets 3.6.0)": a cell's further axes, said wherever its pair is named.
+  const axesWords = (c) => {
+    const parts = Object.entries(c.axes).map(([k, v]) => k + " " + v);
+    return parts.length ? " (" + parts.join(", ") + ")" : "";
+  };
 
   function fillDetail(i) {
     const c = D.cells[i];
-    $("detail-title").textContent = "TRL " + c.trl + " " + TIMES + " transformers " + c.transformers;
+    $("detail-title").textContent = "TRL " + c.trl + " " + TIMES + " transformers " + c.transformers + axesWords(c);
     let head = sym(c.status) + " " + c.status + (c.failure ? " at " + c.failure.stage + (c.failure.drift ? " (dependency drift)" : "") : "");
     if (c.status === "compatible" && c.use) head += ": hand the tokenizer over as " + c.use + "=tokenizer";
     const status = $("detail-status");
@@ -651,7 +659,7 @@
         : "This pair: reproduces the failure";
     if (near) {
       $("near-title").textContent = "Nearest measured working pair: TRL " + near.trl + " " + TIMES + " transformers " +
-        near.transformers + (near.use ? ", hand the tokenizer over as " + near.use + "=" : "") +
+        near.transformers + axesWords(near) + (near.use ? ", hand the tokenizer over as " + near.use + "=" : "") +
         (near.resolution !== c.resolution ? " (resolution " + near.resolution + ")" : "");
       $("pip-ok").textContent = installLine(near);
       $("near-note").textContent = installs(near);
@@ -664,6 +672,7 @@
     facts("cell id (permalink)", c.id);
     facts("trainer", c.trainer);
     facts("resolution", RESOLUTION[c.resolution] || c.resolution);
+    for (const [k, v] of Object.entries(c.axes)) facts(k, v + " (an axis of this cell: pinned)");
     if (c.declared) {
       facts("TRL declares transformers", c.declared + (c.declared_ok === true ? " (allows " + c.transformers + ")"
         : c.declared_ok === false ? " (excludes " + c.transformers + ")" : ""));
