@@ -30,10 +30,11 @@ from compat.cell import adapter
 from compat.cli import options
 from compat.cli import requirements as reqfile
 from compat.contract import ContractError
+from compat.harness import axes
 from compat.harness import config as cfg
 from compat.harness import environments as envs
 from compat.harness import findings as findings_mod
-from compat.harness.plan import parse_pair
+from compat.harness.plan import parse_pins
 from compat.harness.reports.vocab import pip_line, plain
 
 PACKAGE_FINDINGS = Path(adapter.__file__).resolve().parents[1] / "findings.json"
@@ -68,6 +69,7 @@ class CheckReport:
     bounds: list[str] = field(default_factory=list)  # versions beyond every measured release
     caveats: list[str] = field(default_factory=list)  # why a compatible answer is not a plain yes (exit 3)
     run: dict[str, Any] | None = None  # --run: the verdict of the cell suite run here
+    axes: dict[str, str] = field(default_factory=dict)  # further axes the answer is for (datasets 3.6.0, ...)
 
     @property
     def exit_code(self) -> int:
@@ -131,8 +133,10 @@ def bounds(table: list[envs.Measured], pair: tuple[str, str]) -> list[str]:
     return out
 
 
-def check(pair: tuple[str, str], table: list[envs.Measured] | None = None) -> CheckReport:
-    """The pair's answer from the findings, with the measured cell it rests on."""
+def check(pair: tuple[str, str], table: list[envs.Measured] | None = None,
+          further: dict[str, str] | None = None) -> CheckReport:
+    """The pair's answer from the findings (as measured at ``further`` axes: see ``at_axes``), with the
+    measured cell it rests on."""
     table = table if table is not None else envs.measured(adapter.findings())
     keyword, broken = adapter.lookup("keyword", pair), adapter.lookup("broken", pair)
     near = adapter.nearest_working(pair)
@@ -142,7 +146,8 @@ def check(pair: tuple[str, str], table: list[envs.Measured] | None = None) -> Ch
         "trl": pair[0], "transformers": pair[1], "nearest": [{"trl": a, "transformers": b} for a, b in near],
         "pip": working_line(table, near[0]) if near else None, "drift": adapter.lookup("drift", pair),
         "facts": {k: v for k, v in values.items() if v is not None}, "measured_on": measured_on(adapter.findings()),
-        "cell": _cell_entry(own[0]) if own else None, "bounds": bounds(table, pair)}
+        "cell": _cell_entry(own[0]) if own else None, "bounds": bounds(table, pair) + _unmeasured_axes(further or {}),
+        "axes": dict(further or {})}
     if broken:
         return CheckReport(status="broken", broken=broken, evidence=_evidence("broken", pair),
                            adapter_plan="load_kto() raises BrokenPairError with this advice before any heavy work", **common)
@@ -165,6 +170,37 @@ def check(pair: tuple[str, str], table: list[envs.Measured] | None = None) -> Ch
         "outside the measured ranges: the adapter warns once (UnmeasuredPairWarning), picks the tokenizer keyword "
         "every constructor in KTOTrainer's chain takes (transformers' Trainer included; BrokenPairError if none), "
         "finds KTO by trying its known locations, and pre-renders conversational rows to text"), **common)
+
+
+# --------------------------------------------------------------------------- further axes
+
+
+def at_axes(further: dict[str, str], table: list[envs.Measured]) -> list[envs.Measured]:
+    """Answer from the cells measured at ``further`` axes (none: the pair's own cells): the findings the
+    adapter consults become that view (no facts where those values were not measured), and the table
+    keeps only those cells."""
+    data = adapter.findings()
+    adapter.FINDINGS = findings_mod.view(data, further) or {**data, "facts": {}, "working": []}
+    adapter.findings.cache_clear()
+    return [c for c in table if findings_mod.same_axes(dict(c.axes), further)]
+
+
+def _unmeasured_axes(further: dict[str, str]) -> list[str]:
+    """Notes for further axes named at values no cell of the findings measured."""
+    if not further or findings_mod.view(adapter.findings(), further) is not None:
+        return []
+    known = findings_mod.measured_axes(adapter.findings())
+    return [f"{name} {v} was not measured" + (f" (measured: {', '.join(sorted(set(known[name]), key=Version))})"
+                                              if name in known else " (no cell of these findings has this axis)")
+            for name, v in further.items()]
+
+
+def installed_axes(here: dict[str, list[str]], data: dict[str, Any]) -> dict[str, str]:
+    """The installed version of every further axis the findings measured at that very version: the answer
+    for this environment rests on those cells. An axis installed at an unmeasured version is left to the
+    environment comparison, which names the difference."""
+    found = {name: here[name][0] for name in findings_mod.measured_axes(data) if here.get(name)}
+    return found if findings_mod.view(data, found) is not None else {}
 
 
 # --------------------------------------------------------------------------- against an environment
@@ -259,7 +295,7 @@ def run_here(trl: str, transformers: str) -> dict[str, Any]:
 
 
 def _pair_name(r: CheckReport) -> str:
-    return f"trl {r.trl} + transformers {r.transformers}"
+    return " + ".join(f"{name} {v}" for name, v in {"trl": r.trl, "transformers": r.transformers, **r.axes}.items())
 
 
 def render(r: CheckReport) -> str:
@@ -406,13 +442,18 @@ def reports_for(args: argparse.Namespace) -> list[CheckReport]:
     _findings(args.findings)
     table = envs.measured(adapter.findings())
     if args.requirements is not None:
+        table = at_axes({}, table)  # a file's pins are answered for the pair (further axes: --pair)
         pins = reqfile.read(args.requirements)
         yours = {name: list(pin.exacts) for name, pin in pins.items() if pin.exacts}
         return [against(check(p, table), table, yours, complete=False) for p in _pairs(pins, table, args.requirements)]
     if args.pair:
-        trl, transformers = parse_pair(args.pair)
-        return [check((str(trl), str(transformers)), table)]
-    report = against(check(installed(), table), table, envs.here(), complete=True, gpu=envs.local_gpu())
+        pins = parse_pins(args.pair)
+        further = {name: str(v) for name, v in pins.items() if name not in axes.DEFAULT}
+        return [check((str(pins["trl"]), str(pins["transformers"])), at_axes(further, table), further)]
+    here = envs.here()
+    further = installed_axes(here, adapter.findings())
+    table = at_axes(further, table)
+    report = against(check(installed(), table, further), table, here, complete=True, gpu=envs.local_gpu())
     if args.run:
         report = replace(report, run=run_here(report.trl, report.transformers))
     return [report]
