@@ -447,9 +447,9 @@ def reports_for(args: argparse.Namespace) -> list[CheckReport]:
         yours = {name: list(pin.exacts) for name, pin in pins.items() if pin.exacts}
         return [against(check(p, table), table, yours, complete=False) for p in _pairs(pins, table, args.requirements)]
     if args.pair:
-        pins = parse_pins(args.pair)
-        further = {name: str(v) for name, v in pins.items() if name not in axes.DEFAULT}
-        return [check((str(pins["trl"]), str(pins["transformers"])), at_axes(further, table), further)]
+        asked = parse_pins(args.pair)
+        further = {name: str(v) for name, v in asked.items() if name not in axes.DEFAULT}
+        return [check((str(asked["trl"]), str(asked["transformers"])), at_axes(further, table), further)]
     here = envs.here()
     further = installed_axes(here, adapter.findings())
     table = at_axes(further, table)

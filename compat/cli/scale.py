@@ -15,15 +15,13 @@ from packaging.version import Version
 
 from compat.cli import options
 from compat.contract import CellResult
+from compat.harness import axes, index, lock, plan, run
 from compat.harness import bench as bench_mod
 from compat.harness import bisect as bisect_mod
 from compat.harness import config as cfg
-from compat.harness import axes, index, lock, plan, run
 from compat.harness.documents import dumps_cell
 from compat.harness.files import atomic_write
 from compat.harness.reports import publish as reports
-
-
 
 # ---- bisect --------------------------------------------------------------------------------
 

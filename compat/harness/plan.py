@@ -102,7 +102,7 @@ def expand(profile: Profile, lister: Lister, resolutions: Iterable[str], trainer
                               f"over the limit of {MAX_CELLS}; narrow its specifiers or pick (e.g. latest-per-minor)")
         further = [name for name, _ in chosen[2:]]
         for point in itertools.product(*(vs for _, vs in chosen)):
-            cells.update(Cell(point[0], point[1], r, trainer=t, axes=tuple(zip(further, point[2:])))
+            cells.update(Cell(point[0], point[1], r, trainer=t, axes=tuple(zip(further, point[2:], strict=True)))
                          for r in modes for t in names)
     return sorted(cells)
 

@@ -115,14 +115,16 @@ def sections(cells: Iterable[CellResult]) -> list[Section]:
     for r in cells:
         groups.setdefault(key_of(r), []).append(r)
 
-    def order(key: Key) -> tuple[bool, str, int, bool]:
-        trainer, resolution, forced, _ = key
+    further = sorted({k[3] for k in groups}, reverse=True)  # newest value of the further axes first
+
+    def order(key: Key) -> tuple[bool, str, bool, int, int, bool]:
+        trainer, resolution, forced, values = key
         rank = RESOLUTION_ORDER.index(resolution) if resolution in RESOLUTION_ORDER else len(RESOLUTION_ORDER)
-        return trainer != "kto", trainer, rank, forced
+        # the pair's own grids first, then those of each further-axes value (its modes together)
+        return trainer != "kto", trainer, bool(values), further.index(values), rank, forced
 
     out = []
-    # Newest further-axis value first, then (a stable sort) trainer, mode and forcing as before.
-    for key in sorted(sorted(groups, key=lambda k: k[3], reverse=True), key=order):
+    for key in sorted(groups, key=order):
         group = groups[key]
         out.append(Section(*key[:3], trls=tuple(sorted({r.trl for r in group}, reverse=True)),
                            tfs=tuple(sorted({r.transformers for r in group}, reverse=True)),
