@@ -15,7 +15,9 @@ from typing import Any, Protocol
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-DEFAULT = ("trl", "transformers")
+from compat.contract import AXES
+
+DEFAULT = AXES  # trl and transformers: the grid a person reads
 TORCH = "torch"
 
 # PEP 508 distribution names (https://packaging.python.org/specifications/name-normalization/).

@@ -250,9 +250,9 @@ def plan(
     if shard is not None:
         i, n = shard
         out = [c for k, c in enumerate(out) if k % n == i - 1]
-    names = dict.fromkeys(name for c in out for name in c.all_axes)
-    listed = {name: {r.version: r for r in lister(name)} for name in names}  # once, not per cell
-    return [with_index_facts(replace(c, forced=force), listed) for c in out]
+    dists = dict.fromkeys(name for c in out for name in c.all_axes)
+    index_listing = {name: {r.version: r for r in lister(name)} for name in dists}  # once, not per cell
+    return [with_index_facts(replace(c, forced=force), index_listing) for c in out]
 
 
 def _profile_trainers(profile: Profile, default: tuple[str, ...]) -> tuple[str, ...]:

@@ -217,3 +217,25 @@ def test_a_datasets_axis_in_a_copy_of_matrix_toml_runs_cells_that_show_it(tmp_pa
     assert made.returncode == 0, made.stderr
     answer = _check(tmp_path / "f.json", "--pair", "trl==0.12.2,transformers==4.46.3,datasets==3.6.0")
     assert "trl 0.12.2 + transformers 4.46.3 + datasets 3.6.0: measured compatible" in answer.stdout
+
+
+# ---- the published table under the new schema ------------------------------------------------------
+
+
+def test_the_published_v2_table_rewritten_as_v3_keeps_every_status_and_keyword_cell_for_cell():
+    from compat.harness.documents import SCHEMA_VERSION, dumps_document, load_document, loads_document
+
+    published = REPO / "docs" / "compat" / "compat.json"
+    old = load_document(published)  # the old document still loads
+    text = dumps_document(old.meta, old.cells)
+    data = json.loads(text)
+    assert data["schema_version"] == SCHEMA_VERSION == 3
+    assert all("trl" in c and "transformers" in c and "axes" not in c for c in data["cells"])  # old readers still read it
+    new = loads_document(text, "rewritten")
+    before = {c.id: (c.status, c.keyword) for c in old.cells}
+    after = {c.id: (c.status, c.keyword) for c in new.cells}
+    assert len(after) == len(old.cells) and after == before
+    # the grids read the same: no further axis, so no section changes its title or its cells
+    assert [(s.title, s.trls, s.tfs) for s in grid.sections(new.cells)] == \
+        [(s.title, s.trls, s.tfs) for s in grid.sections(old.cells)]
+    assert all(not s.axes for s in grid.sections(new.cells))
