@@ -295,7 +295,7 @@ def run_here(trl: str, transformers: str) -> dict[str, Any]:
 
 
 def _pair_name(r: CheckReport) -> str:
-    return " + ".join(f"{name} {v}" for name, v in {"trl": r.trl, "transformers": r.transformers, **r.axes}.items())
+    return axes.named({"trl": r.trl, "transformers": r.transformers, **r.axes})
 
 
 def render(r: CheckReport) -> str:

@@ -9,7 +9,7 @@ than spelling out the pair.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from packaging.utils import canonicalize_name
@@ -49,6 +49,11 @@ def strings(axes: tuple[tuple[str, Version], ...]) -> dict[str, str]:
 def pins(x: HasAxes) -> dict[str, str]:
     """Every axis of the cell, as name -> exact version string (requirements, overrides, messages)."""
     return {k: str(v) for k, v in x.all_axes.items()}
+
+
+def named(axes: Mapping[str, object], show: Callable[[object], str] = str) -> str:
+    """``trl 0.12.2 + transformers 4.46.3 + datasets 3.6.0``: how reports and `check` name a cell's axes."""
+    return " + ".join(f"{name} {show(v)}" for name, v in axes.items())
 
 
 def label(axes: tuple[tuple[str, Any], ...]) -> str:

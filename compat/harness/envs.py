@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from compat.contract import CompatError
+from compat.contract import CompatError, Resolution
 
 from . import axes, faults
 from .config import Settings
@@ -193,7 +193,7 @@ def torch_pin(cell: Cell, settings: Settings) -> str | None:
     own = cell.all_axes.get(axes.TORCH)
     if own is not None:
         return str(own)
-    if cell.resolution == "as-of-release" and axes.TORCH not in settings.as_of_release_exempt:
+    if cell.resolution == Resolution.AS_OF_RELEASE and axes.TORCH not in settings.as_of_release_exempt:
         return None
     return settings.torch
 

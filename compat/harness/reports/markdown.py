@@ -17,7 +17,7 @@ from typing import Any
 from packaging.version import Version
 
 from compat.contract import CellResult, Failure, Status
-from compat.harness import specs
+from compat.harness import axes, specs
 from compat.harness.environments import line_for
 from compat.harness.reports import grid as gridmod
 from compat.harness.reports.vocab import DRIFT, LEGEND, SYMBOLS, code, first_line, md, unpath
@@ -52,7 +52,7 @@ def pair(r: CellResult) -> str:
 
 def axes_text(r: CellResult) -> str:
     """``trl 0.12.2 + transformers 4.46.3`` (+ ``datasets 3.6.0`` for each further axis)."""
-    return " + ".join(f"{name} {md(v)}" for name, v in r.all_axes.items())
+    return axes.named(r.all_axes, md)
 
 
 def adapter_text(r: CellResult) -> str:
