@@ -183,6 +183,15 @@ def test_findings_carry_the_axis_where_measured_and_check_answers_for_it(tmp_pat
     assert unknown.returncode == 3 and "datasets 4.0.0 was not measured (measured: 2.21.0, 3.6.0)" in unknown.stdout
 
 
+def test_the_installed_check_answers_at_the_installed_axis_version_where_it_was_measured():
+    from compat.cli import check
+
+    data = findings.build(RESULTS)
+    assert check.installed_axes({"datasets": ["2.21.0"], "trl": ["0.12.2"]}, data) == {"datasets": "2.21.0"}
+    assert check.installed_axes({"datasets": ["9.0.0"]}, data) == {}  # unmeasured: the comparison names it
+    assert check.installed_axes({}, data) == {} and check.installed_axes({"datasets": ["2.21.0"]}, {}) == {}
+
+
 def _check(path: Path, *args: str):
     import subprocess
     import sys
