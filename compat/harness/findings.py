@@ -141,7 +141,7 @@ def build(results: Sequence[CellResult]) -> dict[str, Any]:
     ok = [r for r in chosen if r.status == Status.COMPATIBLE]
     return {
         "schema_version": FINDINGS_SCHEMA_VERSION,
-        "generated_from": {"cells": len(results), "pairs": len(chosen), "compatible": len(ok), **_measured_on(chosen)},
+        "generated_from": {"cells": len(results), "pairs": len(chosen), "compatible": len(ok), **_measured_on(representative(results))},
         "facts": rules,
         "working": working,
         **({"by_axes": by_axes} if by_axes else {}),

@@ -169,6 +169,8 @@ def test_findings_carry_the_axis_where_measured_and_check_answers_for_it(tmp_pat
     data = findings.build(RESULTS)
     assert [e["axes"] for e in data["by_axes"]] == [{"datasets": "2.21.0"}, {"datasets": "3.6.0"}]
     assert data["working"] == [["0.12.2", "4.46.3"]]  # the pair's own facts come from the two-axis cell
+    # what the cells ran on is said even where every cell has a further axis
+    assert findings.build(RESULTS[:3])["generated_from"]["torch"] == "2.13.0+cpu"
     rows = {tuple(r[7].items()) if len(r) > 7 else (): r for r in data["environments"]["cells"]}
     assert (("datasets", "2.21.0"),) in rows and () in rows
     path = tmp_path / "findings.json"
