@@ -29,7 +29,7 @@ from compat import probes as registry
 from compat.cell import adapter
 from compat.cli import options
 from compat.cli import requirements as reqfile
-from compat.contract import ContractError
+from compat.contract import DEFAULT_TRAINER, CompatError, ContractError
 from compat.harness import axes
 from compat.harness import config as cfg
 from compat.harness import environments as envs
@@ -42,9 +42,10 @@ EXIT_OK, EXIT_BROKEN, EXIT_BAD_INPUT, EXIT_UNSURE = 0, 1, 2, 3
 EXIT_HELP = """exit codes:
   0  measured compatible, and nothing the stack uses at run time differs from the measured environment
      (or --run passed here)
-  1  broken: measured broken, your environment is the one measured failing, or --run failed here
+  1  broken: measured broken, your environment is the one measured failing, or --run failed here; or,
+     on a machine without a GPU, measured to fail on CPU for a reason of the platform (platform-bound)
   3  not measured, inferred from measured pairs around it, or compatible only with differences from the
-     measured environment that --run has not checked
+     measured environment that --run has not checked; a platform-bound pair on a machine with an NVIDIA GPU
   2  bad input (one line naming the file, field or version)"""
 
 
@@ -52,7 +53,7 @@ EXIT_HELP = """exit codes:
 class CheckReport:
     trl: str
     transformers: str
-    status: str  # "compatible" | "broken" | "drift" | "unmeasured"
+    status: str  # "compatible" | "broken" | "platform" (fails on CPU, platform-bound) | "drift" | "unmeasured"
     evidence: str = "none"  # "measured": a cell ran this pair; "inferred": inside a measured range
     keyword: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)  # every finding of the registry for this pair
@@ -69,6 +70,8 @@ class CheckReport:
     bounds: list[str] = field(default_factory=list)  # versions beyond every measured release
     caveats: list[str] = field(default_factory=list)  # why a compatible answer is not a plain yes (exit 3)
     run: dict[str, Any] | None = None  # --run: the verdict of the cell suite run here
+    platform: dict[str, Any] | None = None  # status platform: the failure, and why it belongs to the platform
+    gpu: str | None = None  # this machine's GPU (None: none found), which no CPU cell measured
     axes: dict[str, str] = field(default_factory=dict)  # further axes the answer is for (datasets 3.6.0, ...)
 
     @property
@@ -77,6 +80,8 @@ class CheckReport:
             return EXIT_OK if self.run["status"] == "compatible" else EXIT_BROKEN
         if self.status == "broken":
             return EXIT_BROKEN if self.evidence == "measured" else EXIT_UNSURE
+        if self.status == "platform":  # fails on the CPU it was measured on; on a GPU it was not measured
+            return EXIT_BROKEN if self.evidence == "measured" and not self.gpu else EXIT_UNSURE
         if self.status == "compatible" and self.evidence == "measured" and not self.differences and not self.caveats:
             return EXIT_OK
         return EXIT_UNSURE
@@ -107,7 +112,8 @@ def _cell_entry(cell: envs.Measured) -> dict[str, Any]:
     return {"trl": cell.trl, "transformers": cell.transformers, "resolution": cell.resolution, "status": cell.status,
             "environment": cell.env, "install": envs.install_line(cell) if cell.installed else None,
             "install_words": envs.line_words(cell) if cell.installed else None,
-            "failure": dict(zip(("stage", "message", "raised_by"), cell.failure, strict=True)) if cell.failure else None}
+            "failure": dict(zip(("stage", "message", "raised_by", "reason"), cell.failure, strict=False))
+            if cell.failure else None}
 
 
 def working_line(table: list[envs.Measured], pair: tuple[str, str]) -> str:
@@ -133,10 +139,11 @@ def bounds(table: list[envs.Measured], pair: tuple[str, str]) -> list[str]:
     return out
 
 
-def check(pair: tuple[str, str], table: list[envs.Measured] | None = None,
+def check(pair: tuple[str, str], table: list[envs.Measured] | None = None, gpu: str | None = None,
           further: dict[str, str] | None = None) -> CheckReport:
-    """The pair's answer from the findings (as measured at ``further`` axes: see ``at_axes``), with the
-    measured cell it rests on."""
+    """The pair's answer from the findings (as measured at ``further`` axes: see ``at_axes``), with the measured
+    cell it rests on; ``gpu``: this machine's GPU, on which a failure measured to belong to the CPU platform
+    (a ``platform`` fact) was not measured."""
     table = table if table is not None else envs.measured(adapter.findings())
     keyword, broken = adapter.lookup("keyword", pair), adapter.lookup("broken", pair)
     near = adapter.nearest_working(pair)
@@ -146,8 +153,12 @@ def check(pair: tuple[str, str], table: list[envs.Measured] | None = None,
         "trl": pair[0], "transformers": pair[1], "nearest": [{"trl": a, "transformers": b} for a, b in near],
         "pip": working_line(table, near[0]) if near else None, "drift": adapter.lookup("drift", pair),
         "facts": {k: v for k, v in values.items() if v is not None}, "measured_on": measured_on(adapter.findings()),
-        "cell": _cell_entry(own[0]) if own else None, "bounds": bounds(table, pair) + _unmeasured_axes(further or {}),
+        "cell": _cell_entry(own[0]) if own else None, "bounds": bounds(table, pair) + _unmeasured_axes(further or {}), "gpu": gpu,
         "axes": dict(further or {})}
+    platform = adapter.lookup("platform", pair)
+    if platform and not broken:
+        return CheckReport(status="platform", platform=platform, evidence=_evidence("platform", pair),
+                           adapter_plan=PLATFORM_PLAN, **common)
     if broken:
         return CheckReport(status="broken", broken=broken, evidence=_evidence("broken", pair),
                            adapter_plan="load_kto() raises BrokenPairError with this advice before any heavy work", **common)
@@ -170,6 +181,10 @@ def check(pair: tuple[str, str], table: list[envs.Measured] | None = None,
         "outside the measured ranges: the adapter warns once (UnmeasuredPairWarning), picks the tokenizer keyword "
         "every constructor in KTOTrainer's chain takes (transformers' Trainer included; BrokenPairError if none), "
         "finds KTO by trying its known locations, and pre-renders conversational rows to text"), **common)
+
+
+PLATFORM_PLAN = ("load_kto() does not refuse it (a failure that belongs to the platform is not a broken pair): it "
+                 "proceeds as on an unmeasured pair, warning once and picking the keyword the constructors take")
 
 
 # --------------------------------------------------------------------------- further axes
@@ -219,6 +234,7 @@ def against(report: CheckReport, table: list[envs.Measured], yours: dict[str, li
     distribution that differs is named, and pins that leave some open are not a plain yes where another
     resolution of the pair was measured failing."""
     against_what = "installed" if complete else "requirements"
+    report = replace(report, gpu=gpu or report.gpu)
     own = [c for c in cells_of(table, (report.trl, report.transformers)) if c.installed]
     if not own:
         return replace(report, against=against_what)
@@ -227,8 +243,14 @@ def against(report: CheckReport, table: list[envs.Measured], yours: dict[str, li
     for cmp in found:
         cell = cmp.cell
         if not cell.compatible and not cmp.differences and not cmp.unknown and cell.failure:
-            stage, message, raised_by = cell.failure
+            stage, message, raised_by = cell.failure[:3]
             near = adapter.nearest_working((cell.trl, cell.transformers))
+            if cell.platform:  # the environment measured failing, on its platform: not a broken pair
+                return replace(report, against=against_what, status="platform", evidence="measured",
+                               cell=_cell_entry(cell), adapter_plan=PLATFORM_PLAN, caveats=[],
+                               platform={"stage": stage, "message": message, "raised_by": raised_by,
+                                         "reason": cell.platform},
+                               pip=working_line(table, near[0]) if near else report.pip)
             return replace(report, against=against_what, status="broken", evidence="measured", cell=_cell_entry(cell),
                            broken={"status": cell.status, "stage": stage, "message": message, "raised_by": raised_by,
                                    "cause": (report.drift or {}).get("cause") if cell.resolution == (report.drift or {}).get("resolution") else None},
@@ -276,7 +298,7 @@ def run_here(trl: str, transformers: str) -> dict[str, Any]:
         work = Path(tmp)
         log_path = work / "suite.log"
         with open(log_path, "w", encoding="utf-8") as log:
-            ran = suite.run(root, Path(sys.executable).parent.parent, "kto", work, log, timeout=900,
+            ran = suite.run(root, Path(sys.executable).parent.parent, DEFAULT_TRAINER, work, log, timeout=900,
                             threads=os.cpu_count() or 1, should_stop=lambda: False, python=sys.executable)
         if ran.observations is None:
             tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
@@ -331,6 +353,18 @@ def render(r: CheckReport) -> str:
         lines.append(f"error: {plain(b.get('message'))}" + (f" (raised by {plain(b['raised_by'])})" if b.get("raised_by") else ""))
         if b.get("cause"):
             lines.append(f"cause: {plain(b['cause'])}")
+    elif r.status == "platform":
+        p = r.platform or {}
+        if r.gpu:
+            lines.append(head + f"NOT MEASURED on this machine ({r.gpu}): every cell of it ran on CPU, where it fails "
+                         f"at the '{p.get('stage')}' stage for a reason of the platform, not of the pair: "
+                         f"{plain(p.get('reason'))}.")
+        else:
+            lines.append(head + f"{how} to FAIL ON THIS PLATFORM (CPU) at the '{p.get('stage')}' stage: "
+                         f"{plain(p.get('reason'))}. Not broken as a pair: measured with that changed, the "
+                         "failure moved; on a GPU it was not measured.")
+        raised_by = p.get("raised_by") or ((r.cell or {}).get("failure") or {}).get("raised_by")
+        lines.append(f"error on CPU: {plain(p.get('message'))}" + (f" (raised by {plain(raised_by)})" if raised_by else ""))
     elif r.status == "drift":
         d = r.drift or {}
         lines.append(head + f"{how} to fail with today's dependency resolution, at {d.get('stage')}: "
@@ -341,7 +375,7 @@ def render(r: CheckReport) -> str:
         lines.append(head + "not measured by this kto-compat's findings.")
     lines += [f"note: {b}" for b in r.bounds]
     lines += _environment_lines(r)
-    if r.nearest and r.status in ("broken", "unmeasured", "drift") and (r.run is None or r.run["status"] != "compatible"):
+    if r.nearest and r.status in ("broken", "platform", "unmeasured", "drift") and (r.run is None or r.run["status"] != "compatible"):
         lines.append("nearest measured working pairs: " + "; ".join(f"trl {p['trl']} + transformers {p['transformers']}" for p in r.nearest))
         lines.append(f"to reproduce the nearest one: {r.pip}")
     if r.drift and r.status not in ("drift",) and r.run is None and not r.caveats:
@@ -402,8 +436,9 @@ def installed() -> tuple[str, str]:
     return versions
 
 
-class Unanswered(Exception):
-    """A file whose pins name no pair the table can answer for: said in one line, exit 3 (not bad input)."""
+class Unanswered(CompatError):
+    """A file whose pins name no pair the table can answer for: said in one line, exit 3 (not bad input),
+    by cmd_check; a kto-compat error like every other, should it ever reach main (exit 2)."""
 
 
 def _candidates(pin: reqfile.Pin | None, axis: str, table: list[envs.Measured], path: Path) -> list[str]:
@@ -441,27 +476,31 @@ def _pairs(pins: dict[str, reqfile.Pin], table: list[envs.Measured], path: Path)
 def reports_for(args: argparse.Namespace) -> list[CheckReport]:
     _findings(args.findings)
     table = envs.measured(adapter.findings())
+    gpu = envs.local_gpu()
     if args.requirements is not None:
         table = at_axes({}, table)  # a file's pins are answered for the pair (further axes: --pair)
         pins = reqfile.read(args.requirements)
         yours = {name: list(pin.exacts) for name, pin in pins.items() if pin.exacts}
-        return [against(check(p, table), table, yours, complete=False) for p in _pairs(pins, table, args.requirements)]
+        return [against(check(p, table, gpu), table, yours, complete=False) for p in _pairs(pins, table, args.requirements)]
     if args.pair:
         asked = parse_pins(args.pair)
         further = {name: str(v) for name, v in asked.items() if name not in axes.DEFAULT}
-        return [check((str(asked["trl"]), str(asked["transformers"])), at_axes(further, table), further)]
+        return [check((str(asked["trl"]), str(asked["transformers"])), at_axes(further, table), gpu, further)]
     here = envs.here()
     further = installed_axes(here, adapter.findings())
     table = at_axes(further, table)
-    report = against(check(installed(), table, further), table, here, complete=True, gpu=envs.local_gpu())
+    report = against(check(installed(), table, gpu, further), table, here, complete=True, gpu=gpu)
     if args.run:
         report = replace(report, run=run_here(report.trl, report.transformers))
     return [report]
 
 
 def _one_line(r: CheckReport) -> str:
-    words = {EXIT_OK: "compatible", EXIT_BROKEN: "BROKEN", EXIT_UNSURE: "not a plain yes"}[r.exit_code]
-    if r.exit_code == EXIT_BROKEN:
+    words = {EXIT_OK: "compatible", EXIT_BROKEN: "BROKEN" if r.status != "platform" else "FAILS ON CPU",
+             EXIT_UNSURE: "not a plain yes"}[r.exit_code]
+    if r.status == "platform":
+        why = f"fails on CPU at {(r.platform or {}).get('stage')}: platform-bound" + ("; not measured on a GPU" if r.gpu else "")
+    elif r.exit_code == EXIT_BROKEN:
         why = f"fails at {(r.broken or {}).get('stage')}"
     elif r.differences:
         why = "differs: " + ", ".join(d["name"] for d in r.differences)

@@ -8,14 +8,12 @@ import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from compat.cli import options
-from compat.contract import CellResult, ContractError, Status
-from compat.harness import lock, plan, progress, run
-from compat.harness.documents import dumps_cell, load_document
-from compat.harness.files import atomic_write
-from compat.harness.merge import Source, measured_dates, merge_cells
+from compat.contract import CellResult, Status
+from compat.harness import documents, lock, plan, progress, run
+from compat.harness.documents import Source
+from compat.harness.merge import measured_dates, merge_cells
 from compat.harness.reports import publish as reports
 
 
@@ -26,25 +24,14 @@ def hardware(results: Sequence[CellResult]) -> str:
     return f"cuda ({', '.join(gpus)})" + (f" and {cpu}" if len(gpus) < len(results) else "") if gpus else cpu
 
 
-def previous_report(out: Path) -> tuple[list[CellResult], dict[str, Any]]:
-    """The report already in ``out`` (the published verdicts a new run is checked against and merged into)."""
-    path = out / "compat.json"
-    if not path.exists():
-        return [], {}
-    try:
-        doc = load_document(path)
-    except ContractError as exc:
-        print(f"compat: note: {exc}; it is left as it is and a new report replaces it", file=sys.stderr)
-        return [], {}
-    return list(doc.cells), dict(doc.meta)
-
-
 def cmd_matrix(args: argparse.Namespace) -> int:
     config, cells = options.planned(args)
     out = options.writable(args.out)
     jobs = args.jobs or options.default_jobs()
     with lock.exclusive(out):
-        before, before_meta = previous_report(out)
+        # The report already there: the verdicts a new run is checked against and merged into.
+        previous = documents.load_results(out / "compat.json", missing_ok=True)
+        before, before_meta = list(previous.cells), previous.meta
         ctx = run.project_context(args.config, config.settings, out, fresh=args.fresh, jobs=jobs,
                                   previous={c.id: c for c in before})
         with run.stop_on_signals(ctx.stop):
@@ -74,8 +61,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                     "platform": platform.platform(), "hardware": hardware(merged), "measured": dates,
                     "generated": max(dates.values(), default=before_meta.get("generated", stamp))}
             if merged:
-                for cell in merged:  # cells/ mirrors the report: a fault never shows there over a verdict
-                    atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
+                documents.write_cells(out, merged)  # cells/ mirrors the report: no fault over a verdict
                 written = reports.write(out, merged, meta, step_summary=True)
                 note = f" ({kept} cells kept from the report already there)" if kept else ""
                 print(f"compat: wrote {', '.join(f for f in reports.FILES if f in written)} to {out}{note}",

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -74,7 +73,7 @@ def _read(path: Path) -> str:
 
 
 def _applies(req: Requirement) -> bool:
-    return req.marker is None or req.marker.evaluate({**default_environment(), "extra": ""})
+    return req.marker is None or req.marker.evaluate({"extra": ""})  # evaluate fills in this interpreter's environment
 
 
 def _url_version(req: Requirement) -> SpecifierSet:

@@ -10,40 +10,33 @@ from pathlib import Path
 import compat
 from compat.cell.export import ExportError, export
 from compat.cli import options
-from compat.contract import CellResult, ContractError
-from compat.harness import changes, findings, index, lock, logs, merge, plan, regressions, releases
+from compat.contract import ContractError
+from compat.harness import changes, documents, findings, index, lock, logs, merge, plan, regressions, releases
 from compat.harness import config as cfg
-from compat.harness.documents import dumps_cell, load_document, read_text
+from compat.harness.documents import read_text
 from compat.harness.files import SYMLINKS, atomic_write, target
 from compat.harness.reports import publish as reports
 
 PACKAGE = Path(compat.__file__).parent
 
 
-def stored_cells(results: Path) -> tuple[list[CellResult], dict]:
-    """Cells of a results directory (its compat.json, else its cells/*.json) or of a compat.json given
-    directly; none at all is an error (an empty input must not wipe a report or the findings)."""
-    if results.suffix == ".json" and results.is_file():
-        try:
-            loaded = load_document(results)
-        except ContractError as exc:
-            raise cfg.ConfigError(str(exc)) from None
-        source = merge.Source(results.parent, loaded.cells, dict(loaded.meta))
-    else:
-        source = merge.read_dir(results)
+def stored_cells(results: Path) -> documents.Source:
+    """The stored results ``--results`` names; none at all is an error (an empty input must not wipe a
+    report or the findings)."""
+    source = documents.load_results(results)
     if not source.cells:
         raise cfg.ConfigError(f"--results {results}: holds no cells")
-    return list(source.cells), source.meta
+    return source
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render the reports from stored results, keeping their measurement time; compat.json is
     only written where there was none (rendering never rewrites what was measured)."""
-    cells, meta = stored_cells(args.results)
-    source = args.results.parent if args.results.suffix == ".json" and args.results.is_file() else args.results
-    out = options.writable(args.out or source, "--out" if args.out else "--results")
+    stored = stored_cells(args.results)
+    cells, meta = list(stored.cells), stored.meta
+    out = options.writable(args.out or stored.path, "--out" if args.out else "--results")
     existing = out / "compat.json"
-    if existing.exists() and out != source.resolve():
+    if existing.exists() and out != stored.path.resolve():
         raise cfg.ConfigError(f"--out {out} already holds a compat.json (other measurements): render into an empty "
                               "directory, or use merge to combine reports")
     with lock.exclusive(out):
@@ -61,7 +54,7 @@ def cmd_findings(args: argparse.Namespace) -> int:
             raise cfg.ConfigError(f"findings: this kto-compat is installed in {root}, not a checkout; pass -o FILE")
         args.output = PACKAGE / "findings.json"
     target(args.output, "-o")  # refused before the results are read
-    cells, _ = stored_cells(args.results)
+    cells = list(stored_cells(args.results).cells)
     changed = findings.write(cells, args.output)
     print(f"compat: {args.output} {'updated' if changed else 'unchanged'}", file=sys.stderr)
     return 0
@@ -83,8 +76,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     """Shard result dirs -> one report, as if one machine had run every cell, whatever their order."""
-    sources = [merge.read_dir(d) for d in sorted(args.dirs)]
-    base = merge.read_dir(args.base) if args.base else None
+    sources = [documents.load_results(d) for d in sorted(args.dirs)]
+    base = documents.load_results(args.base) if args.base else None
     cells = merge.merge_cells(sources, base)
     if not cells:
         raise cfg.ConfigError("merge: the inputs hold no cells")
@@ -92,8 +85,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
     meta = merge.merge_meta(every, merge.measured_dates(sources, base, cells))
     # Only shards measured on fresh CI runners say what a cold cell costs; a local report's times are warm.
     cold = releases.cold_seconds([s.cells for s in sources]) if args.cold else None
-    if cold is not None or (base is not None and releases.COLD_KEY in base.meta):
-        meta[releases.COLD_KEY] = cold if cold is not None else base.meta[releases.COLD_KEY]
+    if cold is not None:
+        meta[releases.COLD_KEY] = cold
+    elif base is not None and releases.COLD_KEY in base.meta:
+        meta[releases.COLD_KEY] = base.meta[releases.COLD_KEY]
     if args.profile:  # the profiles just measured join those the table already holds
         meta["profile"] = merge.label_union("profile", base.meta.get("profile") if base else "", args.profile)
     elif base is not None and "profile" in base.meta:
@@ -104,8 +99,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
         # a file that is there.
         cells = logs.publish([s.path for s in sources] + ([base.path] if base else []), out, cells,
                              int(args.logs_mib * 2**20))
-        for cell in cells:  # the file name comes from the parsed cell, never from the input's text
-            atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
+        documents.write_cells(out, cells)
         reports.write(out, cells, meta)
     print(f"compat: merged {len(cells)} cells from {len(sources)} dir(s)"
           f"{' over ' + str(args.base) if args.base else ''} -> {out / 'compat.json'}", file=sys.stderr)
@@ -117,7 +111,7 @@ def cmd_releases(args: argparse.Namespace) -> int:
     config = cfg.load(args.config)
     planned = plan.plan(config, args.profile, index.lister(args.config, 0 if args.refresh else 3600.0))
     report_path = args.results / "compat.json"
-    found = releases.uncovered(planned, releases.stored(report_path))
+    found = releases.uncovered(planned, documents.load_results(report_path, missing_ok=True).cells)
     if args.only_flags:
         # `--only` runs a pair under settings.resolution; a grid's own mode (e.g. as-of-release) is
         # selected with ,resolution=..., so every uncovered cell is reachable.
@@ -138,8 +132,7 @@ def cmd_shards(args: argparse.Namespace) -> int:
         plan.parse_only(text)  # a malformed line is an error here, not in every shard
     if not 0 < args.minutes < float("inf"):  # nan compares false both ways
         raise cfg.ConfigError(f"--minutes {args.minutes}: must be a number above 0")
-    report = args.results / "compat.json"
-    meta = merge.read_dir(args.results).meta if report.exists() else {}
+    meta = documents.load_results(args.results / "compat.json", missing_ok=True).meta
     found = releases.shard_plan(cells, meta, args.minutes, args.max)
     sys.stdout.write(found.github_output())
     return 0
@@ -149,8 +142,7 @@ def cmd_regressions(args: argparse.Namespace) -> int:
     """Markdown of the regressions and fixes NEW brings over OLD on stdout; nothing when none. With
     --issues, also the `gh` calls that keep one issue per trainer (one tab-separated line each in
     --actions DIR/actions.tsv, bodies beside it). Exit 0."""
-    old = releases.stored(args.old, missing_ok=False)
-    new = releases.stored(args.new, missing_ok=False)
+    old, new = list(documents.load_results(args.old).cells), list(documents.load_results(args.new).cells)
     found = regressions.find(old, new)
     sys.stdout.write(regressions.markdown(found))
     print(f"compat: {sum(s.regression for s in found)} regression(s), {sum(s.fix for s in found)} fix(es)",
@@ -174,8 +166,7 @@ def cmd_regressions(args: argparse.Namespace) -> int:
 def cmd_changes(args: argparse.Namespace) -> int:
     """The pull request's body (and the step summary) for OLD -> NEW on stdout; `changed=true|false`
     appended to --github-output: false when only errors, dates or timings differ."""
-    found = changes.Changes(tuple(releases.stored(args.old, missing_ok=False)),
-                            tuple(releases.stored(args.new, missing_ok=False)))
+    found = changes.Changes(documents.load_results(args.old).cells, documents.load_results(args.new).cells)
     sys.stdout.write(changes.body(found, args.links if found.changed else ""))  # unpublished logs: no link
     if args.github_output is not None:
         with args.github_output.open("a", encoding="utf-8") as fh:

@@ -14,13 +14,11 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from compat.cli import options
-from compat.contract import CellResult
-from compat.harness import axes, index, lock, plan, run
+from compat.contract import DEFAULT_TRAINER, CellResult
+from compat.harness import axes, documents, index, lock, plan, run
 from compat.harness import bench as bench_mod
 from compat.harness import bisect as bisect_mod
 from compat.harness import config as cfg
-from compat.harness.documents import dumps_cell
-from compat.harness.files import atomic_write
 from compat.harness.reports import publish as reports
 
 # ---- bisect --------------------------------------------------------------------------------
@@ -31,7 +29,7 @@ class _StepReporter(run.Reporter):
 
     cached = 0
 
-    def finished(self, cell, result, cached):  # type: ignore[no-untyped-def]
+    def finished(self, cell, result, cached):
         with self._lock:
             self.done += 1
             self.cached += cached
@@ -118,15 +116,13 @@ def render_outcome(o: bisect_mod.Outcome, axis: str, probe: str, total: int, cac
 def _write_into(out: Path, done: list[CellResult], meta: dict) -> None:
     """The measured cells merged into the report already in ``out`` (as matrix does), never replacing it:
     every cell it held stays, a harness error never replaces a verdict, and its label is kept."""
-    from compat.cli.pipeline import previous_report
-    from compat.harness.merge import Source, merge_cells
+    from compat.harness.merge import merge_cells
 
-    before, before_meta = previous_report(out)
-    merged = merge_cells([Source(out, tuple(done), {})], Source(out, tuple(before), before_meta) if before else None)
-    if before:
-        meta = {**before_meta, **{k: v for k, v in meta.items() if k != "profile"}}
-    for cell in merged:  # cells/ mirrors the report
-        atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))
+    before = documents.load_results(out / "compat.json", missing_ok=True)
+    merged = merge_cells([documents.Source(out, tuple(done), {})], before if before.cells else None)
+    if before.cells:
+        meta = {**before.meta, **{k: v for k, v in meta.items() if k != "profile"}}
+    documents.write_cells(out, merged)  # cells/ mirrors the report
     reports.write(out, merged, meta)
 
 
@@ -248,7 +244,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     bs.add_argument("--good", action="append", default=[], metavar="V[,V]", help="values before the boundary")
     bs.add_argument("--bad", action="append", default=[], metavar="V[,V]", help="values after the boundary")
     bs.add_argument("--resolution", default="latest", choices=cfg.RESOLUTIONS, help="how the cells resolve")
-    bs.add_argument("--trainer", default="kto", help="which trainer's cells")
+    bs.add_argument("--trainer", default=DEFAULT_TRAINER, help="which trainer's cells")
     bs.add_argument("--linear", action="store_true", help="measure every release instead of bisecting")
     bs.add_argument("--fresh", action="store_true", help="ignore cached results")
     options.matrix_file(bs)

@@ -8,28 +8,25 @@
     cache) against running it cold (--fresh; environments are still reused).
 
 Ratios, not absolute seconds, are the point: they carry across machines.
-Every external step goes through a `Runner` so the arithmetic and the
+Every external step goes through a `timing.Timer` so the arithmetic and the
 printing are testable without installing anything.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
-from .envs import Envs, requirements, uv_bin
+from .envs import Envs, requirements
 from .plan import Cell
-from .timing import BenchError, run_timed
+from .timing import BenchError, Timer, run_timed
 
 __all__ = ["BenchError", "Figures", "bench", "run_timed"]
-
-Runner = Callable[[Sequence[str], Path | None], float]
 
 
 @dataclass(frozen=True)
@@ -81,49 +78,42 @@ def pip_pins(lock_text: str, torch: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def setup_times(cell: Cell, settings: Settings, python: str, work: Path, runner: Runner) -> tuple[float, float, float]:
+def setup_times(cell: Cell, settings: Settings, python: str, work: Path, runner: Timer) -> tuple[float, float, float]:
     """(resolve, uv, pip) seconds for one cell's environment, built both ways from one lock."""
     work.mkdir(parents=True, exist_ok=True)
     envs = Envs(work, settings)  # the very commands a cell runs
     req, lock = work / "requirements.in", work / "requirements.txt"
     req.write_text(requirements(cell, settings))
-    resolve = runner(envs.compile_cmd(req, lock), None)
+    resolve = runner(envs.compile_cmd(req, lock))
     uv_env = work / "uv-env"
-    uv_s = runner(envs.venv_cmd(uv_env), None)
-    uv_s += runner(envs.sync_cmd(uv_env, lock), None)
+    uv_s = runner(envs.venv_cmd(uv_env))
+    uv_s += runner(envs.sync_cmd(uv_env, lock))
     pins = work / "pins.txt"
     pins.write_text(pip_pins(lock.read_text(), settings.torch))
     pip_env = work / "pip-env"
-    pip_s = runner([python, "-m", "venv", "--clear", str(pip_env)], None)
+    pip_s = runner([python, "-m", "venv", "--clear", str(pip_env)])
     pip_s += runner([str(pip_env / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-cache-dir",
-                     "--disable-pip-version-check", "-r", str(pins)], None)
+                     "--disable-pip-version-check", "-r", str(pins)])
     return resolve, uv_s, pip_s
 
 
-def matrix_times(config: Path, only: Sequence[str], out: Path, runner: Runner) -> tuple[float, float]:
+def matrix_times(config: Path, only: Sequence[str], out: Path, runner: Timer) -> tuple[float, float]:
     """(cold, cached) seconds of `python -m compat matrix` on the same cells, through the real CLI."""
     cmd = [sys.executable, "-m", "compat", "matrix", "--config", str(config), "--out", str(out)]
     for pair in only:
         cmd += ["--only", pair]
     root = config.resolve().parent
-    cold = runner([*cmd, "--fresh"], root)
-    cached = runner(cmd, root)
+    cold = runner([*cmd, "--fresh"], cwd=root)
+    cached = runner(cmd, cwd=root)
     return cold, cached
 
 
-def find_python(settings: Settings) -> str:
-    """The interpreter uv uses for cells, so both setups build on the same Python."""
-    proc = subprocess.run([uv_bin(), "python", "find", settings.python, "--python-preference", "only-system"],
-                          capture_output=True, text=True)
-    if proc.returncode != 0 or not proc.stdout.strip():
-        raise BenchError(f"no Python {settings.python} for the pip side: {proc.stderr.strip()}")
-    return proc.stdout.strip()
-
-
-def bench(cell: Cell, settings: Settings, config: Path, only: Sequence[str], runner: Runner = run_timed,
+def bench(cell: Cell, settings: Settings, config: Path, only: Sequence[str], runner: Timer = run_timed,
           python: str | None = None, work: Path | None = None) -> Figures:
     with tempfile.TemporaryDirectory(prefix="compat-bench-") as tmp:
         base = work or Path(tmp)
-        resolve, uv_s, pip_s = setup_times(cell, settings, python or find_python(settings), base / "setup", runner)
+        # The interpreter uv builds cells on, found as a matrix run finds it, so both setups use the same Python.
+        python = python or Envs(base / "setup", settings).check_python()
+        resolve, uv_s, pip_s = setup_times(cell, settings, python, base / "setup", runner)
         cold, cached = matrix_times(config, only, base / "matrix", runner)
     return Figures(cell.only, uv_s, pip_s, cold, cached, len(only), resolve)

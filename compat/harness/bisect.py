@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from packaging.version import Version
 
@@ -165,4 +166,4 @@ def scan(versions: Sequence[Version], measure: Measure, side: Side = Side()) -> 
 def changes(points: Sequence[Point]) -> list[tuple[Point, Point]]:
     """Adjacent measured releases whose values differ; more than one means bisection's assumption fails."""
     measured = [p for p in points if p.value is not None]
-    return [(a, b) for a, b in zip(measured, measured[1:]) if a.value != b.value]
+    return [(a, b) for a, b in pairwise(measured) if a.value != b.value]

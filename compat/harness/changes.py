@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Any
 
 from packaging.version import Version
 
@@ -30,7 +31,7 @@ def _measured(cells: Sequence[CellResult]) -> dict[tuple[object, ...], CellResul
 
 def _same(a: CellResult, b: CellResult) -> bool:
     """Same verdict: equal but for run details (cheap), else equal outcomes (`outcome` copies the whole cell)."""
-    run = {"seconds": 0.0, "timings": {}, "peak_rss_bytes": None, "cache_key": "", "log": None}
+    run: dict[str, Any] = {"seconds": 0.0, "timings": {}, "peak_rss_bytes": None, "cache_key": "", "log": None}
     return replace(a, **run) == replace(b, **run) or outcome(a) == outcome(b)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from compat.contract import CompatError
+from compat.contract import DEFAULT_TRAINER, CompatError
 from compat.harness import axes
 
 PICKS = ("latest", "earliest", "latest-per-minor", "all")
@@ -94,7 +94,7 @@ class Settings:
     torch: str = "2.13.0"
     torch_index_url: str | None = None
     resolutions: tuple[str, ...] = ("latest",)
-    trainers: tuple[str, ...] = ("kto",)
+    trainers: tuple[str, ...] = (DEFAULT_TRAINER,)
     cell_timeout: float = 900.0
     keep_environments: int = 64  # least recently used cell environments beyond this are deleted
     bytecode_gib: float = 4.0  # the shared bytecode store is pruned to this size after each run
@@ -250,7 +250,7 @@ def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
         torch=torch,
         torch_index_url=_text(t.get("index_url"), f"{path}: torch.index_url", "") or None,
         resolutions=res,
-        trainers=_trainers(s.get("trainers", ["kto"]), f"{path}: settings.trainers"),
+        trainers=_trainers(s.get("trainers", [DEFAULT_TRAINER]), f"{path}: settings.trainers"),
         cell_timeout=_number(s.get("cell_timeout"), f"{path}: settings.cell_timeout", 900.0, 1.0),
         keep_environments=int(_number(s.get("keep_environments"), f"{path}: settings.keep_environments", 64, 1)),
         bytecode_gib=_number(s.get("bytecode_gib"), f"{path}: settings.bytecode_gib", 4.0, 0.0),

@@ -1,5 +1,7 @@
 """Stored results: the one way in and out for compat.json and cached cells, and the bounded
 reader of every other JSON document the host reads (findings files, index listings, model configs).
+One loader of stored results (``load_results``) and one writer (``dumps_document`` for compat.json,
+``write_cells`` for cells/), whichever command reads or writes them.
 
 Host side. Every document read is checked against compat/schema/compat.schema.json, and with what a
 hostile or broken file needs: only a regular file is read (a FIFO would block, a device never end),
@@ -19,10 +21,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from packaging.version import Version
+
 from compat import probes
 from compat.cell.validate import SchemaError, validate
-from compat.contract import FIELDS, CellResult, ContractError
-from compat.harness.files import kind
+from compat.contract import FIELDS, CellResult, ContractError, Status
+from compat.harness.files import atomic_write, kind
 
 SCHEMA_VERSION = 3  # 3: cells gain `axes` (further axes), `lock` and `failure.platform`
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
@@ -178,10 +182,21 @@ def document_data(meta: Mapping[str, Any], cells: Iterable[CellResult]) -> dict[
     return data
 
 
+_DEFAULTS = {k: v for k, v in CellResult(Version("0"), Version("0"), "latest", Status.ERROR).serialize().items()
+             if k not in ("trl", "transformers", "resolution", "status")}
+
+
 # JSON is written ASCII-escaped: a lone surrogate in an error message (seen in the wild) would
 # otherwise stop the UTF-8 encoder halfway through a report.
 def dumps_document(meta: Mapping[str, Any], cells: Iterable[CellResult]) -> str:
-    return json.dumps(document_data(meta, cells), indent=1, sort_keys=True, ensure_ascii=True) + "\n"
+    """compat.json as published: one cell per line (a git diff shows the cells that changed), no
+    indentation, and fields at their contract default left out (readers restore them; the schema
+    says so). At the full profile's ~2,000 cells this keeps the file under 5 MB."""
+    data = document_data(meta, cells)
+    rows = [json.dumps({k: v for k, v in c.items() if k not in _DEFAULTS or v != _DEFAULTS[k]},
+                       sort_keys=True, ensure_ascii=True, separators=(",", ":")) for c in data.pop("cells")]
+    head = json.dumps(data, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return head[:-1] + ',"cells":[\n' + ",\n".join(rows) + "\n]}\n"
 
 
 def dumps_cell(result: CellResult) -> str:
@@ -208,3 +223,40 @@ def outcome(result: CellResult) -> dict[str, Any]:
     keys = ["status", "failure", "formatter", "adapter", "environment"]
     keys += sorted({p.key.partition(".")[0] if p.key.partition(".")[0] in FIELDS else "probes" for p in probes.PROBES})
     return {k: data.get(k) for k in dict.fromkeys(keys)}
+
+
+# --------------------------------------------------------------------------- stored results
+
+
+@dataclass(frozen=True)
+class Source:
+    """Stored results: where they were read from, their cells and their compat.json's metadata."""
+
+    path: Path
+    cells: tuple[CellResult, ...]
+    meta: dict[str, Any]
+
+
+def load_results(path: Path, missing_ok: bool = False) -> Source:
+    """The one loader of stored results: a compat.json, or a results directory (its compat.json, else its
+    cells/*.json). A file that cannot be read or is not valid results is a ContractError naming it (the
+    CLI prints one line, exit 2); none is skipped, as a skipped file would drop what it measured.
+    ``missing_ok``: a path that does not exist yet (a first run) holds no results instead of an error."""
+    if not os.path.lexists(path):
+        if missing_ok:
+            return Source(path.parent if path.suffix == ".json" else path, (), {})
+        raise ContractError(f"{path}: no such file or directory")
+    report = path / "compat.json" if path.is_dir() else path
+    if os.path.lexists(report):
+        doc = load_document(report)
+        return Source(report.parent, doc.cells, dict(doc.meta))
+    cells = tuple(load_cell(p) for p in sorted((path / "cells").glob("*.json")))
+    if not cells and not missing_ok:
+        raise ContractError(f"{path}: holds no results (no compat.json, no cells/*.json)")
+    return Source(path, cells, {})
+
+
+def write_cells(out: Path, cells: Iterable[CellResult]) -> None:
+    """Each cell as ``out/cells/<id>.json``; the file name comes from the parsed cell, never from input text."""
+    for cell in cells:
+        atomic_write(out / "cells" / f"{cell.id}.json", dumps_cell(cell))

@@ -39,8 +39,14 @@ class Measured:
     status: str
     environment: tuple[tuple[str, str], ...] = ()  # (distribution, version), python included, sorted
     released: str = ""
-    failure: tuple[str, str, str | None] | None = None  # (stage, first line of the error, raised by)
+    failure: tuple[str, ...] | None = None  # (stage, first line of the error, raised by[, platform reason])
+
     axes: tuple[tuple[str, str], ...] = ()  # further axes the cell was measured at (datasets 3.6.0, ...)
+
+    @property
+    def platform(self) -> str | None:
+        """Why the cell's failure belongs to the platform it ran on (measured), or None."""
+        return self.failure[3] if self.failure and len(self.failure) > 3 else None
 
     @property
     def env(self) -> dict[str, str]:
@@ -56,8 +62,13 @@ class Measured:
 
 
 def _failure(r: CellResult) -> list[Any] | None:
+    """[stage, first line of the error, raised by], and the measured platform reason where the failure is
+    platform-bound (a fourth item only then, so older readers of three keep working)."""
     f = r.failure
-    return [str(f.stage), (f.message or "").splitlines()[0][:300] if f.message else "", f.raised_by] if f else None
+    if f is None:
+        return None
+    return [str(f.stage), (f.message or "").splitlines()[0][:300] if f.message else "", f.raised_by,
+            *([f.platform] if f.platform else [])]
 
 
 def table(results: Sequence[CellResult]) -> dict[str, Any]:
@@ -89,8 +100,7 @@ def measured(findings: Mapping[str, Any]) -> list[Measured]:
         env = {**sets.get(ref, {}), **({"trl": trl, "transformers": tf} if ref else {})}
         failure = tuple(rest[0]) if rest and rest[0] else None
         further = tuple(rest[1].items()) if len(rest) > 1 else ()
-        out.append(Measured(trl, tf, resolution, status, tuple(sorted(env.items())), released, failure,  # type: ignore[arg-type]
-                            further))
+        out.append(Measured(trl, tf, resolution, status, tuple(sorted(env.items())), released, failure, further))
     return out
 
 
@@ -101,7 +111,7 @@ def from_result(r: CellResult) -> Measured:
     f = _failure(r)
     return Measured(str(r.trl), str(r.transformers), r.resolution, str(r.status),
                     tuple(sorted({k: str(v) for k, v in r.environment.items()}.items())), r.released,
-                    tuple(f) if f else None, tuple(axes.strings(axes.further(r)).items()))  # type: ignore[arg-type]
+                    tuple(f) if f else None, tuple(axes.strings(axes.further(r)).items()))
 
 
 def torch_build(version: str) -> tuple[str, str | None]:

@@ -289,10 +289,12 @@ class Envs:
     def _python(self) -> list[str]:
         return ["--python", self.settings.python, "--python-preference", "only-system"]
 
-    def check_python(self) -> None:
+    def check_python(self) -> str:
+        """The interpreter uv builds cells on (its path), or one line saying why there is none."""
         step = _run(self._uv("python", "find", self.settings.python, "--python-preference", "only-system"), 60)
-        if step.ok:
-            return
+        found = step.output.strip().splitlines()
+        if step.ok and found:
+            return found[-1]  # uv prints the path last, on stdout, after any warning on stderr
         why = fault(step, {}, False)
         if why in ("cache", "tool", "memory", "disk"):  # the machine, not the Python setting
             raise EnvError(f"uv cannot run here ({faults.KINDS[why]}): {first_error_line(step.output)}")

@@ -54,7 +54,7 @@ def compress(points: dict[tuple[Version, Version], Any]) -> list[Rule]:
                 runs[-1][1] = tf
             else:
                 runs.append([tf, tf, value])
-        rows[trl] = [tuple(r) for r in runs]  # type: ignore[misc]
+        rows[trl] = [tuple(r) for r in runs]
     rules: list[Rule] = []
     block: list[Version] = []
     ordered = sorted(rows)

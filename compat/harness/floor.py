@@ -43,7 +43,6 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -54,7 +53,7 @@ from compat.contract import CellResult, ContractError, Status
 from compat.harness import lock, suite
 from compat.harness.documents import load_cell
 from compat.harness.envs import kept_pins
-from compat.harness.timing import BenchError, run_timed
+from compat.harness.timing import BenchError, Timer, run_timed
 
 IMPORTS = "import torch, transformers, trl; from trl import KTOTrainer"
 EXIT = "import os; os._exit(0)"  # the exit the cell's suite takes (tests/cell/conftest.py): no teardown
@@ -85,11 +84,6 @@ BARE_RUN = _BARE.format(off="", on="")
 BARE_RUN_NO_GC = _BARE.format(off=GC_OFF, on=GC_ON)
 
 RunCell = Callable[[str, Path], CellResult]  # (--only value, out dir) -> the cell's result
-TimeCmd = Callable[[Sequence[str], dict[str, str]], float]
-
-
-def run_timed_env(cmd: Sequence[str], env: dict[str, str]) -> float:
-    return run_timed(cmd, env=env)
 
 
 @dataclass(frozen=True)
@@ -189,10 +183,10 @@ def run_cell_cli(config: Path) -> RunCell:
     def run(only: str, out: Path) -> CellResult:
         cmd = [sys.executable, "-m", "compat", "matrix", "--fresh", "--config", str(config), "--out", str(out),
                "--only", only]
-        proc = subprocess.run(cmd, cwd=config.resolve().parent, capture_output=True, text=True)
+        run_timed(cmd, cwd=config.resolve().parent)  # a failed run raises; its time is not a figure
         cells = sorted((out / "cells").glob("*.json"), key=lambda p: p.stat().st_mtime)
-        if proc.returncode != 0 or not cells:
-            raise BenchError(f"matrix --only {only} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+        if not cells:
+            raise BenchError(f"matrix --only {only} wrote no cell result to {out / 'cells'}")
         try:
             return load_cell(cells[-1])
         except ContractError as exc:
@@ -200,7 +194,7 @@ def run_cell_cli(config: Path) -> RunCell:
     return run
 
 
-def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: TimeCmd = run_timed_env,
+def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: Timer = run_timed,
             runs: int = 3, empty_store: bool = True, threads: int = 0) -> CellFigures:
     """``threads``: the OMP threads the cell ran with (0: unset), so the bare run trains as the cell did."""
     first = run(only, out)  # builds the environment and fills the bytecode store
@@ -218,7 +212,7 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
 
     def cell(before: Callable[[], None] = lambda: None) -> Paired:
         """The floor, then (after ``before``) one cell run over it."""
-        imports = timed([python, "-c", FLOOR], environ)
+        imports = timed([python, "-c", FLOOR], env=environ)
         before()
         result = checked()
         return Paired(result.seconds, imports, _trained(result))
@@ -234,7 +228,7 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
     rounds: dict[str, list[Paired]] = {name: [] for name in ("warm", "usual", "no_gc", "bare", "bare_no_gc")}
     for i in range(runs):
         turn = i % len(row)
-        took = {name: timed([python, "-c", *args], env) for name, args, env in row[turn:] + row[:turn]}
+        took = {name: timed([python, "-c", *args], env=env) for name, args, env in row[turn:] + row[:turn]}
         result = checked()
         trained = _trained(result)
         rounds["warm"].append(Paired(result.seconds, took["floor"], trained))

@@ -7,6 +7,7 @@ network every time; `max_age=0` forces a refresh.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -115,10 +116,8 @@ def fetch(name: str, cache_dir: Path, max_age: float = 3600.0, url: str | None =
             return stale
         raise IndexUnavailable(redact(f"cannot list {name} from {base}: {exc}")
                                + (f" (and the cached listing {cache} is unreadable)" if cache.exists() else "")) from None
-    try:  # the cache only saves a request next time: failing to write it is no reason to stop
+    with contextlib.suppress(CompatError):  # the cache only saves a request next time: no reason to stop
         atomic_write(cache, json.dumps(payload))
-    except CompatError:
-        pass
     return releases
 
 

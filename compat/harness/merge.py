@@ -17,50 +17,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
-from compat.contract import CellResult, ContractError, Status
-from compat.harness.config import ConfigError
-from compat.harness.documents import dumps_cell, load_cell, load_document, outcome
+from compat.contract import CellResult, Status
+from compat.harness.documents import Source, dumps_cell, outcome  # Source: what load_results reads
 
 # Per-run metadata that is not a set of labels: recomputed from the cells (or dropped), never unioned.
 _DERIVED_META = ("generated", "rendered", "measured", "cold_seconds")
 # Values that themselves hold ", " (hardware: "cpu (x86_64, 2 cores, ...)") are joined with "; ".
 _SEPARATOR = {"platform": "; ", "hardware": "; "}
-
-
-@dataclass(frozen=True)
-class Source:
-    """One results directory: its cells and the metadata of its compat.json."""
-
-    path: Path
-    cells: tuple[CellResult, ...]
-    meta: dict[str, Any]
-
-
-def read_dir(path: Path) -> Source:
-    """Cells from DIR/compat.json (the contract), or DIR/cells/*.json when it is absent."""
-    if not path.is_dir():
-        raise ConfigError(f"{path}: not a results directory")
-    report = path / "compat.json"
-    if report.exists():
-        try:
-            doc = load_document(report)
-        except ContractError as exc:
-            raise ConfigError(str(exc)) from None
-        return Source(path, doc.cells, doc.meta)
-    cells, bad = [], 0
-    for p in sorted((path / "cells").glob("*.json")):
-        try:
-            cells.append(load_cell(p))
-        except ContractError:
-            bad += 1
-    if not cells:
-        raise ConfigError(f"{path}: no compat.json and no readable cells/*.json"
-                          + (f" ({bad} unreadable or invalid)" if bad else ""))
-    return Source(path, tuple(cells), {})
 
 
 def _text(data: Any) -> str:

@@ -12,14 +12,17 @@ with no time limit, beside the rerun of the same cell. Two guards:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None
 try:
     _prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux: the pid files alone guard
@@ -78,10 +81,8 @@ def end_stale(directory: Path) -> list[int]:
             continue  # another run on this project is still using it
         members = _members(session)
         for pid in members:
-            try:
+            with contextlib.suppress(OSError):  # already gone
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
         if members:
             ended.append(session)
             deadline = time.monotonic() + 5  # SIGKILL lands asynchronously: gone before a cell starts

@@ -11,9 +11,9 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from compat.contract import cell_id
+from compat.contract import DEFAULT_TRAINER, cell_id
 
-from . import axes
+from . import axes, specs
 from .config import RESOLUTIONS, ConfigError, MatrixConfig, Profile, Selector
 from .index import IndexUnavailable, Release
 
@@ -28,7 +28,7 @@ class Cell:
     transformers: Version
     resolution: str = "latest"
     forced: bool = False  # run even where TRL's metadata forbids the pair (uv overrides)
-    trainer: str = "kto"
+    trainer: str = DEFAULT_TRAINER
     axes: tuple[tuple[str, Version], ...] = ()  # further axes (datasets, torch, ...), in grid order
     # Facts from the index, not identity: the cell's release time (the latest upload among its
     # axes; as-of-release resolves against it) and which are yanked.
@@ -52,7 +52,7 @@ class Cell:
     @property
     def only(self) -> str:
         res = "" if self.resolution == "latest" else f",resolution={self.resolution}"
-        trainer = "" if self.trainer == "kto" else f",trainer={self.trainer}"
+        trainer = "" if self.trainer == DEFAULT_TRAINER else f",trainer={self.trainer}"
         return f"{axes.spec(self)}{res}{trainer}"
 
 
@@ -80,7 +80,7 @@ def select(selector: Selector, releases: Sequence[Release], where: str) -> list[
 MAX_CELLS = 20_000  # the full profile is about 2,000 cells; a grid past this is a typo, not a plan
 
 
-def expand(profile: Profile, lister: Lister, resolutions: Iterable[str], trainers: Iterable[str] = ("kto",)) -> list[Cell]:
+def expand(profile: Profile, lister: Lister, resolutions: Iterable[str], trainers: Iterable[str] = (DEFAULT_TRAINER,)) -> list[Cell]:
     cells: set[Cell] = set()
     size = 0
     for gi, grid in enumerate(profile.grids):
@@ -159,7 +159,7 @@ def parse_only(text: str, flag: str = "--only") -> Only:
         raise ConfigError(f"{flag} {text!r}: {_FORM}")
     if fields.get("resolution", "latest") not in RESOLUTIONS:
         raise ConfigError(f"{flag} {text!r}: unknown resolution {fields['resolution']!r}; one of {', '.join(RESOLUTIONS)}")
-    if fields.get("trainer", "kto") not in trainers.names():
+    if fields.get("trainer", DEFAULT_TRAINER) not in trainers.names():
         raise ConfigError(f"{flag} {text!r}: unknown trainer {fields['trainer']!r}; one of {', '.join(trainers.names())}")
     further = tuple((k, v) for k, v in versions.items() if k not in axes.DEFAULT)
     return Only(text, versions.get("trl"), versions.get("transformers"), fields.get("resolution"),
@@ -179,8 +179,8 @@ def parse_pins(text: str, flag: str = "--pair") -> dict[str, Version]:
         if "is not a version" in str(exc):
             raise
         raise ConfigError(f"{flag} {text!r}: {PAIR_FORM}") from None
-    if sel.trl is None or sel.transformers is None or sel.trainer not in (None, "kto") or sel.resolution is not None:
-        raise ConfigError(f"{flag} {text!r}: {PAIR_FORM} (a KTOTrainer pair with today's dependencies; "
+    if sel.trl is None or sel.transformers is None or sel.trainer not in (None, DEFAULT_TRAINER) or sel.resolution is not None:
+        raise ConfigError(f"{flag} {text!r}: {PAIR_FORM} (a {specs.title(DEFAULT_TRAINER)} pair with today's dependencies; "
                           "name trl, transformers and any further axis)")
     return sel.all_axes
 
@@ -223,10 +223,10 @@ def plan(
             sel = parse_only(text)
             found: dict[str, Version] = {}
             for name, v in sel.all_axes.items():
-                listed = next((r.version for r in lister(name) if r.version == v), None)
-                if listed is None:
+                spelled = next((r.version for r in lister(name) if r.version == v), None)
+                if spelled is None:
                     raise ConfigError(f"--only {text!r}: {name} {v} does not exist on the package index")
-                found[name] = listed  # the index's spelling: 1.0 and 1.0.0 are one release, one cell
+                found[name] = spelled  # the index's spelling: 1.0 and 1.0.0 are one release, one cell
             chosen = config.profile(profile)
             if sel.trl is not None and sel.transformers is not None:
                 modes = (sel.resolution,) if sel.resolution else settings.resolutions

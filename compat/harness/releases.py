@@ -17,25 +17,11 @@ from typing import Any
 
 from packaging.version import Version
 
-from compat.contract import CellResult, ContractError, Status
-from compat.harness.documents import load_document
+from compat.contract import CellResult, Status
 
 from . import axes
 from .config import ConfigError
 from .plan import Cell
-
-
-def stored(report: Path, missing_ok: bool = True) -> list[CellResult]:
-    """Cells of a stored compat.json; none when the file does not exist yet (first run), unless
-    ``missing_ok`` is false (then a missing file is an error naming it)."""
-    if not report.exists():
-        if missing_ok:
-            return []
-        raise ConfigError(f"{report}: no such compat.json")
-    try:
-        return list(load_document(report).cells)
-    except ContractError as exc:
-        raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from compat import trainers
 from compat.contract import CellResult, ContractError, Failure, Stage, Status, result_from_observations
 from compat.harness import axes, bytecode, faults, lock, orphans, suite
 from compat.harness.config import ConfigError, Settings, state_dir
-from compat.harness.documents import dumps_cell, load_cell, outcome
+from compat.harness.documents import dumps_cell, load_cell, outcome, write_cells
 from compat.harness.envs import (
     Envs,
     Step,
@@ -314,7 +314,7 @@ def write_cell(ctx: Context, result: CellResult) -> None:
         kept = ctx.cache_dir.with_name("locks") / f"{result.lock}.txt"
         if not target.exists() and kept.exists():
             atomic_write(target, kept.read_text(encoding="utf-8"))
-    atomic_write(ctx.out / "cells" / f"{result.id}.json", dumps_cell(result))
+    write_cells(ctx.out, [result])
 
 
 def _in_env(ctx: Context, cell: Cell, lock: Path, log: Any, work: Path, timings: dict[str, float]) -> CellResult:

@@ -14,6 +14,7 @@ import os
 import select
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -75,10 +76,13 @@ class SuiteRun:
     peak_rss_bytes: int | None = None  # the suite process's own high-water mark (wait4's rusage)
 
 
-def environment(root: Path, result: Path, hf_home: Path, trainer: str, threads: int) -> dict[str, str]:
+def environment(root: Path, result: Path, hf_home: Path, trainer: str, threads: int,
+                overlay: Sequence[Path] = ()) -> dict[str, str]:
+    """The suite's environment variables; ``overlay``: directories of packages that come before the
+    interpreter's own (the GPU check installs a pair over a machine's image that way)."""
     env = dict(os.environ)
     env.update(
-        PYTHONPATH=str(root),
+        PYTHONPATH=os.pathsep.join([*map(str, overlay), str(root)]),
         COMPAT_CELL_RESULT=str(result),
         COMPAT_TRAINER=trainer,
         HF_HOME=str(hf_home),  # a private, empty hub cache: nothing can come from a warm one
@@ -100,7 +104,8 @@ def environment(root: Path, result: Path, hf_home: Path, trainer: str, threads: 
 
 
 def run(root: Path, env_dir: Path, trainer: str, workdir: Path, log: TextIO, timeout: float, threads: int,
-        should_stop: Any, running: Path | None = None, python: str | None = None) -> SuiteRun:
+        should_stop: Any, running: Path | None = None, python: str | None = None,
+        overlay: Sequence[Path] = ()) -> SuiteRun:
     """``pytest tests/cell/<trainer>`` in the cell's environment (``python``: another interpreter, as
     `check --run` uses its own), killed on timeout or when asked to stop. It dies with the harness;
     ``running`` records its session for the next run to end if it does not."""
@@ -110,7 +115,7 @@ def run(root: Path, env_dir: Path, trainer: str, workdir: Path, log: TextIO, tim
     cmd = [python or str(env_dir / "bin" / "python"), "-m", "pytest", f"tests/cell/{trainer}", "-q", "-rfE",
            "-p", "no:cacheprovider"]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=root, env=environment(root, result, workdir / "hf", trainer, threads),
+    proc = subprocess.Popen(cmd, cwd=root, env=environment(root, result, workdir / "hf", trainer, threads, overlay),
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                             preexec_fn=orphans.die_with_parent)
     deadline = time.monotonic() + timeout

@@ -6,6 +6,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from compat.contract import CompatError
 from compat.harness.index import redact
@@ -13,6 +14,12 @@ from compat.harness.index import redact
 
 class BenchError(CompatError):
     """A benchmarked step failed, or a cell did not train: a ratio would be meaningless."""
+
+
+class Timer(Protocol):
+    """What the bench times every command with: ``run_timed``, or a fake in the tests."""
+
+    def __call__(self, cmd: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None) -> float: ...
 
 
 def run_timed(cmd: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None) -> float:

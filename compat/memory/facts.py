@@ -21,6 +21,7 @@ from packaging.version import Version
 from .shape import MemoryInputError
 
 FACT = "batch_size_one"
+LM_HEAD = "lm_head"  # the probe's finding: "fused" where KTOTrainer computes log-probs through TRL's fused, chunked LM head
 DEFAULT_FINDINGS = Path(__file__).parents[1] / "findings.json"
 
 
@@ -117,3 +118,49 @@ def batch_one(findings: dict[str, Any], pair: tuple[str, str] | None, source: st
     status = "rejected" if refuses == total else "mixed"
     hint = "" if status == "rejected" else "; --pair picks one pair's measurement"
     return BatchOne(status, f"measured: {tally}{hint}")
+
+
+@dataclass(frozen=True)
+class FusedHead:
+    """Which measured TRL releases compute KTO's log-probs through the fused, chunked LM head (the
+    ``lm_head`` facts of findings.json, from compatible cells), for recipes that need it."""
+
+    releases: tuple[str, ...]  # TRL releases with a cell measured "fused", oldest first
+    measured: tuple[str, ...]  # every TRL release the fact was measured on ("fused" or "full")
+
+    def words(self) -> str:
+        """"measured in trl A-B, C" (runs of measured releases), or why no release is named."""
+        if not self.measured:
+            return "which TRL releases have it is not measured (these findings have no lm_head fact)"
+        if not self.releases:
+            return f"none of the {len(self.measured)} TRL releases measured has it"
+        return f"measured in trl {', '.join(_runs(self.releases, self.measured))}"
+
+
+NOT_READ = FusedHead((), ())  # no findings consulted
+
+
+def _runs(have: tuple[str, ...], measured: tuple[str, ...]) -> list[str]:
+    """Consecutive measured releases that have it, as lo-hi runs (a run never spans a measured release without it)."""
+    runs: list[list[str]] = []
+    for v in measured:
+        if v in have:
+            if runs and runs[-1][-1] == measured[measured.index(v) - 1]:
+                runs[-1].append(v)
+            else:
+                runs.append([v])
+    return [r[0] if len(r) == 1 else f"{r[0]}\u2013{r[-1]}" for r in runs]
+
+
+def fused_head(findings: dict[str, Any], source: str) -> FusedHead:
+    facts = findings.get("facts", {})
+    rules = facts.get(LM_HEAD, []) if isinstance(facts, dict) else None
+    if not isinstance(rules, list) or not all(isinstance(r, dict) and isinstance(r.get("measured", []), list)
+                                              for r in rules):
+        raise MemoryInputError(f"--findings {source}: facts.{LM_HEAD} is not a list of rules")
+    seen: dict[str, set[str]] = {}
+    for rule in rules:
+        for pair in rule.get("measured") or []:
+            seen.setdefault(str(pair[0]), set()).add(str(rule.get("value")))
+    order = sorted(seen, key=Version)
+    return FusedHead(tuple(v for v in order if "fused" in seen[v]), tuple(order))

@@ -15,7 +15,8 @@ import functools
 import itertools
 from dataclasses import dataclass, replace
 
-from .estimate import Setup, estimate
+from .estimate import estimate
+from .setup import Setup
 
 LORA_TARGETS = "all-linear"
 
@@ -115,7 +116,7 @@ def _candidates(setup: Setup) -> list[Change]:
     if s.logits == "full":
         out.append(Change("chunked_logits",
                           "a TRL whose KTOTrainer computes log-probs through the fused, chunked LM head",
-                          replace(s, logits="chunked"), "means a TRL that has it: which releases do is not measured yet",
+                          replace(s, logits="chunked"), "means installing a TRL release that has it",
                           SMALL))
     if s.gpus > 1 and s.shard == "none":
         launch = {"zero3": "DeepSpeed ZeRO-3 (accelerate launch --use_deepspeed --zero_stage 3)",
@@ -296,7 +297,7 @@ def combination(setup: Setup, exclude: frozenset[str] = frozenset(), min_batch: 
 
 def all_fixes(setup: Setup, min_batch: int = 2) -> Setup:
     """Every compatible change at once, at the smallest allowed batch: the floor of what these knobs reach."""
-    new, keys = setup, set()
+    new, keys = setup, set[str]()
     for c in _candidates(setup):
         if c.key == "fp32_master":  # raises the peak: not a knob towards the floor
             continue

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .estimate import Estimate, GiB, MiB, Setup, estimate
-from .facts import UNMEASURED, BatchOne
+from .estimate import Estimate, GiB, MiB, estimate
+from .facts import NOT_READ, UNMEASURED, BatchOne, FusedHead
 from .fixes import SEVERITY_NAMES, Combination, Fix, all_fixes, disqualified_note, fixes, recipes
+from .setup import Setup
 
 SHOWN_RECIPES = 3  # the best few; the ones keeping the batch or full fine-tuning are added if not among them
 
@@ -24,6 +25,7 @@ class Report:
     batch_one: BatchOne = UNMEASURED  # the measured floor on per-device batch for every recommendation
     recipes: tuple[Combination, ...] = ()  # every minimal recipe that fits, best first
     warnings: tuple[str, ...] = ()  # what makes the estimate itself less trustworthy
+    fused_head: FusedHead = NOT_READ  # the TRL releases measured to have the fused, chunked LM head
 
     def to_dict(self) -> dict[str, Any]:
         e = self.estimate
@@ -65,6 +67,8 @@ class Report:
             "notes": list(self.notes),
             "shape_guessed": s.shape.guessed,
             "warnings": list(self.warnings),
+            "fused_head": {"releases": list(self.fused_head.releases), "measured": list(self.fused_head.measured),
+                           "words": self.fused_head.words()},
         }
 
 
@@ -79,8 +83,9 @@ UNCALIBRATED_SETUP = ("QLoRA and ZeRO/FSDP sharding are estimates, not calibrate
                       "the split of states over GPUs and the gathered weights are byte counts and rules of thumb")
 
 
-def report(setup: Setup, batch_one: BatchOne = UNMEASURED) -> Report:
-    """Everything the command says; ``batch_one`` (from findings.json) bounds the per-device batch."""
+def report(setup: Setup, batch_one: BatchOne = UNMEASURED, fused_head: FusedHead = NOT_READ) -> Report:
+    """Everything the command says; ``batch_one`` (from findings.json) bounds the per-device batch, and
+    ``fused_head`` (also measured) names the TRL releases a recipe with the chunked LM head needs."""
     notes = []
     if setup.params is not None and setup.params != setup.shape.params:
         notes.append(f"weights use the {setup.params:,} parameters given; activations and logits use the "
@@ -108,7 +113,7 @@ def report(setup: Setup, batch_one: BatchOne = UNMEASURED) -> Report:
     keeping_batch = next((r for r in found if "batch" not in r.keys), None)
     keeping_full = next((r for r in found if r.full_fine_tune), None) if setup.lora_rank == 0 else None
     return Report(peak, tuple(fixes(base, low)), best, keeping_batch, keeping_full,
-                  estimate(all_fixes(base, low)), tuple(notes), batch_one, tuple(found), tuple(warnings))
+                  estimate(all_fixes(base, low)), tuple(notes), batch_one, tuple(found), tuple(warnings), fused_head)
 
 
 def gib(n: float) -> str:
@@ -131,7 +136,8 @@ def _render_recipes(r: Report) -> list[str]:
     out = ["Recipes that fit, best first (ranked by their worst caveat, then all caveats, then how many changes):"]
     for i, c in enumerate(shown, 1):
         out.append(f"  {i}. {_describe(c)}")
-        out += [f"     + {change} - {caveat}" for change, caveat in zip(c.changes, c.caveats, strict=True)]
+        out += [f"     + {_change(r, key, change)} - {caveat}"
+                for key, change, caveat in zip(c.keys, c.changes, c.caveats, strict=True)]
     s = r.estimate.setup
     kept = r.keeping_batch.setup.batch_size if r.keeping_batch else max(s.batch_size, r.batch_one.min_batch)
     keeping = [(r.keeping_batch, f"per_device_train_batch_size={kept}")]
@@ -143,9 +149,12 @@ def _render_recipes(r: Report) -> list[str]:
     return out
 
 
-# The fused, chunked LM head is a TRL feature no cell probes yet: say so rather than name releases by hand.
-FUSED_HEAD_UNMEASURED = ("recipes with the fused, chunked LM head need a TRL whose KTOTrainer has it; which TRL "
-                         "releases have it is not measured yet (it needs a new cell probe), so none is named here")
+def _change(r: Report, key: str, change: str) -> str:
+    """A change as shown: one that needs a TRL feature names the measured releases that have it."""
+    return f"{change}: {r.fused_head.words()}" if key == CHUNKED else change
+
+
+CHUNKED = "chunked_logits"
 
 
 def _verdict(r: Report) -> str:
@@ -181,9 +190,8 @@ def summary(r: Report) -> str:
         else:
             for i, c in enumerate(r.recipes[:SHOWN_RECIPES], 1):
                 out.append(f"{'Best recipe that fits' if i == 1 else f'Next, {i}'}: {_describe(c)}")
-                out += [f"  + {change} ({caveat})" for change, caveat in zip(c.changes, c.caveats, strict=True)]
-            if any("chunked_logits" in c.keys for c in r.recipes[:SHOWN_RECIPES]):
-                out.append(f"note: {FUSED_HEAD_UNMEASURED}.")
+                out += [f"  + {_change(r, key, change)} ({caveat})"
+                        for key, change, caveat in zip(c.keys, c.changes, c.caveats, strict=True)]
     out.append("--detail: the breakdown line by line, every single change, the notes and the calibration caveat. "
                "An estimate, not calibrated at this scale.")
     return "\n".join(out)
@@ -222,11 +230,9 @@ def render(r: Report) -> str:
             out += ["", "Single changes, largest saving first:"]
             for i, f in enumerate(r.fixes, 1):
                 verdict = "fits" if f.fits else "still too big"
-                out.append(f"  {i}. {f.change}")
+                out.append(f"  {i}. {_change(r, f.key, f.change)}")
                 out.append(f"     saves {gib(f.saving)} -> {gib(f.total)} ({verdict}); {f.caveat}")
         out += ["", *_render_recipes(r)]
-    if any("chunked_logits" in c.keys for c in r.recipes):
-        out.append(f"note: {FUSED_HEAD_UNMEASURED}")
     for note in r.notes:
         out.append(f"note: {note}")
     out.append("")

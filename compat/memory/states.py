@@ -22,13 +22,9 @@ Neither was calibrated on real runs; the report says so wherever they appear.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .estimate import Setup
+from .setup import Setup
 
-WEIGHTS = ("fp32", "bf16", "fp16", "nf4")
-SHARDS = ("none", "zero2", "zero3", "fsdp")
 _BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 _NF4 = 0.5 + 4 / 64  # 4-bit values + an fp32 absmax per 64-weight block
 _NF4_REST = 2  # what QLoRA leaves unquantised (embeddings, norms, LM head) stays bf16/fp16

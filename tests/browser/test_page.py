@@ -233,7 +233,7 @@ def test_grid_renders_every_cell_and_runs_no_injected_code(driver, tmp_path):
     assert "incompatible at import (dependency drift)" in button(driver, "0.11.4", "4.46.3").get_attribute("title")
     assert driver.execute_script("return window.pwned") is None
     with pytest.raises(NoAlertPresentException):
-        driver.switch_to.alert.text
+        _ = driver.switch_to.alert.text
     assert driver.execute_script("return document.querySelectorAll('script').length") == 2
     assert not severe(driver)  # a CSP violation (a hash that no longer matches) would show here
     driver.save_screenshot(str(ARTIFACTS / "compat-grid.png"))
@@ -768,4 +768,42 @@ def test_a_cells_log_is_a_link_only_where_the_file_is_published(driver, tmp_path
         driver.find_element(By.ID, "detail-close").click()
         wait_dialog(driver, False)
     assert hrefs == [[(tmp_path / "logs" / f"{published.id}.log.gz").as_uri()], []]
+    assert not severe(driver)
+
+
+ON_CPU = "triton is not importable with this torch build (with triton 3.7.1 installed it fails at train instead: RuntimeError: 0 active drivers)"
+
+
+def platform_bound() -> list[CellResult]:
+    """matrix() plus TRL 1.15.0, whose cells fail at train and were measured to move with triton (failure.platform)."""
+    failure = Failure("train", "AttributeError: 'NoneType' object has no attribute 'apply'",
+                      "trl.trainer.utils.add_fused_lm_head.<locals>._fused_forward", platform=ON_CPU)
+    return [*matrix(), *(result("1.15.0", tf, "incompatible", failure) for tf in ("4.57.6", "5.0.0"))]
+
+
+def test_a_platform_bound_failure_reads_fails_on_cpu_not_broken(driver, tmp_path):
+    results = platform_bound()
+    load(driver, tmp_path, results)
+    b = button(driver, "1.15.0", "5.0.0", results)
+    assert "c-platform" in b.get_attribute("class") and b.text.startswith("\u25d0")  # its own glyph, not the ✗ of a broken pair
+    assert "fails on CPU at train (platform-bound: triton is not importable" in b.get_attribute("title")
+    assert "\U0001f5a5\ufe0f 2 fails on CPU" in driver.find_element(By.ID, "counts").text
+    assert "fails on CPU" in driver.execute_script("return document.getElementById('legend').textContent")
+    b.click()
+    wait_dialog(driver)
+    status = driver.find_element(By.ID, "detail-status").text
+    assert status.startswith("\U0001f5a5\ufe0f fails on CPU at train: triton is not importable with this torch build")
+    assert "Not broken as a pair: on a GPU it was not measured" in status
+    assert "reproduces the failure on CPU" in driver.find_element(By.ID, "install-label").text
+    assert "platform-bound (fails on CPU)" in driver.find_element(By.ID, "detail-body").text
+    close_detail(driver)
+    # A search for "cpu" lists them; a version search says how many of its cells are platform-bound.
+    search_for(driver, "cpu")
+    WebDriverWait(driver, 5).until(lambda d: visible_rows(d) == ["1.15.0"])
+    assert "showing the cells that fail on CPU only" in shown_text(driver)
+    search_for(driver, "1.15")
+    WebDriverWait(driver, 5).until(lambda d: "2 of them fail on CPU only" in shown_text(d))
+    # The phone's list says it in words.
+    item = driver.find_element(By.XPATH, "//ul[contains(@class,'rows-list')]/li[strong[normalize-space()='trl 1.15.0']]")
+    assert "2 fail on CPU only (platform-bound: triton is not importable" in item.get_attribute("textContent")
     assert not severe(driver)

@@ -47,6 +47,7 @@ from compat.harness import config as cfg
 from compat.harness.envs import Envs, first_error_line
 from compat.harness.lock import shared_env
 from compat.harness.plan import Cell
+from compat.memory.calibration import compared
 
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.integration
@@ -109,27 +110,6 @@ def measured(tmp_path_factory) -> dict[str, list[dict]]:
             line = next(ln for ln in reversed(out.splitlines()) if ln.startswith(MARKER))
             results[name] = json.loads(line[len(MARKER):])["results"]
     return results
-
-
-def estimate_for(run: dict) -> memory.Estimate:
-    """The estimator, asked about exactly what calibrate.py ran."""
-    size = run["size"]
-    shape = memory.Shape(hidden=size["hidden_size"], intermediate=size["intermediate_size"],
-                         layers=size["num_hidden_layers"], vocab=size["vocab_size"],
-                         heads=size["num_attention_heads"], kv_heads=size["num_key_value_heads"])
-    assert shape.params == run["params"], "the estimator's parameter count disagrees with the real model"
-    return memory.estimate(memory.Setup(
-        shape=shape, batch_size=run["batch_size"], seq_len=run["seq_len"], kl_seq_len=run["kl_seq_len"],
-        precision="bf16", weights="fp32", gradient_checkpointing=run["gradient_checkpointing"],
-        optim="adamw_torch_fused" if run["optim"] == "adamw_torch_fused" else "adamw_torch",
-        logits=run["logits"], device=run["device"]))
-
-
-def compared(run: dict) -> tuple[int, int]:
-    """(estimate, measured) in bytes; on CUDA without the uncalibrated overhead line."""
-    e = estimate_for(run)
-    overhead = next(line.bytes for line in e.lines if line.name == "framework overhead")
-    return e.total - (overhead if run["device"] == "cuda" else 0), run["peak_bytes"]
 
 
 @pytest.mark.parametrize("index", range(len(CONFIGS)), ids=[name for name, _ in CONFIGS])

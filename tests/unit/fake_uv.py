@@ -108,7 +108,10 @@ def observed(lock: Path) -> dict:
 
 def main(argv: list[str]) -> int:
     if argv[:2] == ["python", "find"]:
-        return 0 if argv[2] == "3.11" else 2
+        if argv[2] != "3.11":
+            return 2
+        print(sys.executable)  # as uv does: the interpreter's path
+        return 0
     if argv[:2] == ["pip", "compile"]:
         src, out = Path(argv[argv.index("-o") - 1]), Path(argv[argv.index("-o") + 1])
         if os.environ.get("FAKE_COMPILE_FAIL"):

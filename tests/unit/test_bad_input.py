@@ -239,6 +239,47 @@ def test_a_write_that_fails_halfway_leaves_no_temporary_file(project: Path):
     assert [p.name for p in project.iterdir() if p.name.endswith(".tmp")] == []
 
 
+@pytest.mark.parametrize("argv", [
+    ["matrix", "--out", "{project}/bad", "--config", "{project}/matrix.toml"],
+    ["report", "--results", "{project}/bad"],
+    ["findings", "--results", "{project}/bad", "-o", "{project}/f.json"],
+    ["merge", "{project}/reports", "{project}/bad", "--out", "{project}/m"],
+    ["releases", "--results", "{project}/bad", "--config", "{project}/matrix.toml"],
+    ["shards", "{project}/cells.txt", "--results", "{project}/bad"],
+    ["regressions", "{project}/reports/compat.json", "{project}/bad/compat.json"],
+    ["changes", "{project}/bad/compat.json", "{project}/reports/compat.json"],
+], ids=lambda argv: argv[0])
+def test_every_reader_of_stored_results_refuses_a_broken_report_alike(project: Path, argv: list[str]):
+    """Stored results have one loader: every command that reads them says the same one line naming the
+    file, exit 2, and leaves it as it was (a run does not replace a report it could not read)."""
+    bad = project / "bad" / "compat.json"
+    bad.parent.mkdir()
+    bad.write_text(json.dumps(REPORT)[:60])
+    (project / "cells.txt").write_text("trl==1.0.0,transformers==4.46.3\n")
+    args = [a.replace("{project}", str(project)) for a in argv]
+    proc = subprocess.run([sys.executable, "-m", "compat", *args], cwd=project, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "COMPAT_UV": str(project / "uv"),
+                               "PIP_INDEX_URL": "http://127.0.0.1:9/simple"}, timeout=60)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    [line] = proc.stderr.strip().splitlines()
+    assert f"error: {bad}: not JSON" in line, line
+    assert bad.read_text() == json.dumps(REPORT)[:60]
+
+
+def test_a_broken_cell_file_is_named_not_skipped(project: Path):
+    """A results directory of cells/*.json: one unreadable file stops the merge, naming it, instead of
+    the merge publishing the others without it."""
+    cells = project / "shard" / "cells"
+    cells.mkdir(parents=True)
+    (cells / "a.json").write_text(json.dumps(REPORT["cells"][0]))
+    (cells / "b.json").write_text("{")
+    proc = subprocess.run([sys.executable, "-m", "compat", "merge", str(project / "shard"), "--out", str(project / "m")],
+                          cwd=project, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          timeout=60)
+    assert proc.returncode == 2 and f"error: {cells / 'b.json'}: not JSON" in proc.stderr, proc.stderr
+    assert not (project / "m" / "compat.json").exists()
+
+
 @pytest.mark.parametrize("argv", [["releases", "--config", "{node}"], ["shards", "{node}", "--results", "{project}/reports"],
                                   ["report", "--results", "{node}"], ["memory", "--model-config", "{node}"]],
                          ids=["matrix-toml", "shards-cells", "report-json", "model-config"])

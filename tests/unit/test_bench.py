@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ast
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from packaging.version import Version
 
 from compat.harness import bench
 from compat.harness.config import Settings
+from compat.harness.envs import EnvError
 from compat.harness.plan import Cell
 
 CELL = Cell(Version("0.12.2"), Version("4.46.3"))
@@ -17,7 +20,7 @@ SECONDS = {"compile": 0.5, "venv": 0.2, "sync": 2.8, "-m venv": 3.0, "pip instal
 
 
 def fake_runner(log: list[tuple[str, Path | None]]):
-    def run(cmd: Sequence[str], cwd: Path | None) -> float:
+    def run(cmd: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None) -> float:
         text = " ".join(cmd)
         log.append((text, cwd))
         if "pip compile" in text:
@@ -64,6 +67,29 @@ def test_render_prints_ratios_then_seconds():
 def test_a_failing_step_is_an_error_not_a_fast_number(tmp_path):
     with pytest.raises(bench.BenchError, match="exit 3"):
         bench.run_timed(["sh", "-c", "echo boom >&2; exit 3"], tmp_path)
+
+
+def test_the_pip_side_builds_on_the_python_a_matrix_run_finds(tmp_path, monkeypatch):
+    """No Python of its own: the bench asks uv exactly as a matrix run does (Envs.check_python)."""
+    uv = tmp_path / "uv"
+    uv.write_text(f"#!/bin/sh\nexec {sys.executable} {Path(__file__).with_name('fake_uv.py')} \"$@\"\n")
+    uv.chmod(0o755)
+    monkeypatch.setenv("COMPAT_UV", str(uv))
+    log: list[tuple[str, Path | None]] = []
+    bench.bench(CELL, Settings(python="3.11"), tmp_path / "matrix.toml", [CELL.only], runner=fake_runner(log),
+                work=tmp_path / "w")
+    venv = next(c for c, _ in log if "-m venv --clear" in c)
+    assert venv.startswith(f"{sys.executable} -m venv")  # the path the (fake) uv printed
+    with pytest.raises(EnvError, match="settings.python: Python 3.9 is not available"):
+        bench.bench(CELL, Settings(python="3.9"), tmp_path / "matrix.toml", [CELL.only], runner=fake_runner([]),
+                    work=tmp_path / "w")
+
+
+def test_every_bench_error_is_a_compat_error():
+    from compat.contract import CompatError
+    from compat.harness import floor, timing
+
+    assert issubclass(timing.BenchError, CompatError) and bench.BenchError is floor.BenchError is timing.BenchError
 
 
 # ---- a cell against its floor (compat/harness/floor.py), every step faked --------------------
@@ -191,9 +217,24 @@ def test_the_generated_programs_compile_and_set_the_collector_as_the_suite_does(
     assert bare.index("gc.disable()") < bare.index("discover_once(") < bare.index("gc.freeze()") < bare.index("runs.build(")
     assert "gc." not in floor.BARE_RUN and floor.BARE_RUN.replace("\n", "") == bare.replace(floor.GC_OFF, "").replace(
         floor.GC_ON, "").replace("\n", "")
-    conftest = (Path(floor.__file__).parents[2] / "tests" / "cell" / "conftest.py").read_text()
-    for statement in (floor.GC_OFF + floor.GC_ON).replace("\n", ";").split(";"):  # the suite's settings, copied
-        assert statement.strip() in conftest, statement
+
+
+def _gc_calls(source: str) -> list[str]:
+    """Every ``gc.<name>(...)`` call in ``source``, in order, as normalised source (10_000 reads 10000)."""
+    return [ast.unparse(node) for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute) and getattr(node.func.value, "id", None) == "gc"]
+
+
+def test_the_floor_sets_the_collector_exactly_as_the_cell_suite_does():
+    """The floor imported the suite's way copies the suite's collector settings into a string; this ties
+    the copy to tests/cell/conftest.py's source, so a change to either side alone fails here."""
+    from compat.harness import floor
+
+    conftest = (Path(floor.__file__).parents[2] / "tests" / "cell" / "conftest.py").read_text(encoding="utf-8")
+    suite = _gc_calls(conftest)
+    assert suite, "the cell suite sets no collector settings any more: drop the bench's copy"
+    assert _gc_calls(floor.GC_OFF + floor.GC_ON) == suite
+    assert _gc_calls("gc.disable()\ngc.set_threshold(700, 10, 10)") != suite  # a differing copy is caught
 
 
 def test_bare_training_runs_split_the_gap_between_stack_and_checks(tmp_path):

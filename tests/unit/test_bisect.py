@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from itertools import pairwise
 from pathlib import Path
 
 import fakeproject
@@ -51,7 +52,7 @@ def test_matches_linear_scan_in_log_cells_with_unmeasurable_blocks_at_the_ends(s
 
 def test_skips_unmeasurable_midpoints_and_reports_the_block_when_nothing_between_is_measurable():
     versions = [Version(f"1.{i}.0") for i in range(8)]
-    values = dict(zip(versions, ["accepted", "accepted", None, None, None, "rejected", "rejected", "rejected"]))
+    values = dict(zip(versions, ["accepted", "accepted", None, None, None, "rejected", "rejected", "rejected"], strict=True))
     outcome = bisect.search(versions, fake_measure(values, []))
     assert outcome.kind == "found" and (outcome.before.version, outcome.after.version) == (Version("1.1.0"), Version("1.5.0"))
     assert outcome.between == (Version("1.2.0"), Version("1.3.0"), Version("1.4.0"))
@@ -60,7 +61,7 @@ def test_skips_unmeasurable_midpoints_and_reports_the_block_when_nothing_between
 
 def test_good_bad_sets_and_endpoint_cases():
     versions = [Version(f"2.{i}.0") for i in range(6)]
-    values = dict(zip(versions, ["accepted", "deprecated", "deprecated", "rejected", "rejected", "rejected"]))
+    values = dict(zip(versions, ["accepted", "deprecated", "deprecated", "rejected", "rejected", "rejected"], strict=True))
     plain = bisect.search(versions, fake_measure(values, []))
     assert plain.after.version == Version("2.1.0")  # default: first value different from the low end
     side = bisect.Side(good=frozenset({"accepted", "deprecated"}), bad=frozenset({"rejected"}))
@@ -91,8 +92,7 @@ def test_cli_bisect_runs_at_most_6_of_16_cells_and_agrees_with_a_linear_scan(pro
     scan = fakeproject.compat(project, "matrix", "--fresh", "-j", "2", "--out", str(project / "scan"), *only, **env)
     assert scan.returncode == 0, scan.stderr
     cells = sorted(json.loads((project / "scan" / "compat.json").read_text())["cells"], key=lambda c: Version(c["trl"]))
-    states = [c["keyword"]["tokenizer"] for c in cells]
-    linear = next(c["trl"] for c, prev in zip(cells[1:], states) if c["keyword"]["tokenizer"] != prev)
+    linear = next(b["trl"] for a, b in pairwise(cells) if b["keyword"]["tokenizer"] != a["keyword"]["tokenizer"])
     assert linear == "0.14.1" and "trl 0.14.1 is the first release" in proc.stdout
 
 
@@ -119,7 +119,7 @@ def test_cli_bisect_bad_input_is_one_clear_line(project):
 
 def test_changes_lists_every_transition_of_a_non_monotonic_probe():
     versions = [Version(v) for v in ("0.11.0", "0.12.0", "0.12.1", "0.13.0", "0.14.0")]
-    values = dict(zip(versions, [None, "rejected", "accepted", "deprecated", "rejected"]))
+    values = dict(zip(versions, [None, "rejected", "accepted", "deprecated", "rejected"], strict=True))
     points, first = bisect.scan(versions, fake_measure(values, []))
     assert first.version == Version("0.12.1")
     assert [(str(a.version), str(b.version)) for a, b in bisect.changes(points)] == [

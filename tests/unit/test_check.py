@@ -351,3 +351,64 @@ def test_an_installed_trl_whose_version_is_not_pep_440_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "compat", "check"], cwd=tmp_path, capture_output=True, text=True,
                           env={"PYTHONPATH": f"{tmp_path / 'site'}:{REPO}", "PATH": "/usr/bin:/bin"}, timeout=60)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "'banana'" in proc.stderr, proc.stderr
+
+
+# --------------------------------------------------------------------------- platform-bound failures
+
+ON_CPU = "triton is not importable with this torch build (with triton 3.7.1 installed it fails at train instead: RuntimeError: 0 active drivers)"
+BOUND = CellResult("1.15.0", "5.16.1", "latest", "incompatible",
+                   failure=Failure("train", "AttributeError: 'NoneType' object has no attribute 'apply'",
+                                   "trl.trainer.utils.add_fused_lm_head.<locals>._fused_forward", platform=ON_CPU),
+                   environment={**STACK, "trl": "1.15.0", "transformers": "5.16.1"})
+
+
+@pytest.fixture()
+def bound_findings(tmp_path: Path) -> Path:
+    path = tmp_path / "findings.json"
+    path.write_text(findings.dumps(findings.build([*RESULTS, BOUND])))
+    return path
+
+
+def test_a_platform_bound_failure_is_a_platform_fact_never_broken(bound_findings):
+    data = json.loads(bound_findings.read_text())
+    assert not [r for r in data["facts"]["broken"] if "1.15.0" in r["trl"]]
+    check_mod._findings(bound_findings)  # the adapter reads the same findings: it must not refuse the pair
+    assert check_mod.adapter.lookup("broken", ("1.15.0", "5.16.1")) is None
+    assert check_mod.adapter.lookup("broken", ("0.12.2", "4.45.2")) is not None
+    (rule,) = data["facts"]["platform"]
+    assert (rule["trl"], rule["value"]["reason"], rule["value"]["stage"]) == ("==1.15.0", ON_CPU, "train")
+    assert [c[6] for c in data["environments"]["cells"] if c[0] == "1.15.0"][0][3] == ON_CPU
+
+
+def test_check_on_cpu_says_it_fails_on_this_platform_with_the_reason(bound_findings):
+    proc = run_check(bound_findings, "--pair", "trl==1.15.0,transformers==5.16.1")
+    assert proc.returncode == 1, proc.stdout
+    first = proc.stdout.splitlines()[0]
+    assert "measured to FAIL ON THIS PLATFORM (CPU) at the 'train' stage: triton is not importable" in first
+    assert "Not broken as a pair" in first and "BROKEN" not in proc.stdout
+    assert "load_kto() does not refuse it" in proc.stdout
+
+
+def test_check_on_a_gpu_machine_says_the_pair_was_not_measured_there(bound_findings, monkeypatch):
+    monkeypatch.setattr(envs, "local_gpu", lambda: "an NVIDIA GPU")
+    args = check_mod_args(bound_findings, pair="trl==1.15.0,transformers==5.16.1")
+    (r,) = check_mod.reports_for(args)
+    assert (r.status, r.exit_code) == ("platform", 3)
+    assert check_mod.render(r).splitlines()[0].endswith(
+        "NOT MEASURED on this machine (an NVIDIA GPU): every cell of it ran on CPU, where it fails at the 'train' "
+        f"stage for a reason of the platform, not of the pair: {ON_CPU}.")
+
+
+def test_the_environment_a_platform_bound_cell_measured_fails_on_cpu_not_broken(bound_findings):
+    here = installed(trl="1.15.0", transformers="5.16.1", torch="2.13.0+cpu", datasets="3.0.1", pyarrow="17.0.0",
+                     accelerate="1.0.1")
+    r = report_for(bound_findings, here)
+    assert (r.status, r.evidence, r.exit_code, r.platform["reason"]) == ("platform", "measured", 1, ON_CPU)
+    on_gpu = report_for(bound_findings, here, gpu="an NVIDIA GPU")
+    assert (on_gpu.status, on_gpu.exit_code) == ("platform", 3)
+
+
+def check_mod_args(findings_file: Path, pair: str):
+    import argparse
+
+    return argparse.Namespace(findings=findings_file, pair=pair, requirements=None, run=False, json=False)

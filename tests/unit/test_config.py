@@ -70,3 +70,34 @@ def test_unknown_profile_lists_known(tmp_path):
     c = cfg.load(write(tmp_path, GOOD))
     with pytest.raises(cfg.ConfigError, match="unknown profile 'nope'; defined: default"):
         c.profile("nope")
+
+
+def test_host_code_takes_the_default_trainer_from_the_contract():
+    """The contract defines the default trainer once (cell ids without a suffix); host code spells no
+    trainer name of its own: a literal would drift from it, and from the specs."""
+    import ast
+
+    from compat import trainers
+    from compat.contract import DEFAULT_TRAINER
+
+    assert DEFAULT_TRAINER in trainers.names() and cfg.Settings().trainers == (DEFAULT_TRAINER,)
+    root = Path(cfg.__file__).parents[1]
+    spelled = sorted(f"{p.relative_to(root)}:{node.lineno}" for part in ("harness", "cli", "memory")
+                     for p in (root / part).rglob("*.py")
+                     for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+                     if isinstance(node, ast.Constant) and node.value in trainers.names())
+    assert not spelled, spelled
+
+
+def test_report_titles_come_from_the_trainer_specs():
+    from packaging.version import Version
+
+    from compat.contract import CellResult
+    from compat.harness import specs
+
+    def cell(trainer: str) -> CellResult:
+        return CellResult(Version("1.0"), Version("4.0"), "latest", "compatible", trainer=trainer)
+
+    assert specs.report_title([]) == "KTOTrainer compatibility"
+    assert specs.report_title([cell("dpo"), cell("kto")]) == "KTOTrainer and DPOTrainer compatibility"
+    assert specs.report_title([cell("gone")]) == "gone compatibility"  # a trainer no spec declares reads as itself

@@ -563,13 +563,15 @@ def test_the_default_output_leads_with_the_verdict_and_the_best_three_recipes(ca
     assert len(lines) < 25
     assert lines[0].startswith("VERDICT: does NOT fit on a 24 GiB GPU: needs ")
     heads = [ln for ln in lines if not ln.startswith(" ")]
-    from compat.memory import cli as memory_cli
+    from compat.cli import memory as memory_cli
     from compat.memory.render import _describe
     r = memory.report(memory_cli.build_setup(cli.build_parser().parse_args(argv)))
     assert heads[1:4] == [f"Best recipe that fits: {_describe(r.recipes[0])}",
                           f"Next, 2: {_describe(r.recipes[1])}", f"Next, 3: {_describe(r.recipes[2])}"]
-    # The fused LM head is a TRL feature no cell measures yet: the output says so and names no release.
-    assert any("which TRL releases have it is not measured yet" in ln for ln in lines)
+    # A recipe with the fused LM head names the measured releases that have it, or says none is measured.
+    chunked = [ln for ln in lines if "fused, chunked LM head" in ln]
+    assert chunked and all(": measured in trl " in ln or ": which TRL releases have it is not measured" in ln
+                           for ln in chunked)
     assert "total at peak" not in "\n".join(lines) and "--detail" in lines[-1]
 
 
@@ -585,3 +587,63 @@ def test_memory_answers_any_input_in_under_a_second(argv, capsys):
     assert time.perf_counter() - start < 1.0
     out = capsys.readouterr()
     assert out.out.startswith("VERDICT: ") or out.err.count("\n") == 1
+
+
+# The lm_head facts of a findings file: trl 1.13.0 measured "full" between releases measured "fused".
+LM_HEAD_RULES = [
+    {"trl": ">=1.11.0,<=1.12.0", "transformers": ">=4.56.2,<=5.24.0", "value": "fused",
+     "measured": [["1.11.0", "4.56.2"], ["1.12.0", "5.24.0"]]},
+    {"trl": "==1.13.0", "transformers": "==5.24.0", "value": "full", "measured": [["1.13.0", "5.24.0"]]},
+    {"trl": ">=1.14.0,<=1.16.0", "transformers": ">=4.56.2,<=5.24.0", "value": "fused",
+     "measured": [["1.14.0", "4.56.2"], ["1.16.0", "5.24.0"]]},
+    {"trl": "==1.0.0", "transformers": "==4.57.6", "value": "full", "measured": [["1.0.0", "4.57.6"]]},
+]
+
+
+@pytest.fixture()
+def lm_head_findings(tmp_path):
+    path = tmp_path / "findings.json"
+    path.write_text(json.dumps({"schema_version": 2, "facts": {"lm_head": LM_HEAD_RULES}, "working": []}))
+    return path
+
+
+def test_the_fused_head_releases_are_read_from_the_lm_head_facts(lm_head_findings):
+    from compat.memory.facts import fused_head
+
+    found = fused_head(memory.load_findings(lm_head_findings), "f.json")
+    assert found.releases == ("1.11.0", "1.12.0", "1.14.0", "1.16.0")
+    assert found.measured == ("1.0.0", "1.11.0", "1.12.0", "1.13.0", "1.14.0", "1.16.0")
+    # A run never spans a measured release without it (1.13.0).
+    assert found.words() == "measured in trl 1.11.0\u20131.12.0, 1.14.0\u20131.16.0"
+    assert fused_head({"facts": {}}, "f.json").words() == ("which TRL releases have it is not measured (these "
+                                                           "findings have no lm_head fact)")
+    assert fused_head({"facts": {"lm_head": [{"value": "full", "measured": [["1.0.0", "4.57.6"]]}]}}, "f").words() == \
+        "none of the 1 TRL releases measured has it"
+
+
+def test_the_must_show_memory_answer_names_the_measured_releases_in_its_first_25_lines(lm_head_findings, capsys):
+    argv = ["memory", "--params", "1.8B", "--batch-size", "16", "--precision", "bf16", "--gpu-gib", "24",
+            "--findings", str(lm_head_findings)]
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()[:25]
+    assert lines[0].startswith("VERDICT: does NOT fit on a 24 GiB GPU")
+    assert lines[3].startswith("Best recipe that fits: ")
+    chunked = [ln for ln in lines if "fused, chunked LM head" in ln]
+    assert chunked and all(ln.endswith("LM head: measured in trl 1.11.0\u20131.12.0, 1.14.0\u20131.16.0 (means "
+                                       "installing a TRL release that has it)") for ln in chunked)
+    assert cli.main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["fused_head"]["releases"] == ["1.11.0", "1.12.0", "1.14.0", "1.16.0"]
+    assert cli.main([*argv, "--detail"]) == 0
+    detail = capsys.readouterr().out
+    assert "LM head: measured in trl 1.11.0\u20131.12.0, 1.14.0\u20131.16.0" in detail
+
+
+def test_a_malformed_lm_head_fact_is_one_line_naming_it(tmp_path, capsys):
+    path = tmp_path / "findings.json"
+    path.write_text(json.dumps({"schema_version": 2, "facts": {"lm_head": [{"trl": "==1.0.0", "transformers": "==4.0.0",
+                                                                           "value": "fused", "measured": "x"}]},
+                                "working": []}))
+    code = cli.main(["memory", "--params", "1.8B", "--findings", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "facts.lm_head[0].measured" in err and len(err.splitlines()) == 1

@@ -128,8 +128,8 @@ def test_merge_cli_disagreeing_shards_publish_a_flaky_cell(project, tmp_path):
 def test_the_same_cells_in_any_order_and_any_shards_give_the_same_bytes(project, tmp_path):
     from dataclasses import replace
 
+    from compat.harness.documents import dumps_document as dumps
     from compat.harness.documents import load_document
-    from compat.harness.reports.publish import dumps
 
     published = load_document(Path(__file__).parents[2] / "docs" / "compat" / "compat.json")
     cells = [c for c in published.cells if str(c.transformers) == "5.25.0"][:21]

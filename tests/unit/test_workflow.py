@@ -29,8 +29,8 @@ from packaging.version import Version
 
 from compat.contract import CellResult
 from compat.harness.documents import dumps_cell, load_document
+from compat.harness.documents import dumps_document as dumps
 from compat.harness.plan import Cell
-from compat.harness.reports.publish import dumps
 
 REPO = Path(__file__).parents[2]
 WORKFLOW = REPO / ".github" / "workflows" / "compat-matrix.yml"

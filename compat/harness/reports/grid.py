@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 from packaging.version import Version
 
-from compat.contract import CellResult, Status
+from compat.contract import DEFAULT_TRAINER, CellResult, Status
 from compat.harness import axes, specs
+from compat.harness.reports.vocab import shown
 
 RESOLUTION_ORDER = ("latest", "as-of-release")
 
@@ -121,7 +122,7 @@ def sections(cells: Iterable[CellResult]) -> list[Section]:
         trainer, resolution, forced, values = key
         rank = RESOLUTION_ORDER.index(resolution) if resolution in RESOLUTION_ORDER else len(RESOLUTION_ORDER)
         # the pair's own grids first, then those of each further-axes value (its modes together)
-        return trainer != "kto", trainer, bool(values), further.index(values), rank, forced
+        return trainer != DEFAULT_TRAINER, trainer, bool(values), further.index(values), rank, forced
 
     out = []
     for key in sorted(groups, key=order):
@@ -134,12 +135,13 @@ def sections(cells: Iterable[CellResult]) -> list[Section]:
 
 def words(r: CellResult) -> tuple[str, str, tuple[str, ...]]:
     """(status, detail, marks) of a cell: the keyword to use for a compatible pair, the failing
-    stage (with ", drift") for an incompatible one; marks for yanked releases and forced runs."""
+    stage (with ", drift") for an incompatible one; marks for yanked releases and forced runs. A platform-bound
+    failure shows as ``platform`` (vocab.PLATFORM), not as a plain incompatible."""
     marks = (*(f"{y} yanked" for y in r.yanked), *(("forced",) if r.forced else ()))
     if r.status == Status.COMPATIBLE:
         return str(r.status), r.use_keyword() or "", marks
     if r.failure is not None and r.status in (Status.INCOMPATIBLE, Status.FLAKY):
-        return str(r.status), f"{r.failure.stage}{', drift' if r.failure.drift else ''}", marks
+        return shown(r), f"{r.failure.stage}{', drift' if r.failure.drift else ''}", marks
     return str(r.status), "", marks
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -50,7 +51,10 @@ from compat.harness.reports.vocab import (
     NOT_MEASURED,
     SYMBOLS,
     pip_line,
+    plain,
     probe_words,
+    shown,
+    status_name,
     unpath,
 )
 
@@ -214,7 +218,7 @@ def _nearest_working(cells: list[dict[str, Any]], sections: list[dict[str, Any]]
         own.append(pairs)
         for pair, i in pairs.items():
             working.setdefault(_view(s), {}).setdefault(pair, i)
-    for s, pairs in zip(sections, own):
+    for s, pairs in zip(sections, own, strict=True):
         for i in s["cells"]:
             c = cells[i]
             if c["status"] == Status.COMPATIBLE:
@@ -263,10 +267,11 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
             c["fmt"] = [c["fmt"].get(k) for k in kinds]
     installed = {k: sorted({r.environment[k] for r in results if r.environment.get(k)}) for k in ("python", "torch")}
     devices = sorted({str(r.training.get("device")) for r in results if r.training and r.training.get("device")})
-    counts = {s: sum(r.status == s for r in results) for s in SYMBOLS}
+    counts = {s: sum(shown(r) == s for r in results) for s in SYMBOLS}  # a platform-bound cell counts apart
     return _finite({
         "meta": {str(k): v for k, v in meta.items()}, "installed": installed, "devices": devices, "counts": counts,
-        "statuses": {s: {"sym": SYMBOLS[s], "glyph": GLYPHS[s], "text": LEGEND[s], "colour": COLOURS[s], "dark": COLOURS_DARK[s]}
+        "statuses": {s: {"sym": SYMBOLS[s], "glyph": GLYPHS[s], "text": LEGEND[s], "colour": COLOURS[s], "dark": COLOURS_DARK[s],
+                         "name": status_name(s)}
                      for s in SYMBOLS},
         "words": {"notMeasured": NOT_MEASURED, "inferred": INFERRED, "drift": DRIFT,
                   "notMeasuredText": NOT_MEASURED_TEXT, "inferredText": INFERRED_TEXT},
@@ -298,7 +303,8 @@ def render(results: Sequence[CellResult], meta: dict[str, Any]) -> str:
     js = (_ASSETS / "page.js").read_text(encoding="utf-8")
     csp = (f"default-src 'none'; script-src '{_sha256(js)}'; style-src '{_sha256(css)}'; "
            "img-src 'none'; base-uri 'none'; form-action 'none'")
-    return _PAGE.format(csp=csp, css=css, js=js, data=json_block(page_data(results, meta)))
+    return _PAGE.format(csp=csp, css=css, js=js, data=json_block(page_data(results, meta)),
+                        title=html.escape(plain(specs.report_title(results))))
 
 
 _PAGE = """<!doctype html>
@@ -308,12 +314,12 @@ _PAGE = """<!doctype html>
 <meta http-equiv="Content-Security-Policy" content="{csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
-<title>KTO compatibility: TRL x transformers</title>
+<title>{title}: TRL x transformers</title>
 <style>{css}</style>
 </head>
 <body>
 <header>
-<h1>KTO compatibility: TRL &times; transformers</h1>
+<h1>{title}: TRL &times; transformers</h1>
 <p id="measured-on"></p>
 <dl id="meta"></dl>
 <p id="counts"></p>

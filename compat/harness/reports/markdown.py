@@ -16,11 +16,23 @@ from typing import Any
 
 from packaging.version import Version
 
-from compat.contract import CellResult, Failure, Status
+from compat.contract import DEFAULT_TRAINER, CellResult, Failure, Status
 from compat.harness import axes, specs
 from compat.harness.environments import line_for
 from compat.harness.reports import grid as gridmod
-from compat.harness.reports.vocab import DRIFT, LEGEND, SYMBOLS, code, first_line, md, unpath
+from compat.harness.reports.vocab import (
+    DRIFT,
+    LEGEND,
+    PLATFORM,
+    SYMBOLS,
+    code,
+    first_line,
+    md,
+    platform_reason,
+    shown,
+    status_name,
+    unpath,
+)
 
 GRIDS = "GRIDS.md"  # beside COMPAT.md: the full grids and every failing cell
 DASH = "\u2013"
@@ -32,7 +44,7 @@ def cell_text(r: CellResult) -> str:
     tail = "".join(f" ({md(m)})" for m in marks)
     if r.status == Status.COMPATIBLE:
         return f"{sym} {md(detail)}".rstrip() + tail
-    return f"{sym} {md(status)}" + (f" ({md(detail)})" if detail else "") + tail
+    return f"{sym} {md(status_name(status))}" + (f" ({md(detail)})" if detail else "") + tail
 
 
 def grid(section: gridmod.Section) -> list[str]:
@@ -46,7 +58,7 @@ def grid(section: gridmod.Section) -> list[str]:
 
 def pair(r: CellResult) -> str:
     mode = "" if r.resolution == "latest" else f" ({md(r.resolution)})"
-    trainer = "" if r.trainer == "kto" else f" [{md(r.trainer)}]"
+    trainer = "" if r.trainer == DEFAULT_TRAINER else f" [{md(r.trainer)}]"
     return f"{axes_text(r)}{mode}{' (forced)' if r.forced else ''}{trainer}"
 
 
@@ -93,7 +105,8 @@ def failing(results: Sequence[CellResult]) -> list[str]:
         text = message(f)
         if f and f.drift:
             text = f"{text} — {f.drift.describe()}"
-        lines.append(f"| {pair(r)} | {md(r.status)} | {stage} | {md(f.raised_by or '') if f else ''} | "
+        status = f"{status_name(shown(r))}: {platform_reason(r)}" if platform_reason(r) else str(r.status)
+        lines.append(f"| {pair(r)} | {md(status)} | {stage} | {md(f.raised_by or '') if f else ''} | "
                      f"{md(text)} | {md(r.declared or '?')} | {md(adapter_text(r))} |")
     return lines
 
@@ -107,9 +120,26 @@ def failed_tests(results: Sequence[CellResult]) -> list[str]:
 
 
 def dangerous(results: Iterable[CellResult]) -> list[CellResult]:
-    """Pairs pip installs happily that then fail: the ones that bite."""
-    return [r for r in gridmod.ordered(list(results))
-            if r.status == Status.INCOMPATIBLE and r.failure and r.failure.stage not in ("resolve", "install")]
+    """Pairs pip installs happily that then fail: the ones that bite. A failure measured to belong to the
+    platform is not one of them (see ``platform_bound``)."""
+    return [r for r in gridmod.ordered(list(results)) if r.status == Status.INCOMPATIBLE and r.failure
+            and r.failure.stage not in ("resolve", "install") and not platform_reason(r)]
+
+
+def platform_bound(results: Iterable[CellResult]) -> list[str]:
+    """Cells that fail on the platform the table ran on, grouped by the measured reason, with their pairs."""
+    groups: dict[tuple[str, str, str], list[CellResult]] = {}
+    for r in gridmod.ordered(list(results)):
+        why = platform_reason(r)
+        if why and r.failure:
+            groups.setdefault((why, r.failure.stage, message(r.failure)), []).append(r)
+    out = []
+    for (why, stage, text), rows in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        trls = ", ".join(dict.fromkeys(md(r.trl) for r in rows))
+        out.append(f"- {SYMBOLS[PLATFORM]} **{len(rows)} {'cells fail' if len(rows) > 1 else 'cell fails'} on CPU** "
+                   f"(trl {trls}) at {md(stage)}: {md(text)}. Why it is the platform's: {md(why)}. On a GPU these "
+                   "pairs were not measured: `kto-compat check` there says so (exit 3).")
+    return out
 
 
 def installs_but_breaks(results: Sequence[CellResult]) -> list[str]:
@@ -175,7 +205,7 @@ def warnings_seen(results: Sequence[CellResult]) -> list[str]:
 
 
 def legend() -> list[str]:
-    return [*(f"- {SYMBOLS[s]} **{s}**: {LEGEND[s]}" for s in SYMBOLS),
+    return [*(f"- {SYMBOLS[s]} **{status_name(s)}**: {LEGEND[s]}" for s in SYMBOLS),
             "- `processing_class` / `tokenizer`: the keyword to hand the tokenizer under (the new name when both work)",
             "- · : not measured (no cell ran this pair; it says nothing either way)",
             f"- (drift): {DRIFT}",
@@ -212,19 +242,30 @@ def keyword_words(section: gridmod.Section, trl: Version) -> str:
     return "use " + ", ".join(f"`{u}=` ({versions([lo, hi])})" for u, lo, hi in reversed(runs))
 
 
+def newest_pip(section: gridmod.Section, trl: Version) -> str:
+    """The pip line of row ``trl``'s newest working pair."""
+    cell = section.at(trl, section.spans(trl)[-1].hi)
+    assert cell is not None, "a span ends on a measured cell"
+    return code(line_for(cell))
+
+
 def row_line(section: gridmod.Section, trl: Version, others: Sequence[gridmod.Section]) -> str:
     """One TRL release in one line: where it trains, under which keyword, and the pip line of its newest working pair."""
-    spans = section.spans(trl)
-    if spans:
-        newest = spans[-1].hi
+    if section.spans(trl):
         return (f"- **trl {md(trl)}**: works with transformers {md(works_with(section, trl))}; "
-                f"{keyword_words(section, trl)}; {code(line_for(section.at(trl, newest)))}")
+                f"{keyword_words(section, trl)}; {newest_pip(section, trl)}")
     row = [r for tf in section.tfs if (r := section.at(trl, tf)) is not None]
-    counts = Counter(str(r.status) for r in row)
+    counts = Counter(status_name(shown(r)) for r in row)
     drift = sum(1 for r in row if r.failure and r.failure.drift)
     why = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     line = f"- **trl {md(trl)}**: no measured transformers release trains it ({why}{f'; {drift} by dependency drift' if drift else ''})"
-    causes = Counter((r.failure.stage, message(r.failure)) for r in row if r.status == Status.INCOMPATIBLE and r.failure)
+    bound = [r for r in row if platform_reason(r)]
+    if bound:
+        some = "all" if len(bound) == len(row) else str(len(bound))
+        line += (f"; {some} of its cells {SYMBOLS[PLATFORM]} {'fails' if some == '1' else 'fail'} on CPU only "
+                 f"(platform-bound, not the pair): {md(platform_reason(bound[0]))}; on a GPU not measured")
+    causes = Counter((r.failure.stage, message(r.failure)) for r in row
+                     if r.status == Status.INCOMPATIBLE and r.failure and not platform_reason(r))
     if causes:
         (stage, text), n = causes.most_common(1)[0]
         line += f"; {'all' if n == len(row) else n} of its cells fail at {md(stage)}: {md(text)}"
@@ -232,7 +273,7 @@ def row_line(section: gridmod.Section, trl: Version, others: Sequence[gridmod.Se
         if section.same_view(other) and other.spans(trl):
             line += (f"; with dependencies resolved {md(other.resolution)}: works with transformers "
                      f"{md(works_with(other, trl))}, {keyword_words(other, trl)}, "
-                     f"{code(line_for(other.at(trl, other.spans(trl)[-1].hi)))}")
+                     f"{newest_pip(other, trl)}")
     return line
 
 
@@ -278,7 +319,7 @@ def by_cause(results: Sequence[CellResult]) -> list[str]:
             by_row.setdefault((gridmod.key_of(r), r.trl), set()).add((r.trl, r.transformers))
         for (key, trl), pairs in by_row.items():
             section = sections[key]
-            where = "" if key == ("kto", "latest", False, ()) else f" ({md(section.title)})"
+            where = "" if key == (DEFAULT_TRAINER, "latest", False, ()) else f" ({md(section.title)})"
             out.append(f"  - trl {md(trl)} with transformers {md(', '.join(_runs(section, trl, pairs)))}{where}")
     return out
 
@@ -287,7 +328,7 @@ def document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> str:
     """COMPAT.md: the answer first, one line a TRL release; the dangerous pairs by cause; the grids collapsed."""
     sections = gridmod.sections(results)
     dangerous_count = len(dangerous(results))
-    out = ["# KTO compatibility: TRL x transformers", "", *header(meta, results), "",
+    out = [f"# {md(specs.report_title(results))}: TRL x transformers", "", *header(meta, results), "",
            "One line per TRL release, newest first: the transformers releases it was measured to train with, the "
            "keyword to hand the tokenizer to the trainer under, and the `pip install` of its newest working pair. "
            f"Below: the {dangerous_count} pairs pip installs but that break, by cause; then the grids (collapsed). "
@@ -295,6 +336,12 @@ def document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> str:
            *at_a_glance(sections)]
     out += ["## Installs but breaks, by cause", "",
             "pip installs these pairs without complaint; they fail when a script runs them.", "", *by_cause(results), ""]
+    bound = platform_bound(results)
+    if bound:
+        out += ["## Fails on CPU only (platform-bound)", "",
+                "These failures moved when the platform fact behind them was changed and the cell measured again "
+                "(`kto-compat platform`): they belong to the CPU-only platform the table ran on, not to the pair.", "",
+                *bound, ""]
     disagree = modes_disagree(results)
     if disagree:
         out += ["## Resolution modes disagree", "",
@@ -316,12 +363,15 @@ def document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> str:
 
 def grids_document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> str:
     """GRIDS.md: every grid in full, and every failing cell with its error, raiser and adapter outcome."""
-    out = ["# KTO compatibility: the full grids and every failing cell", "", *header(meta, results), "",
+    out = [f"# {md(specs.report_title(results))}: the full grids and every failing cell", "", *header(meta, results), "",
            "The answer, one line per TRL release, is in [COMPAT.md](COMPAT.md).", ""]
     for section in gridmod.sections(results):
         out += [f"## {md(section.title)}", "", *grid(section), ""]
     out += ["### Legend", "", *legend(), ""]
     out += ["## Installs but breaks", "", *installs_but_breaks(results), ""]
+    bound = platform_bound(results)
+    if bound:
+        out += ["## Fails on CPU only (platform-bound)", "", *bound, ""]
     mismatch = metadata_vs_actual(results)
     if mismatch:
         out += ["## Declared vs actual", "", *mismatch, ""]
@@ -334,10 +384,10 @@ def grids_document(results: Sequence[CellResult], meta: Mapping[str, Any]) -> st
 
 def summary(results: Sequence[CellResult], meta: Mapping[str, Any], max_failures: int = 40) -> str:
     """A job summary: counts, the grid and the first failing cells."""
-    counts = Counter(str(r.status) for r in results)
-    out = ["## KTO compatibility: TRL x transformers", "",
+    counts = Counter(shown(r) for r in results)
+    out = [f"## {md(specs.report_title(results))}: TRL x transformers", "",
            f"{len(results)} cells from profile {code(meta.get('profile', ''))}: "
-           + " · ".join(f"{sym} {counts[s]} {s}" for s, sym in SYMBOLS.items()), ""]
+           + " · ".join(f"{sym} {counts[s]} {status_name(s)}" for s, sym in SYMBOLS.items()), ""]
     for section in gridmod.sections(results):
         out += [f"### {md(section.title)}", "", *grid(section), ""]
     rows = failing(results)

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from compat.contract import CellResult
+from compat.harness import specs
 from compat.harness.reports import grid
-from compat.harness.reports.vocab import COLOURS, GLYPHS, plain
+from compat.harness.reports.vocab import COLOURS, GLYPHS, plain, shown, status_name
 
 _CELL_W, _HEAD_W, _ROW_H, _PAD = 1.45, 1.15, 0.3, 0.15  # inches
 _COMPACT_COLUMNS, _COMPACT_W = 12, 0.26
@@ -59,7 +60,7 @@ def render(results: Sequence[CellResult], meta: dict[str, Any]) -> str:
         ax.set_ylim(height, 0)  # inches, top-down
         ax.axis("off")
         text = lambda x, y, s, **kw: ax.text(x, y, s, parse_math=False, **{"va": "center", **kw})  # noqa: E731
-        title = f"KTO compatibility: TRL × transformers ({len(results)} cells"
+        title = f"{plain(specs.report_title(results))}: TRL × transformers ({len(results)} cells"
         title += f", profile {plain(meta['profile'])}" if meta.get("profile") else ""
         title += f", {plain(meta['generated'])})" if meta.get("generated") else ")"
         text(_PAD, 0.25, title, fontsize=10, weight="bold")
@@ -81,9 +82,9 @@ def render(results: Sequence[CellResult], meta: dict[str, Any]) -> str:
                 x0 = _PAD + _HEAD_W + cell_w * tfs.index(r.transformers)
                 y0 = y + head_h + _ROW_H * trls.index(r.trl)
                 ax.add_patch(Rectangle((x0 + 0.02, y0 + 0.02), cell_w - 0.04, _ROW_H - 0.04,
-                                       facecolor=COLOURS.get(r.status, "#ffffff"), edgecolor="#00000040"))
+                                       facecolor=COLOURS.get(shown(r), "#ffffff"), edgecolor="#00000040"))
                 if compact:
-                    text(x0 + cell_w / 2, y0 + _ROW_H / 2, GLYPHS.get(str(r.status), "?"), ha="center", fontsize=6)
+                    text(x0 + cell_w / 2, y0 + _ROW_H / 2, GLYPHS.get(shown(r), "?"), ha="center", fontsize=6)
                 else:
                     text(x0 + 0.08, y0 + _ROW_H / 2, label(r))
             for i, trl in enumerate(trls):  # a position no cell measured says nothing: marked, never coloured
@@ -96,8 +97,8 @@ def render(results: Sequence[CellResult], meta: dict[str, Any]) -> str:
         for status, glyph in GLYPHS.items():
             ax.add_patch(Rectangle((x, y + 0.12), 0.22, 0.2, facecolor=COLOURS[status], edgecolor="#00000040"))
             text(x + 0.11, y + 0.22, glyph, ha="center")
-            text(x + 0.28, y + 0.22, status)
-            x += 0.4 + 0.06 * len(status)
+            text(x + 0.28, y + 0.22, status_name(status))
+            x += 0.4 + 0.06 * len(status_name(status))
         text(x, y + 0.22, "·  not measured", color="#555")
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None})

@@ -10,7 +10,6 @@ symbols and escaping (vocab.py); none imports another.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,7 +20,7 @@ from typing import Any
 from compat.contract import CellResult
 from compat.harness import files
 from compat.harness.config import ConfigError
-from compat.harness.documents import document_data
+from compat.harness.documents import dumps_document
 from compat.harness.files import write_set
 from compat.harness.reports import html, junit, markdown, plot
 
@@ -53,7 +52,7 @@ def write(out: Path, results: Sequence[CellResult], meta: Mapping[str, Any], *, 
         "junit.xml": junit.document(results),
     }
     if document:
-        files["compat.json"] = dumps(meta, results)
+        files["compat.json"] = dumps_document(meta, results)
     if plot.available():
         files["compat.svg"] = plot.render(results, shown)
     else:
@@ -63,21 +62,6 @@ def write(out: Path, results: Sequence[CellResult], meta: Mapping[str, Any], *, 
     if step_summary:
         append_step_summary(results, meta)
     return sorted(files)
-
-
-_DEFAULTS = {k: v for k, v in CellResult("0", "0", "latest", "error").serialize().items()
-             if k not in ("trl", "transformers", "resolution", "status")}
-
-
-def dumps(meta: Mapping[str, Any], cells: Sequence[CellResult]) -> str:
-    """compat.json as published: one cell per line (a git diff shows the cells that changed), no
-    indentation, and fields at their contract default left out (readers restore them; the schema
-    says so). At the full profile's ~2,000 cells this keeps the file under 5 MB."""
-    data = document_data(meta, cells)
-    rows = [json.dumps({k: v for k, v in c.items() if k not in _DEFAULTS or v != _DEFAULTS[k]},
-                       sort_keys=True, ensure_ascii=True, separators=(",", ":")) for c in data.pop("cells")]
-    head = json.dumps(data, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
-    return head[:-1] + ',"cells":[\n' + ",\n".join(rows) + "\n]}\n"
 
 
 def append_step_summary(results: Sequence[CellResult], meta: Mapping[str, Any],

@@ -14,16 +14,21 @@ import html
 import re
 from collections.abc import Iterable
 
-from compat.contract import Status
+from compat.contract import CellResult, Status
 
-SYMBOLS: dict[str, str] = {"compatible": "✅", "incompatible": "❌", "unresolvable": "⛔", "error": "⚠️", "flaky": "🔀"}
+# Not a status: an incompatible cell whose failure moved when a platform fact was changed (failure.platform,
+# measured by `kto-compat platform`). It fails on the platform the table ran on (CPU), not as a pair, so every
+# report shows it apart from a plain installs-but-breaks.
+PLATFORM = "platform"
+SYMBOLS: dict[str, str] = {"compatible": "✅", "incompatible": "❌", "unresolvable": "⛔", "error": "⚠️", "flaky": "🔀",
+                           PLATFORM: "🖥️"}
 # The SVG's font has no colour emoji: each status also has a glyph it does have.
-GLYPHS: dict[str, str] = {"compatible": "✓", "incompatible": "✗", "unresolvable": "⊘", "error": "⚠", "flaky": "≈"}
+GLYPHS: dict[str, str] = {"compatible": "✓", "incompatible": "✗", "unresolvable": "⊘", "error": "⚠", "flaky": "≈", PLATFORM: "◐"}
 # Background colours, light and dark; never the only signal (every cell also carries a symbol and a word).
 COLOURS: dict[str, str] = {"compatible": "#c9ecd0", "incompatible": "#f9c6bd", "unresolvable": "#dcdcdc",
-                           "error": "#ffe08a", "flaky": "#d9c8f0"}
+                           "error": "#ffe08a", "flaky": "#d9c8f0", PLATFORM: "#fbd9b0"}
 COLOURS_DARK: dict[str, str] = {"compatible": "#1f5130", "incompatible": "#6b2620", "unresolvable": "#3c3c3c",
-                                "error": "#6a5212", "flaky": "#47366a"}
+                                "error": "#6a5212", "flaky": "#47366a", PLATFORM: "#6b4516"}
 LEGEND: dict[str, str] = {
     "compatible": "every check passed: installs, imports, builds the trainer with the tokenizer as its "
                   "processing class, 3+ BF16 steps with finite losses, the adapter trained, no cell test failed",
@@ -31,7 +36,12 @@ LEGEND: dict[str, str] = {
     "unresolvable": "the resolver refuses the pair (the declared requirements conflict)",
     "error": "the harness or the machine failed (interrupt, network, index, memory or disk running out, a missing tool, a crash); says nothing about the pair",
     "flaky": "two runs of the cell disagreed; both outcomes are kept",
+    PLATFORM: "fails on CPU: installs, but fails on the CPU-only platform the table ran on; measured again with "
+              "that platform fact changed (e.g. triton installed), the failure moved, so it belongs to the platform, "
+              "not to the pair; on a GPU it was not measured",
 }
+# What a status is called where a person reads it (a status not named here is called by its own word).
+NAMES: dict[str, str] = {PLATFORM: "fails on CPU"}
 NOT_MEASURED = "not measured"
 # The probes in words, for menus and legends a person reads (the registry's labels are identifiers, which
 # JUnit and the CLI keep). A probe missing here shows its label with spaces for underscores.
@@ -45,6 +55,10 @@ PROBE_WORDS: dict[str, str] = {
     "prompt_roles": "roles a prompt may end with",
     "batch_size_one": "does a batch of one row per device build",
     "config_fields": "renamed or removed KTOConfig fields",
+    "lm_head": "does the trainer compute log-probs through the fused, chunked LM head",
+    "platform.device": "which device the cell trained on",
+    "platform.triton": "does triton import beside the cell's torch",
+    "platform.bitsandbytes": "does bitsandbytes import",
 }
 
 
@@ -54,7 +68,22 @@ INFERRED = "inferred"
 DRIFT = ("drift: a third-party dependency moved under the pair (an undeclared dependency of TRL, or a "
          "third-party API that moved); the as-of-release grid resolves it as of the pair's release")
 
-assert set(SYMBOLS) == {s.value for s in Status} == set(LEGEND) == set(COLOURS), "one entry per status"
+assert set(SYMBOLS) == {s.value for s in Status} | {PLATFORM} == set(LEGEND) == set(COLOURS), "one entry per status"
+
+
+def platform_reason(r: CellResult) -> str | None:
+    """Why an incompatible cell's failure belongs to the platform (measured), or None."""
+    f = r.failure
+    return f.platform if r.status == Status.INCOMPATIBLE and f is not None and f.platform else None
+
+
+def shown(r: CellResult) -> str:
+    """The status a report shows a cell under: its own, or ``platform`` for a platform-bound failure."""
+    return PLATFORM if platform_reason(r) else str(r.status)
+
+
+def status_name(status: str) -> str:
+    return NAMES.get(status, status)
 
 
 # ANSI escape sequences, C0/C1 controls (tab and newline are handled per format), DEL,

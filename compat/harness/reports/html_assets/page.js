@@ -108,9 +108,12 @@
     return { k: "ok", sym: OK, text: "pass", long: "pass", detail: detail };
   }
   const marks = (c) => (c.yanked || []).map((y) => y + " yanked").concat(c.forced ? ["forced"] : []);
+  // A failure measured to move with a platform fact (failure.platform): it fails on CPU, not as a pair.
+  const platformOf = (c) => (c.status === "incompatible" && c.failure && c.failure.platform ? c.failure.platform : "");
+  const ON_CPU = () => D.statuses.platform.name;
   const statusText = (c) => {
-    let t = c.status === "compatible" ? c.use || "" : c.status === "incompatible" && c.failure
-      ? c.failure.stage + (c.failure.drift ? ", drift" : "") : c.status;
+    let t = c.status === "compatible" ? c.use || "" : platformOf(c) ? ON_CPU() + " (" + c.failure.stage + "): " + platformOf(c)
+      : c.status === "incompatible" && c.failure ? c.failure.stage + (c.failure.drift ? ", drift" : "") : c.status;
     const m = marks(c);
     if (m.length) t += " (" + m.join(", ") + ")";
     return t;
@@ -134,16 +137,19 @@
       }
       const f = c.failure;
       const mark = c.status === "incompatible" && f ? (f.drift ? "D" : STAGE_MARK[f.stage] || "") : "";
-      return { k: c.status, sym: glyph(c.status), mark: mark + star, text: statusText(c), bad: true };
+      const k = platformOf(c) ? "platform" : c.status;
+      return { k: k, sym: glyph(k), mark: mark + star, text: statusText(c), bad: true };
     },
-    title: (c) => c.status + (c.status === "compatible" && c.use ? ": hand the tokenizer over as " + c.use + "="
-      : c.failure && c.status !== "unresolvable" ? " at " + c.failure.stage + (c.failure.drift ? " (dependency drift)" : "") : "")
+    title: (c) => (platformOf(c) ? ON_CPU() + " at " + c.failure.stage + " (platform-bound: " + platformOf(c) + ")"
+      : c.status + (c.status === "compatible" && c.use ? ": hand the tokenizer over as " + c.use + "="
+        : c.failure && c.status !== "unresolvable" ? " at " + c.failure.stage + (c.failure.drift ? " (dependency drift)" : "") : ""))
       + (marks(c).length ? " (" + marks(c).join(", ") + ")" : ""),
     legend: [["compatible", glyph("compatible") + "p", "trains", "hand the tokenizer over as processing_class="],
       ["compatible kw-tokenizer", glyph("compatible") + "t", "trains", "hand it over as tokenizer="],
       ["incompatible", glyph("incompatible") + "C", "installs but breaks", "the letter says where: I import, C building the " +
         "trainer, F formatting, T training, A the adapter's run, N install, \u23f1 timeout; D: a dependency drifted " +
         "under the pair (see its as-of-release row)"],
+      ["platform", glyph("platform") + "T", ON_CPU(), D.statuses.platform.text + " (search \u201ccpu\u201d to list them)"],
       ["unresolvable", glyph("unresolvable"), "pip refuses the pair", D.statuses.unresolvable.text],
       ["error", glyph("error"), "harness error", D.statuses.error.text],
       ["flaky", glyph("flaky"), "flaky", D.statuses.flaky.text],
@@ -223,7 +229,9 @@
     add("cells", D.cells.length);
     add("platform", m.platform);
     add("cell suite", m.suite);
-    for (const s of Object.keys(D.statuses)) $("counts").append(el("span", sym(s) + " " + D.counts[s] + " " + s));
+    for (const s of Object.keys(D.statuses)) {
+      if (s !== "platform" || D.counts[s]) $("counts").append(el("span", sym(s) + " " + D.counts[s] + " " + D.statuses[s].name));
+    }
   }
 
   // ------------------------------------------------------------------ grids
@@ -297,6 +305,11 @@
     li.append(el("strong", "trl " + trl), ": ");
     li.append(works.length ? "works with transformers " + works.join(", ") + (spans.length === 1 && spans[0].lo === spans[0].hi
       ? " only" : "") + "; use " + useWords(s, trl) : "no measured transformers release trains it");
+    const bound = s.cells.map((i) => D.cells[i]).filter((c) => c.trl === trl && platformOf(c));
+    if (bound.length) {
+      li.append("; ", el("span", sym("platform") + " " + bound.length + " fail on CPU only (platform-bound: " +
+        platformOf(bound[0]) + "); not measured on a GPU", "c-platform"));
+    }
     const twin = twinLink(si, trl);
     if (twin) li.append("; ", twin);
     const best = spans.length ? cellAt(trl, spans[spans.length - 1].hi) : -1;
@@ -482,6 +495,9 @@
       }
     }
     q.words = text.replace(TERM, " ").replace(NOISE, " ").trim();
+    // "cpu", "platform" or "triton": the cells that fail on CPU only (platform-bound).
+    q.platform = /\b(?:cpu|platform|platform-bound|triton)\b/i.test(q.words);
+    q.words = q.words.replace(/\b(?:cpu|platform|platform-bound|triton|fails?|on|only)\b/gi, " ").trim();
     return q;
   }
   const matches = (v, terms) => !terms.length || terms.some((t) => v.startsWith(t));
@@ -495,7 +511,7 @@
     const q = parseQuery(query);
     const found = q.rows.length + q.cols.length > 0;
     const none = q.unknown.length > 0 || (!found && q.words !== "");
-    let shown = 0, rowsShown = 0, rowsAll = 0;
+    let shown = 0, rowsShown = 0, rowsAll = 0, onCpu = 0;
     for (const g of grids) {
       let any = false;
       g.s.tfs.forEach((v, ci) => {
@@ -509,11 +525,11 @@
       for (const r of g.rows) {
         let visible = 0;
         for (const i of r.cells) {
-          const hide = failing && !bad[i];
+          const hide = (failing && !bad[i]) || (q.platform && !platformOf(D.cells[i]));
           if (btn[i].hidden !== hide) btn[i].hidden = hide;
-          if (!hide && g.cols[D.cells[i].col]) visible++;
+          if (!hide && g.cols[D.cells[i].col]) { visible++; if (platformOf(D.cells[i])) onCpu++; }
         }
-        const show = !none && matches(r.trl, q.rows) && (!failing || visible > 0);
+        const show = !none && matches(r.trl, q.rows) && (!(failing || q.platform) || visible > 0);
         if (show !== r.shown) { r.shown = show; r.tr.hidden = !show; r.li.hidden = !show; }
         rowsAll++;
         if (show) { rowsShown++; shown += visible; any = true; }
@@ -530,7 +546,9 @@
       said.push(...q.notes);
       const understood = q.understood.rows.concat(q.understood.cols);  // TRL first, as a pair is written
       if (understood.length) said.push("showing " + understood.join(" " + TIMES + " "));
+      if (q.platform) said.push("showing the cells that fail on CPU only (platform-bound, not broken as a pair)");
       said.push(query || failing ? what + " (" + rowsShown + " of " + rowsAll + " rows)" : what);
+      if (onCpu && query) said.push(onCpu + " of them fail on CPU only (platform-bound, not measured on a GPU)");
     }
     $("shown").textContent = said.join("; ");
     $("shown").classList.toggle("miss", none);
@@ -642,9 +660,10 @@
     $("detail-title").textContent = "TRL " + c.trl + " " + TIMES + " transformers " + c.transformers + axesWords(c);
     let head = sym(c.status) + " " + c.status + (c.failure ? " at " + c.failure.stage + (c.failure.drift ? " (dependency drift)" : "") : "");
     if (c.status === "compatible" && c.use) head += ": hand the tokenizer over as " + c.use + "=tokenizer";
+    if (platformOf(c)) head = sym("platform") + " " + ON_CPU() + " at " + c.failure.stage + ": " + platformOf(c) + ". Not broken as a pair: on a GPU it was not measured";
     const status = $("detail-status");
     status.textContent = head;
-    status.className = "status-line c-" + c.status;
+    status.className = "status-line c-" + (platformOf(c) ? "platform" : c.status);
     $("pip").textContent = installLine(c);
     for (const n of document.querySelectorAll(".copy-note")) n.textContent = "";
     const installs = (x) => (x.env === undefined ? "the bare pair: nothing was installed for this cell"
@@ -656,7 +675,7 @@
     $("works-instead").hidden = !near;
     $("install-label").textContent = c.status === "compatible" ? "Install this pair"
       : c.status === "error" ? "This pair (the harness failed here: rerun it; this says nothing about the pair)"
-        : "This pair: reproduces the failure";
+        : platformOf(c) ? "This pair: reproduces the failure on CPU (" + platformOf(c) + ")" : "This pair: reproduces the failure";
     if (near) {
       $("near-title").textContent = "Nearest measured working pair: TRL " + near.trl + " " + TIMES + " transformers " +
         near.transformers + axesWords(near) + (near.use ? ", hand the tokenizer over as " + near.use + "=" : "") +
@@ -694,6 +713,8 @@
       f("first line of the error", firstLine(c.failure.message));
       f("raised by", c.failure.raised_by);
       if (c.failure.fault) f("fault", c.failure.fault + " (the harness failed; this says nothing about the pair)");
+      if (platformOf(c)) f("platform-bound (" + ON_CPU() + ")", platformOf(c) + "; measured again with that fact changed, " +
+        "the failure moved, so it belongs to the platform; on a GPU this pair was not measured");
       const d = c.failure.drift;
       if (d) {
         f("cause: dependency drift", d.cause || W.drift);

@@ -11,27 +11,22 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from compat.cli import options
-
-from .estimate import DEVICES, LOGITS, OPTIMS, PRECISIONS, Setup
-from .facts import DEFAULT_FINDINGS, BatchOne, batch_one, load_findings, parse_pair
-from .render import render, report, summary
-from .shape import QWEN15_18B, MemoryInputError, load_config, parse_count, shape_for_params
-from .states import SHARDS, WEIGHTS
+from compat.memory.facts import DEFAULT_FINDINGS, BatchOne, FusedHead, batch_one, fused_head, load_findings, parse_pair
+from compat.memory.render import render, report, summary
+from compat.memory.setup import DEVICES, LOGITS, OPTIMS, PRECISIONS, SHARDS, WEIGHTS, Setup
+from compat.memory.shape import QWEN15_18B, MemoryInputError, load_config, parse_count, shape_for_params
 
 LARGEST = 10**6  # past any real batch, sequence, layer count or GPU count; keeps every answer under a second
 
 
-def whole(args: argparse.Namespace, name: str, minimum: int = 1) -> int | None:
-    """The flag's value as a whole number from ``minimum`` to LARGEST (None when not given)."""
+def whole(args: argparse.Namespace, name: str, minimum: int = 1) -> int:
+    """The flag's value (every such flag has a default) as a whole number from ``minimum`` to LARGEST."""
     text = getattr(args, name)
-    if text is None:
-        return None
     flag = "--" + name.replace("_", "-")
     try:
         value = int(text.strip().replace("_", ""), 10)
@@ -65,9 +60,9 @@ def build_setup(args: argparse.Namespace) -> Setup:
     else:
         shape = replace(QWEN15_18B, source=f"{QWEN15_18B.source}, assumed: no --params or --model-config given",
                         guessed=True)
-    overrides = {field: value for field, value in (
-        ("hidden", whole(args, "hidden_size")), ("intermediate", whole(args, "intermediate_size")),
-        ("layers", whole(args, "layers")), ("vocab", whole(args, "vocab_size"))) if value is not None}
+    overrides: dict[str, Any] = {field: whole(args, flag) for field, flag in (
+        ("hidden", "hidden_size"), ("intermediate", "intermediate_size"), ("layers", "layers"),
+        ("vocab", "vocab_size")) if getattr(args, flag) is not None}  # the shape's own unless given
     if overrides:
         shape = replace(shape, **overrides, source=f"{shape.source}, overridden by flags")
     lora_rank = whole(args, "lora_rank", minimum=0)
@@ -84,32 +79,22 @@ def build_setup(args: argparse.Namespace) -> Setup:
         logits=args.logits, device=args.device, gpus=whole(args, "gpus"), shard=args.shard)
 
 
-def measured_batch_one(args: argparse.Namespace) -> BatchOne:
-    """What findings.json measured about batch 1, for --pair or across every measured pair."""
+def measured(args: argparse.Namespace) -> tuple[BatchOne, FusedHead]:
+    """What findings.json measured: batch 1 (for --pair or across every measured pair), and which TRL
+    releases have the fused, chunked LM head."""
     path = args.findings or DEFAULT_FINDINGS
     pair = parse_pair(args.pair) if args.pair is not None else None
     source = str(args.findings) if args.findings else "compat/findings.json"
-    return batch_one(load_findings(path), pair, source)
-
-
-def emit(text: str) -> None:
-    """Print the report; a reader that stops early (``| head -1``) is not an error."""
-    try:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # Point stdout at /dev/null so the interpreter's flush at exit does not raise again.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError):  # no real file descriptor (e.g. captured by a test)
-            pass
+    data = load_findings(path)
+    return batch_one(data, pair, source), fused_head(data, source)
 
 
 def cmd_memory(args: argparse.Namespace) -> int:
     """Estimate KTO training memory; verdict for the GPU and ranked fixes."""
-    result = report(build_setup(args), measured_batch_one(args))
-    emit(json.dumps(result.to_dict(), indent=2) if args.json else render(result) if args.detail else summary(result))
+    result = report(build_setup(args), *measured(args))
+    # Flushed here, so a reader that stops early (`| head -1`) meets main's BrokenPipeError handling.
+    print(json.dumps(result.to_dict(), indent=2) if args.json else render(result) if args.detail else summary(result),
+          flush=True)
     return 0
 
 
