@@ -31,11 +31,11 @@ from compat.cell import adapter
 from compat.cli import options
 from compat.cli import requirements as reqfile
 from compat.contract import DEFAULT_TRAINER, CompatError, ContractError
+from compat.harness import axes, locks
 from compat.harness import config as cfg
 from compat.harness import environments as envs
 from compat.harness import findings as findings_mod
-from compat.harness import locks
-from compat.harness.plan import parse_pair
+from compat.harness.plan import parse_pins
 from compat.harness.reports.vocab import pip_line, plain
 
 PACKAGE_FINDINGS = findings_mod.PACKAGED
@@ -74,6 +74,7 @@ class CheckReport:
     run: dict[str, Any] | None = None  # --run: the verdict of the cell suite run here
     platform: dict[str, Any] | None = None  # status platform: the failure, and why it belongs to the platform
     gpu: str | None = None  # this machine's GPU (None: none found), which no CPU cell measured
+    axes: dict[str, str] = field(default_factory=dict)  # further axes the answer is for (datasets 3.6.0, ...)
 
     @property
     def exit_code(self) -> int:
@@ -140,9 +141,11 @@ def bounds(table: list[envs.Measured], pair: tuple[str, str]) -> list[str]:
     return out
 
 
-def check(pair: tuple[str, str], table: list[envs.Measured] | None = None, gpu: str | None = None) -> CheckReport:
-    """The pair's answer from the findings, with the measured cell it rests on; ``gpu``: this machine's GPU,
-    on which a failure measured to belong to the CPU platform (a ``platform`` fact) was not measured."""
+def check(pair: tuple[str, str], table: list[envs.Measured] | None = None, gpu: str | None = None,
+          further: dict[str, str] | None = None) -> CheckReport:
+    """The pair's answer from the findings (as measured at ``further`` axes: see ``at_axes``), with the measured
+    cell it rests on; ``gpu``: this machine's GPU, on which a failure measured to belong to the CPU platform
+    (a ``platform`` fact) was not measured."""
     table = table if table is not None else envs.measured(adapter.findings())
     keyword, broken = adapter.lookup("keyword", pair), adapter.lookup("broken", pair)
     near = adapter.nearest_working(pair)
@@ -152,7 +155,8 @@ def check(pair: tuple[str, str], table: list[envs.Measured] | None = None, gpu: 
         "trl": pair[0], "transformers": pair[1], "nearest": [{"trl": a, "transformers": b} for a, b in near],
         "pip": working_line(table, near[0]) if near else None, "drift": adapter.lookup("drift", pair),
         "facts": {k: v for k, v in values.items() if v is not None}, "measured_on": measured_on(adapter.findings()),
-        "cell": _cell_entry(own[0]) if own else None, "bounds": bounds(table, pair), "gpu": gpu}
+        "cell": _cell_entry(own[0]) if own else None, "bounds": bounds(table, pair) + _unmeasured_axes(further or {}), "gpu": gpu,
+        "axes": dict(further or {})}
     platform = adapter.lookup("platform", pair)
     if platform and not broken:
         return CheckReport(status="platform", platform=platform, evidence=_evidence("platform", pair),
@@ -183,6 +187,37 @@ def check(pair: tuple[str, str], table: list[envs.Measured] | None = None, gpu: 
 
 PLATFORM_PLAN = ("load_kto() does not refuse it (a failure that belongs to the platform is not a broken pair): it "
                  "proceeds as on an unmeasured pair, warning once and picking the keyword the constructors take")
+
+
+# --------------------------------------------------------------------------- further axes
+
+
+def at_axes(further: dict[str, str], table: list[envs.Measured]) -> list[envs.Measured]:
+    """Answer from the cells measured at ``further`` axes (none: the pair's own cells): the findings the
+    adapter consults become that view (no facts where those values were not measured), and the table
+    keeps only those cells."""
+    data = adapter.findings()
+    adapter.FINDINGS = findings_mod.view(data, further) or {**data, "facts": {}, "working": []}
+    adapter.findings.cache_clear()
+    return [c for c in table if findings_mod.same_axes(dict(c.axes), further)]
+
+
+def _unmeasured_axes(further: dict[str, str]) -> list[str]:
+    """Notes for further axes named at values no cell of the findings measured."""
+    if not further or findings_mod.view(adapter.findings(), further) is not None:
+        return []
+    known = findings_mod.measured_axes(adapter.findings())
+    return [f"{name} {v} was not measured" + (f" (measured: {', '.join(sorted(set(known[name]), key=Version))})"
+                                              if name in known else " (no cell of these findings has this axis)")
+            for name, v in further.items()]
+
+
+def installed_axes(here: dict[str, list[str]], data: dict[str, Any]) -> dict[str, str]:
+    """The installed version of every further axis the findings measured at that very version: the answer
+    for this environment rests on those cells. An axis installed at an unmeasured version is left to the
+    environment comparison, which names the difference."""
+    found = {name: here[name][0] for name in findings_mod.measured_axes(data) if here.get(name)}
+    return found if findings_mod.view(data, found) is not None else {}
 
 
 # --------------------------------------------------------------------------- against an environment
@@ -289,7 +324,7 @@ def run_here(trl: str, transformers: str) -> dict[str, Any]:
 
 
 def _pair_name(r: CheckReport) -> str:
-    return f"trl {r.trl} + transformers {r.transformers}"
+    return axes.named({"trl": r.trl, "transformers": r.transformers, **r.axes})
 
 
 def render(r: CheckReport, verbose: bool = False) -> str:
@@ -464,14 +499,19 @@ def reports_for(args: argparse.Namespace) -> list[CheckReport]:
     table = envs.measured(adapter.findings())
     gpu = envs.local_gpu()
     if args.requirements is not None:
+        table = at_axes({}, table)  # a file's pins are answered for the pair (further axes: --pair)
         pins = reqfile.read(args.requirements)
         yours = {name: list(pin.exacts) for name, pin in pins.items() if pin.exacts}
         return [against(check(p, table, gpu), table, yours, complete=False, store=store)
                 for p in _pairs(pins, table, args.requirements)]
     if args.pair:
-        trl, transformers = parse_pair(args.pair)
-        return [check((str(trl), str(transformers)), table, gpu)]
-    report = against(check(installed(), table, gpu), table, envs.here(), complete=True, gpu=gpu, store=store,
+        asked = parse_pins(args.pair)
+        further = {name: str(v) for name, v in asked.items() if name not in axes.DEFAULT}
+        return [check((str(asked["trl"]), str(asked["transformers"])), at_axes(further, table), gpu, further)]
+    here = envs.here()
+    further = installed_axes(here, adapter.findings())
+    table = at_axes(further, table)
+    report = against(check(installed(), table, gpu, further), table, here, complete=True, gpu=gpu, store=store,
                      runtime=envs.reach())
     if args.run:
         report = replace(report, run=run_here(report.trl, report.transformers))

@@ -24,8 +24,9 @@ class HelpWithEpilog(argparse.RawDescriptionHelpFormatter, Help):
     """Help whose epilog (a table of exit codes, say) keeps its line breaks."""
 
 
-ONLY_HELP = ("a pair trl==A,transformers==B, or one axis alone (trl==A: that row of the profile); "
-             "optionally ,resolution=as-of-release and ,trainer=dpo. Repeatable; overrides --profile's selection")
+ONLY_HELP = ("a pair trl==A,transformers==B (plus any further axis: ,datasets==C), or one axis alone (trl==A: "
+             "that row of the profile); optionally ,resolution=as-of-release and ,trainer=dpo. Repeatable; "
+             "overrides --profile's selection")
 
 
 def matrix_file(p: argparse.ArgumentParser) -> None:

@@ -15,14 +15,11 @@ from packaging.version import Version
 
 from compat.cli import options
 from compat.contract import DEFAULT_TRAINER, CellResult
+from compat.harness import axes, documents, index, lock, locks, plan, run
 from compat.harness import bench as bench_mod
 from compat.harness import bisect as bisect_mod
 from compat.harness import config as cfg
-from compat.harness import documents, index, lock, locks, plan, run
 from compat.harness.reports import publish as reports
-
-AXES = ("trl", "transformers")
-
 
 # ---- bisect --------------------------------------------------------------------------------
 
@@ -59,15 +56,6 @@ def _allowed(probe: str) -> frozenset[str]:
     return frozenset(registry.by_key(probe).values)
 
 
-def _version(flag: str, text: str) -> Version:
-    from packaging.version import InvalidVersion
-
-    try:
-        return Version(text)
-    except InvalidVersion:
-        raise cfg.ConfigError(f"{flag} {text!r}: not a version") from None
-
-
 def _axis_versions(lister, axis: str, spec: str) -> list[Version]:
     try:
         wanted = SpecifierSet(spec)
@@ -93,7 +81,7 @@ def _evidence(p: bisect_mod.Point, probe: str) -> str:
 def render_outcome(o: bisect_mod.Outcome, axis: str, probe: str, total: int, cached: int = 0) -> str:
     lines: list[str] = []
     if o.kind == "found" and o.before and o.after:
-        where = f"trl {o.after.version}" if axis == "trl" else f"transformers {o.after.version}"
+        where = f"{axis} {o.after.version}"
         if o.between:
             lines.append(f"boundary: {probe} changes from {o.before.value!r} to {o.after.value!r} at one of "
                          f"{axis} {', '.join(map(str, o.between))}, {o.after.version} (those between could not be measured)")
@@ -139,22 +127,34 @@ def _write_into(out: Path, done: list[CellResult], meta: dict, state: Path) -> N
     reports.write(out, merged, meta)
 
 
+def _fixed(text: str, axis: str) -> dict[str, Version]:
+    """``--fixed``: every axis but the one searched, held at one version (trl and transformers at least)."""
+    wanted = ",".join(f"{name}==VERSION" for name in axes.DEFAULT if name != axis)
+    try:
+        sel = plan.parse_only(text, "--fixed")
+    except cfg.ConfigError as exc:
+        if "is not a version" in str(exc):
+            raise
+        raise cfg.ConfigError(f"--fixed {text!r}: expected {wanted}") from None
+    fixed = sel.all_axes
+    if axis in fixed or any(name not in fixed for name in axes.DEFAULT if name != axis) or sel.resolution or sel.trainer:
+        raise cfg.ConfigError(f"--fixed {text!r}: expected {wanted} (every axis but --axis {axis})")
+    return fixed
+
+
 def cmd_bisect(args: argparse.Namespace) -> int:
-    if args.axis not in AXES:
-        raise cfg.ConfigError(f"--axis {args.axis!r}: one of {', '.join(AXES)}")
-    other = AXES[1 - AXES.index(args.axis)]
-    name, _, fixed = args.fixed.partition("==")
-    if name.strip() != other or not fixed.strip():
-        raise cfg.ConfigError(f"--fixed {args.fixed!r}: expected {other}==VERSION")
+    axis = axes.canonical(args.axis)
+    if axis is None:
+        raise cfg.ConfigError(f"--axis {args.axis!r}: not a distribution name (trl, transformers, datasets, ...)")
+    fixed = _fixed(args.fixed, axis)
     if args.probe not in bisect_mod.PROBES:
         raise cfg.ConfigError(f"--probe {args.probe!r}: one of {', '.join(bisect_mod.PROBES)}")
     good, bad = _values(args.good, "--good", args.probe), _values(args.bad, "--bad", args.probe)
     if good & bad:
         raise cfg.ConfigError(f"--good and --bad share {sorted(good & bad)[0]!r}: a value cannot be on both sides")
-    _version(f"--fixed {other}==", fixed.strip())
     config = cfg.load(args.config)
     lister = index.lister(args.config)
-    versions = _axis_versions(lister, args.axis, args.range)
+    versions = _axis_versions(lister, axis, args.range)
     side = bisect_mod.Side(good, bad)
     out = args.out.resolve()
     ctx = run.project_context(args.config, config.settings, out, fresh=args.fresh)
@@ -162,9 +162,9 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     done: list[CellResult] = []
 
     def measure(v: Version) -> bisect_mod.Point:
-        pair = {args.axis: v, other: fixed.strip()}
-        cells = plan.plan(config, args.profile, lister, [f"trl=={pair['trl']},transformers=={pair['transformers']}"
-                                                         f",resolution={args.resolution},trainer={args.trainer}"])
+        pins = {name: fixed.get(name, v) for name in (*axes.DEFAULT, *fixed, axis)}  # trl, transformers, the rest
+        spec = ",".join(f"{name}=={version}" for name, version in pins.items())
+        cells = plan.plan(config, args.profile, lister, [f"{spec},resolution={args.resolution},trainer={args.trainer}"])
         results = run.run_all(ctx, cells[:1], 1, reporter)
         if not results:  # interrupted before the cell started
             raise KeyboardInterrupt
@@ -172,8 +172,9 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         done.append(result)
         return bisect_mod.Point(v, bisect_mod.probe_value(result, args.probe), result)
 
-    print(f"compat: bisect {args.probe} along {args.axis} ({len(versions)} releases {versions[0]}..{versions[-1]}) "
-          f"with {other}=={fixed.strip()}", file=sys.stderr)
+    held = ",".join(f"{name}=={version}" for name, version in fixed.items())
+    print(f"compat: bisect {args.probe} along {axis} ({len(versions)} releases {versions[0]}..{versions[-1]}) "
+          f"with {held}", file=sys.stderr)
     with lock.exclusive(out), run.stop_on_signals(ctx.stop):
         try:
             if args.linear:
@@ -186,13 +187,13 @@ def cmd_bisect(args: argparse.Namespace) -> int:
                     text += f"\nnot monotonic: {len(steps)} changes; bisection assumes one, use --range/--good/--bad to pick one"
             else:
                 outcome = bisect_mod.search(versions, measure, side)
-                text = render_outcome(outcome, args.axis, args.probe, len(versions), reporter.cached)
+                text = render_outcome(outcome, axis, args.probe, len(versions), reporter.cached)
         except KeyboardInterrupt:
             print("compat: bisect interrupted; measured cells are cached, rerun to resume", file=sys.stderr)
             return 130
         finally:
             if done:
-                _write_into(out, done, {"profile": f"bisect {args.probe} along {args.axis}", "python": config.settings.python,
+                _write_into(out, done, {"profile": f"bisect {args.probe} along {axis}", "python": config.settings.python,
                                         "torch": config.settings.torch, "suite": ctx.suite, "platform": platform.platform()},
                             cfg.state_dir(args.config))
     print(text)
@@ -236,8 +237,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     fmt = options.Help
     bs = sub.add_parser("bisect", formatter_class=fmt, help="first release along one axis where a probe changes")
-    bs.add_argument("--axis", required=True, choices=AXES, help="the axis to search along")
-    bs.add_argument("--fixed", required=True, metavar="NAME==VERSION", help="the other axis, held fixed")
+    bs.add_argument("--axis", required=True, metavar="NAME",
+                    help="the axis to search along: trl, transformers or any distribution (datasets, torch, ...)")
+    bs.add_argument("--fixed", required=True, metavar="NAME==VERSION[,...]",
+                    help="the other axes, held fixed (trl and transformers at least)")
     bs.add_argument("--probe", required=True, choices=bisect_mod.PROBES, help="what to watch change")
     bs.add_argument("--range", default="", metavar="SPEC", help="releases of --axis to search (default: all)")
     bs.add_argument("--good", action="append", default=[], metavar="V[,V]", help="values before the boundary")

@@ -60,10 +60,11 @@ class Changes:
     @cached_property
     def releases(self) -> dict[str, list[Version]]:
         """Per axis, the versions the new table measures and the old one did not."""
+        names = dict.fromkeys(a for c in (*self.old, *self.new) for a in c.all_axes)  # trl, transformers, further
         out = {}
-        for axis in regressions.AXES:
-            seen = {getattr(c, axis) for c in self.old if c.status != Status.ERROR}
-            out[axis] = sorted({getattr(c, axis) for c in self.new} - seen)
+        for axis in names:
+            seen = {c.all_axes[axis] for c in self.old if c.status != Status.ERROR and axis in c.all_axes}
+            out[axis] = sorted({c.all_axes[axis] for c in self.new if axis in c.all_axes} - seen)
         return out
 
     @cached_property
@@ -86,9 +87,9 @@ def body(changes: Changes, links: str = "", max_rows: int = 30) -> str:
     lines = ["## kto-compat: what this run measured", ""]
     for axis, versions in changes.releases.items():
         for v in versions:
-            cells = [c for c in added if getattr(c, axis) == v]
+            cells = [c for c in added if c.all_axes.get(axis) == v]
             lines.append(f"- new {axis} {md(v)}: {len(cells)} cell(s): {_counts(cells)}")
-    others = [c for c in added if all(getattr(c, a) not in vs for a, vs in changes.releases.items())]
+    others = [c for c in added if all(c.all_axes.get(a) not in vs for a, vs in changes.releases.items())]
     if others:
         lines.append(f"- cells of releases measured before: {len(others)}: {_counts(others)}")
     if not added:

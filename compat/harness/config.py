@@ -14,6 +14,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from compat.contract import DEFAULT_TRAINER, CompatError
+from compat.harness import axes
 
 PICKS = ("latest", "earliest", "latest-per-minor", "all")
 RESOLUTIONS = ("latest", "as-of-release")
@@ -66,12 +67,18 @@ class Selector:
 
 @dataclass(frozen=True)
 class Grid:
-    """A cross product of TRL and transformers selectors; a profile is a union of grids."""
+    """A cross product of TRL, transformers and any further axes' selectors; a profile is a union of grids."""
 
     trl: tuple[Selector, ...]
     transformers: tuple[Selector, ...]
     resolutions: tuple[str, ...] | None = None  # None: settings.resolution
     trainers: tuple[str, ...] | None = None  # None: settings.trainers
+    # Further axes (canonical distribution name, selectors), in the grid's order: datasets, torch, ...
+    axes: tuple[tuple[str, tuple[Selector, ...]], ...] = ()
+
+    @property
+    def all_axes(self) -> tuple[tuple[str, tuple[Selector, ...]], ...]:
+        return (("trl", self.trl), ("transformers", self.transformers), *self.axes)
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,7 @@ _SETTINGS = {"python", "resolution", "trainers", "cell_timeout", "keep_environme
              "cell_requirements", "as_of_release_exempt"}
 _TORCH = {"version", "index_url"}
 _PROFILE = {"description", "grid", "pick", "from", "trainers", "resolution"}
-_GRID = {"trl", "transformers", "pick", "resolution", "trainers"}
+_GRID = {"pick", "resolution", "trainers"}  # a grid's own options; every other key is an axis
 
 
 def _check_keys(table: Any, allowed: set[str], where: str) -> None:
@@ -142,6 +149,36 @@ def _axis(raw: Any, where: str, pick: str) -> tuple[Selector, ...]:
         if isinstance(text, str) and not text.strip():
             raise ConfigError(f"{where}[{i}]: empty version; write \"latest\" for the newest release")
     return tuple(Selector.parse(item, f"{where}[{i}]", pick) for i, item in enumerate(raw))
+
+
+def _named_axes(table: dict[str, Any], options: set[str], where: str, pick: str) -> dict[str, tuple[Selector, ...]]:
+    """A table's axes by canonical name: every key that is not one of its ``options``, each a PyPI
+    distribution with the same version syntax and pick rules as trl and transformers."""
+    out: dict[str, tuple[Selector, ...]] = {}
+    for key, raw in table.items():
+        if key in options:
+            continue
+        name = axes.canonical(key)
+        if name is None:
+            raise ConfigError(f"{where}: {key!r} is neither an option ({', '.join(sorted(options))}) "
+                              "nor a distribution name for an axis"[:200])
+        if name in out:
+            raise ConfigError(f"{where}: axis {key!r} is named twice (as {name!r})")
+        out[name] = _axis(raw, f"{where}.{key}", pick)
+    return out
+
+
+def _grid_axes(g: dict[str, Any], where: str, pick: str, added: dict[str, tuple[Selector, ...]]) -> dict[str, tuple[Selector, ...]]:
+    """A grid's axes: trl and transformers (both required), its further axes, then the profile's ``added``."""
+    out = _named_axes(g, _GRID, where, pick)
+    for name in axes.DEFAULT:
+        if name not in out:
+            raise ConfigError(f"{where}: missing axis {name!r}")
+    for name, sels in added.items():
+        if name in out:
+            raise ConfigError(f"{where}: axis {name!r} is set both here and by the profile")
+        out[name] = sels
+    return out
 
 
 def _strings(raw: Any, where: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -228,8 +265,13 @@ def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
     profiles: dict[str, Profile] = {}
     for name, body in raw_profiles.items():
         where = f"{path}: profiles.{name}"
-        _check_keys(body, _PROFILE, where)
+        _check_keys(body, set(body) | _PROFILE if "from" in body else _PROFILE, where)
         pick = body.get("pick", "latest")
+        # A profile made from another may add further axes to each of its grids (datasets on the default pairs).
+        added = _named_axes(body, _PROFILE, where, pick) if "from" in body else {}
+        for axis in axes.DEFAULT:
+            if axis in added:
+                raise ConfigError(f"{where}: {axis!r} is an axis of each grid; a profile with 'from' adds further axes only")
         trainers = _trainers(body["trainers"], f"{where}.trainers") if "trainers" in body else None
         resolutions = _resolutions(body["resolution"], f"{where}.resolution") if "resolution" in body else None
         if "from" in body:
@@ -246,15 +288,12 @@ def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
         grids = []
         for i, g in enumerate(grids_raw):
             gw = f"{where}.grid[{i}]"
-            _check_keys(g, _GRID, gw)
+            _check_keys(g, set(g) | _GRID, gw)  # a table, whatever its keys
             gpick = g.get("pick", pick)
-            for axis in ("trl", "transformers"):
-                if axis not in g:
-                    raise ConfigError(f"{gw}: missing axis {axis!r}")
+            named = _grid_axes(g, gw, gpick, added)
             gres = resolutions or (_resolutions(g["resolution"], f"{gw}.resolution") if "resolution" in g else None)
             gtrainers = trainers or (_trainers(g["trainers"], f"{gw}.trainers") if "trainers" in g else None)
-            grids.append(Grid(_axis(g["trl"], f"{gw}.trl", gpick), _axis(g["transformers"], f"{gw}.transformers", gpick),
-                              gres, gtrainers))
+            grids.append(Grid(named.pop("trl"), named.pop("transformers"), gres, gtrainers, tuple(named.items())))
         profiles[name] = Profile(name, _text(body.get("description"), f"{where}.description", ""), tuple(grids))
     return MatrixConfig(path, settings, profiles)
 

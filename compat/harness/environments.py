@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from compat.contract import CellResult, Status
+from compat.harness import axes
 from compat.harness.envs import as_of
 from compat.harness.reports.vocab import pip_line
 
@@ -43,6 +44,8 @@ class Measured:
     failure: tuple[str, ...] | None = None  # (stage, first line of the error, raised by[, platform reason])
     lock: str | None = None  # id of the cell's lock (compat.harness.locks); None: none was published
     trainer: str = "kto"
+
+    axes: tuple[tuple[str, str], ...] = ()  # further axes the cell was measured at (datasets 3.6.0, ...)
 
     @property
     def platform(self) -> str | None:
@@ -85,6 +88,7 @@ def table(results: Sequence[CellResult]) -> dict[str, Any]:
     bodies: dict[str, dict[str, str]] = {}
     cells: list[list[Any]] = []
     for r in tabled(results):
+        further = axes.strings(axes.further(r))
         env = {k: v for k, v in sorted(r.environment.items()) if k not in ROOTS}
         ref = None
         if env:
@@ -92,8 +96,8 @@ def table(results: Sequence[CellResult]) -> dict[str, Any]:
             bodies[ref] = env
         # A failure is kept where an environment can match it (installed cells); the rest carry only their status.
         row = [str(r.trl), str(r.transformers), r.resolution, str(r.status), ref, r.released,
-               _failure(r) if ref or r.lock else None, r.lock, r.trainer]
-        cells.append(row[:7] if row[7:] == [None, "kto"] else row)  # a KTO cell without a lock: the old row
+               _failure(r) if ref or r.lock else None, r.lock, r.trainer, *([further] if further else [])]
+        cells.append(row[:7] if row[7:] == [None, "kto"] else row)  # a KTO cell without a lock or axes: the old row
     return {"sets": bodies, "cells": cells}
 
 
@@ -109,7 +113,8 @@ def measured(findings: Mapping[str, Any], trainer: str | None = "kto") -> list[M
             continue
         env = {**sets.get(ref, {}), **({"trl": trl, "transformers": tf} if ref else {})}
         out.append(Measured(trl, tf, resolution, status, tuple(sorted(env.items())), released,
-                            tuple(failure) if failure else None, lock, who))
+                            tuple(failure) if failure else None, lock, who, tuple((rest[3] or {}).items())
+                            if len(rest) > 3 else ()))
     return out
 
 
@@ -120,7 +125,7 @@ def from_result(r: CellResult) -> Measured:
     f = _failure(r)
     return Measured(str(r.trl), str(r.transformers), r.resolution, str(r.status),
                     tuple(sorted({k: str(v) for k, v in r.environment.items()}.items())), r.released,
-                    tuple(f) if f else None, r.lock, r.trainer)
+                    tuple(f) if f else None, r.lock, r.trainer, tuple(axes.strings(axes.further(r)).items()))
 
 
 def torch_build(version: str) -> tuple[str, str | None]:

@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from compat.contract import CompatError
+from compat.contract import CompatError, Resolution
 
-from . import faults
+from . import axes, faults
 from .config import Settings
 from .files import atomic_write
 from .index import redact
@@ -187,8 +187,28 @@ def uninstallable(step: Step) -> bool:
     return bool(_UNINSTALLABLE.search(step.output))
 
 
+def torch_pin(cell: Cell, settings: Settings) -> str | None:
+    """The torch a cell installs: its own torch axis, else matrix.toml's one pinned torch; None where the
+    cell resolves as of its release and the config does not exempt torch from that (it is resolved then)."""
+    own = cell.all_axes.get(axes.TORCH)
+    if own is not None:
+        return str(own)
+    if cell.resolution == Resolution.AS_OF_RELEASE and axes.TORCH not in settings.as_of_release_exempt:
+        return None
+    return settings.torch
+
+
+def pinned(cell: Cell, settings: Settings) -> dict[str, str]:
+    """Every distribution the cell pins: its axes and torch (as resolved above, when pinned)."""
+    torch = torch_pin(cell, settings)
+    return {**axes.pins(cell), **({axes.TORCH: torch} if torch else {})}
+
+
 def requirements(cell: Cell, settings: Settings) -> str:
-    lines = [f"trl=={cell.trl}", f"transformers=={cell.transformers}", f"torch=={settings.torch}"]
+    pins = pinned(cell, settings)
+    lines = [f"{name}=={version}" for name, version in pins.items()]
+    if axes.TORCH not in pins:
+        lines.append(axes.TORCH)  # every cell imports torch; resolved as of the cell's release here
     return "\n".join(lines + list(settings.cell_requirements)) + "\n"
 
 
@@ -204,7 +224,7 @@ def resolution_args(cell: Cell, settings: Settings, workdir: Path) -> list[str]:
             args += ["--exclude-newer-package", f"{name}={now}"]
     if cell.forced:
         overrides = workdir / "overrides.txt"
-        overrides.write_text(f"trl=={cell.trl}\ntransformers=={cell.transformers}\n")
+        overrides.write_text("".join(f"{k}=={v}\n" for k, v in axes.pins(cell).items()))
         args += ["--override", str(overrides)]
     return args
 

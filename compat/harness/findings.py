@@ -8,7 +8,7 @@ sorted keys, rules in version order).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from packaging.version import Version
 
 from compat.cell.validate import SchemaError, validate
 from compat.contract import FINDINGS_SCHEMA_VERSION, CellResult, ContractError, Status, facts
-from compat.harness import environments, specs
+from compat.harness import axes, environments, specs
 from compat.harness.documents import schema
 from compat.harness.files import atomic_write, target
 
@@ -108,7 +108,8 @@ def _measured_on(cells: Sequence[CellResult]) -> dict[str, str]:
             "devices": {"cpu": "CPU only (BF16 as CPU autocast)"}.get(devices, devices)}
 
 
-def build(results: Sequence[CellResult]) -> dict[str, Any]:
+def _facts(results: Sequence[CellResult]) -> tuple[list[CellResult], dict[str, Any], list[list[str]]]:
+    """(representative cells, facts as rules, working pairs) of cells that share their further axes."""
     chosen = representative(results)
     points: dict[str, dict[tuple[Version, Version], Any]] = {}
     for r in chosen:
@@ -120,22 +121,65 @@ def build(results: Sequence[CellResult]) -> dict[str, Any]:
         value = facts(r).get("drift") if specs.adapter_covers(r.trainer) else None
         if value is not None:
             points.setdefault("drift", {})[r.pair] = {**value, **({"remedy": remedies[r.pair]} if r.pair in remedies else {})}
-    ok = [r for r in chosen if r.status == Status.COMPATIBLE]
     # "Working" pairs are advice (`pip install` this): only pairs that train with today's dependencies,
     # not those that need everything pinned as of their release.
-    working = [r for r in results if specs.adapter_covers(r.trainer) and not r.forced and r.resolution == "latest"
-               and r.status == Status.COMPATIBLE]
-    today = sorted({r.pair for r in working})
+    today = sorted({r.pair for r in results if specs.adapter_covers(r.trainer) and not r.forced and r.resolution == "latest"
+                    and r.status == Status.COMPATIBLE})
+    rules = {name: [rule.serialize() for rule in compress(p)] for name, p in sorted(points.items())}
+    return chosen, rules, [[str(a), str(b)] for a, b in today]
+
+
+def build(results: Sequence[CellResult]) -> dict[str, Any]:
+    """The pair's facts (the adapter's rules) come from cells with no further axis; cells measured at a
+    further axis (datasets 3.6.0, ...) carry their facts per value of those axes, in ``by_axes``."""
+    groups: dict[tuple[tuple[str, Version], ...], list[CellResult]] = {}
+    for r in results:
+        groups.setdefault(axes.further(r), []).append(r)
+    chosen, rules, working = _facts(groups.get((), []))
+    by_axes = []
+    for key in sorted(k for k in groups if k):
+        _, their_rules, their_working = _facts(groups[key])
+        by_axes.append({"axes": axes.strings(key), "facts": their_rules, "working": their_working})
+    ok = [r for r in chosen if r.status == Status.COMPATIBLE]
     # The line the adapter's advice quotes for a working pair: the one that reproduces its cell's lock.
-    install = {environments.only(r.trl, r.transformers): environments.line_for(r) for r in working if r.lock}
+    install = {environments.only(r.trl, r.transformers): environments.line_for(r) for r in groups.get((), [])
+               if specs.adapter_covers(r.trainer) and not r.forced and r.resolution == "latest"
+               and r.status == Status.COMPATIBLE and r.lock}
     return {
         "schema_version": FINDINGS_SCHEMA_VERSION,
-        "generated_from": {"cells": len(results), "pairs": len(chosen), "compatible": len(ok), **_measured_on(chosen)},
-        "facts": {name: [rule.serialize() for rule in compress(p)] for name, p in sorted(points.items())},
-        "working": [[str(a), str(b)] for a, b in today],
+        "generated_from": {"cells": len(results), "pairs": len(chosen), "compatible": len(ok), **_measured_on(representative(results))},
+        "facts": rules,
+        "working": working,
         "install": dict(sorted(install.items())),
+        **({"by_axes": by_axes} if by_axes else {}),
         "environments": environments.table(results),
     }
+
+
+def same_axes(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
+    """Two further-axes mappings name the same distributions at equal versions (PEP 440)."""
+    return a.keys() == b.keys() and all(Version(a[k]) == Version(b[k]) for k in a)
+
+
+def measured_axes(data: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Further axes a findings file measured, each with its values (empty: a pair-only findings file)."""
+    out: dict[str, list[str]] = {}
+    for entry in data.get("by_axes", ()):
+        for name, version in entry["axes"].items():
+            out.setdefault(name, []).append(version)
+    return out
+
+
+def view(data: dict[str, Any], further: Mapping[str, str]) -> dict[str, Any] | None:
+    """The findings as measured at ``further`` axes (``{"datasets": "3.6.0"}``): ``by_axes``' facts and working
+    pairs for exactly those values in place of the top-level ones; the file itself when none are named; None
+    where those values were not measured."""
+    if not further:
+        return data
+    for entry in data.get("by_axes", ()):
+        if same_axes(entry["axes"], further):
+            return {**data, "facts": entry["facts"], "working": entry["working"]}
+    return None
 
 
 def dumps(findings: dict[str, Any]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -11,42 +13,47 @@ from packaging.version import InvalidVersion, Version
 
 from compat.contract import DEFAULT_TRAINER, cell_id
 
-from . import specs
+from . import axes, specs
 from .config import RESOLUTIONS, ConfigError, MatrixConfig, Profile, Selector
-from .index import Release
+from .index import IndexUnavailable, Release
 
 Lister = Callable[[str], Sequence[Release]]
 
 
 @dataclass(frozen=True, order=True)
 class Cell:
-    """One TRL x transformers pair under one resolution mode, measuring one trainer."""
+    """One TRL x transformers pair (plus any further axes) under one resolution mode, measuring one trainer."""
 
     trl: Version
     transformers: Version
     resolution: str = "latest"
     forced: bool = False  # run even where TRL's metadata forbids the pair (uv overrides)
     trainer: str = DEFAULT_TRAINER
-    # Facts from the index, not identity: the pair's release time (the later of
-    # the two uploads; as-of-release resolves against it) and which are yanked.
+    axes: tuple[tuple[str, Version], ...] = ()  # further axes (datasets, torch, ...), in grid order
+    # Facts from the index, not identity: the cell's release time (the latest upload among its
+    # axes; as-of-release resolves against it) and which are yanked.
     released: str = field(default="", compare=False)
     yanked: tuple[str, ...] = field(default=(), compare=False)
     declared: str | None = field(default=None, compare=False)  # TRL's Requires-Dist on transformers
 
     @property
+    def all_axes(self) -> dict[str, Version]:
+        return {"trl": self.trl, "transformers": self.transformers, **dict(self.axes)}
+
+    @property
     def id(self) -> str:
-        return cell_id(self.trl, self.transformers, self.resolution, self.forced, self.trainer)
+        return cell_id(self.trl, self.transformers, self.resolution, self.forced, self.trainer, axes=dict(self.axes))
 
     @property
     def env_id(self) -> str:
-        """The environment's name: every trainer measured on one pair shares it."""
-        return cell_id(self.trl, self.transformers, self.resolution, self.forced)
+        """The environment's name: every trainer measured on one cell's axes shares it."""
+        return cell_id(self.trl, self.transformers, self.resolution, self.forced, axes=dict(self.axes))
 
     @property
     def only(self) -> str:
         res = "" if self.resolution == "latest" else f",resolution={self.resolution}"
         trainer = "" if self.trainer == DEFAULT_TRAINER else f",trainer={self.trainer}"
-        return f"trl=={self.trl},transformers=={self.transformers}{res}{trainer}"
+        return f"{axes.spec(self)}{res}{trainer}"
 
 
 def select(selector: Selector, releases: Sequence[Release], where: str) -> list[Version]:
@@ -77,76 +84,95 @@ def expand(profile: Profile, lister: Lister, resolutions: Iterable[str], trainer
     cells: set[Cell] = set()
     size = 0
     for gi, grid in enumerate(profile.grids):
-        axes = []
-        for name, sels in (("trl", grid.trl), ("transformers", grid.transformers)):
-            releases = lister(name)
-            chosen: set[Version] = set()
+        chosen: list[tuple[str, list[Version]]] = []
+        for name, sels in grid.all_axes:
+            try:
+                releases = lister(name)
+            except IndexUnavailable as exc:  # a misspelt axis is a 404: say which grid key named it
+                raise IndexUnavailable(f"profiles.{profile.name}.grid[{gi}].{name}: {exc}") from None
+            versions: set[Version] = set()
             for si, sel in enumerate(sels):
-                chosen.update(select(sel, releases, f"profiles.{profile.name}.grid[{gi}].{name}[{si}]"))
-            axes.append(sorted(chosen))
+                versions.update(select(sel, releases, f"profiles.{profile.name}.grid[{gi}].{name}[{si}]"))
+            chosen.append((name, sorted(versions)))
         modes = grid.resolutions or tuple(resolutions)
         names = grid.trainers or tuple(trainers)
-        size += len(axes[0]) * len(axes[1]) * len(modes) * len(names)
+        size += math.prod(len(vs) for _, vs in chosen) * len(modes) * len(names)
         if size > MAX_CELLS:  # said before a single cell is built: a 1,500 x 1,500 grid would take minutes
             raise ConfigError(f"profiles.{profile.name}.grid[{gi}]: the profile expands to {size} cells or more, "
                               f"over the limit of {MAX_CELLS}; narrow its specifiers or pick (e.g. latest-per-minor)")
-        cells.update(Cell(a, b, r, trainer=t) for a in axes[0] for b in axes[1] for r in modes for t in names)
+        further = [name for name, _ in chosen[2:]]
+        for point in itertools.product(*(vs for _, vs in chosen)):
+            cells.update(Cell(point[0], point[1], r, trainer=t, axes=tuple(zip(further, point[2:], strict=True)))
+                         for r in modes for t in names)
     return sorted(cells)
 
 
 @dataclass(frozen=True)
 class Only:
-    """One ``--only`` value: a pair, or one axis (a whole row or column of the profile)."""
+    """One ``--only`` value: a cell, or some of its axes (a whole row or column of the profile)."""
 
     text: str
     trl: Version | None = None
     transformers: Version | None = None
     resolution: str | None = None
     trainer: str | None = None
+    axes: tuple[tuple[str, Version], ...] = ()  # further axes named (datasets==3.6.0, ...)
+
+    @property
+    def all_axes(self) -> dict[str, Version]:
+        named = {"trl": self.trl, "transformers": self.transformers}
+        return {**{k: v for k, v in named.items() if v is not None}, **dict(self.axes)}
 
     def matches(self, cell: Cell) -> bool:
-        return ((self.trl is None or cell.trl == self.trl) and (self.transformers is None or cell.transformers == self.transformers)
+        have = cell.all_axes
+        return (all(have.get(k) == v for k, v in self.all_axes.items())
                 and (self.resolution is None or cell.resolution == self.resolution)
                 and (self.trainer is None or cell.trainer == self.trainer))
 
 
-_FORM = "expected 'trl==A,transformers==B' (either one alone selects a row or column; optionally ',resolution=MODE', ',trainer=NAME')"
+_FORM = ("expected 'trl==A,transformers==B' (either one alone selects a row or column; optionally "
+         "',datasets==C' for a further axis, ',resolution=MODE', ',trainer=NAME')")
 
 
 def parse_only(text: str, flag: str = "--only") -> Only:
-    """``trl==A[,transformers==B][,resolution=MODE][,trainer=NAME]`` (any order); a clear error otherwise."""
+    """``trl==A[,transformers==B][,DIST==C...][,resolution=MODE][,trainer=NAME]`` (any order); a clear
+    error otherwise. Any distribution named with ``==`` is an axis."""
     from compat import trainers
 
     fields: dict[str, str] = {}
+    versions: dict[str, Version] = {}
     for part in text.split(","):
-        name, sep, value = part.strip().partition("==" if "==" in part else "=")
-        name, value = name.strip(), value.strip()
-        if not sep or not value or name in fields or name not in ("trl", "transformers", "resolution", "trainer") \
-                or (name in ("trl", "transformers")) != (sep == "=="):
+        raw, sep, value = part.strip().partition("==" if "==" in part else "=")
+        raw, value = raw.strip(), value.strip()
+        name = axes.canonical(raw) if sep == "==" else raw
+        if not sep or not value or not name or name in fields or name in versions \
+                or (sep == "=" and name not in ("resolution", "trainer")):
             raise ConfigError(f"{flag} {text!r}: {_FORM}")
-        fields[name] = value
-    if "trl" not in fields and "transformers" not in fields:
+        if sep == "=":
+            fields[name] = value
+            continue
+        try:
+            versions[name] = Version(value)
+        except InvalidVersion:
+            raise ConfigError(f"{flag} {text!r}: {name} {value!r} is not a version") from None
+    if "trl" not in versions and "transformers" not in versions:
         raise ConfigError(f"{flag} {text!r}: {_FORM}")
     if fields.get("resolution", "latest") not in RESOLUTIONS:
         raise ConfigError(f"{flag} {text!r}: unknown resolution {fields['resolution']!r}; one of {', '.join(RESOLUTIONS)}")
     if fields.get("trainer", DEFAULT_TRAINER) not in trainers.names():
         raise ConfigError(f"{flag} {text!r}: unknown trainer {fields['trainer']!r}; one of {', '.join(trainers.names())}")
-    versions: dict[str, Version] = {}
-    for axis in ("trl", "transformers"):
-        if axis in fields:
-            try:
-                versions[axis] = Version(fields[axis])
-            except InvalidVersion:
-                raise ConfigError(f"{flag} {text!r}: {axis} {fields[axis]!r} is not a version") from None
-    return Only(text, versions.get("trl"), versions.get("transformers"), fields.get("resolution"), fields.get("trainer"))
+    further = tuple((k, v) for k, v in versions.items() if k not in axes.DEFAULT)
+    return Only(text, versions.get("trl"), versions.get("transformers"), fields.get("resolution"),
+                fields.get("trainer"), further)
 
 
 PAIR_FORM = "expected 'trl==A,transformers==B'"
 
 
-def parse_pair(text: str, flag: str = "--pair") -> tuple[Version, Version]:
-    """One KTO pair with today's dependencies (``check``, ``memory``): both axes, nothing else; the error
-    names only the form these commands take (``--only``'s rows, columns and modes do not apply)."""
+def parse_pins(text: str, flag: str = "--pair") -> dict[str, Version]:
+    """One KTO cell with today's dependencies (``check``): trl and transformers, and any further axes
+    (``datasets==C``); the error names only the form these commands take (``--only``'s rows, columns
+    and modes do not apply)."""
     try:
         sel = parse_only(text, flag)
     except ConfigError as exc:
@@ -155,14 +181,22 @@ def parse_pair(text: str, flag: str = "--pair") -> tuple[Version, Version]:
         raise ConfigError(f"{flag} {text!r}: {PAIR_FORM}") from None
     if sel.trl is None or sel.transformers is None or sel.trainer not in (None, DEFAULT_TRAINER) or sel.resolution is not None:
         raise ConfigError(f"{flag} {text!r}: {PAIR_FORM} (a {specs.title(DEFAULT_TRAINER)} pair with today's dependencies; "
-                          "name only trl and transformers)")
-    return sel.trl, sel.transformers
+                          "name trl, transformers and any further axis)")
+    return sel.all_axes
+
+
+def parse_pair(text: str, flag: str = "--pair") -> tuple[Version, Version]:
+    """One KTO pair, both axes and nothing else (``memory``)."""
+    pins = parse_pins(text, flag)
+    if set(pins) != set(axes.DEFAULT):
+        raise ConfigError(f"{flag} {text!r}: {PAIR_FORM} (name only trl and transformers)")
+    return pins["trl"], pins["transformers"]
 
 
 def with_index_facts(cell: Cell, listed: dict[str, dict[Version, Release]]) -> Cell:
     """Attach release time and yanked flags from the index listing (``listed``: name -> version -> release)."""
     times, yanked = [], []
-    for name, version in (("trl", cell.trl), ("transformers", cell.transformers)):
+    for name, version in cell.all_axes.items():
         r = listed[name].get(version)
         if r is not None:
             times.append(r.uploaded)
@@ -188,9 +222,7 @@ def plan(
         for text in only:
             sel = parse_only(text)
             found: dict[str, Version] = {}
-            for name, v in (("trl", sel.trl), ("transformers", sel.transformers)):
-                if v is None:
-                    continue
+            for name, v in sel.all_axes.items():
                 spelled = next((r.version for r in lister(name) if r.version == v), None)
                 if spelled is None:
                     raise ConfigError(f"--only {text!r}: {name} {v} does not exist on the package index")
@@ -199,11 +231,13 @@ def plan(
             if sel.trl is not None and sel.transformers is not None:
                 modes = (sel.resolution,) if sel.resolution else settings.resolutions
                 names = (sel.trainer,) if sel.trainer else _profile_trainers(chosen, settings.trainers)
-                cells.update(Cell(found["trl"], found["transformers"], r, trainer=t) for r in modes for t in names)
+                further = tuple((k, found[k]) for k, _ in sel.axes)
+                cells.update(Cell(found["trl"], found["transformers"], r, trainer=t, axes=further)
+                             for r in modes for t in names)
                 continue
             if expanded is None:
                 expanded = expand(chosen, lister, settings.resolutions, settings.trainers)
-            # One axis: that row or column of the profile, under the resolution or trainer asked for.
+            # Some axes: that row or column of the profile, under the resolution or trainer asked for.
             axis = replace(sel, resolution=None, trainer=None)
             picked = {replace(c, resolution=sel.resolution or c.resolution, trainer=sel.trainer or c.trainer)
                       for c in expanded if axis.matches(c)}
@@ -216,8 +250,9 @@ def plan(
     if shard is not None:
         i, n = shard
         out = [c for k, c in enumerate(out) if k % n == i - 1]
-    listed = {name: {r.version: r for r in lister(name)} for name in ("trl", "transformers")}  # once, not per cell
-    return [with_index_facts(replace(c, forced=force), listed) for c in out]
+    dists = dict.fromkeys(name for c in out for name in c.all_axes)
+    index_listing = {name: {r.version: r for r in lister(name)} for name in dists}  # once, not per cell
+    return [with_index_facts(replace(c, forced=force), index_listing) for c in out]
 
 
 def _profile_trainers(profile: Profile, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -230,7 +265,7 @@ def drift_followups(results: Sequence[Any], planned: Sequence[Cell], elsewhere: 
     """As-of-release twins of the `latest` cells that failed by dependency drift and are not planned:
     the twin says whether the pair itself works when its dependencies are those of its day.
     ``elsewhere``: the other shards' cells; a twin planned there runs there, so no cell runs twice."""
-    have = {(c.trl, c.transformers, c.resolution, c.forced, c.trainer) for c in (*planned, *elsewhere)}
+    have = set((*planned, *elsewhere))  # a Cell's identity: axes, resolution, forced, trainer
     by_id = {c.id: c for c in planned}
     out = []
     for r in results:
@@ -238,7 +273,7 @@ def drift_followups(results: Sequence[Any], planned: Sequence[Cell], elsewhere: 
         if cell is None or cell.resolution != "latest" or not (r.failure and r.failure.drift):
             continue
         twin = replace(cell, resolution="as-of-release")
-        if (twin.trl, twin.transformers, twin.resolution, twin.forced, twin.trainer) not in have:
+        if twin not in have:
             out.append(twin)
     return out
 

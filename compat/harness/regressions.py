@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 from packaging.version import Version
 
 from compat.contract import CellResult, Status
+from compat.harness import axes
 from compat.harness.reports.vocab import first_line, md
 
-AXES = ("trl", "transformers")
 BROKEN = (Status.INCOMPATIBLE, Status.UNRESOLVABLE)
 TITLE = "kto-compat: regression detected ({trainer})"
 MARKER = re.compile(r"<!-- regression: (\S+) -> (\S+) -->")
@@ -53,8 +53,8 @@ class Step:
 
 
 def _row(cell: CellResult, axis: str) -> tuple[object, ...]:
-    """Everything but ``axis``: the cells one release of ``axis`` is compared along."""
-    return (cell.trainer, cell.resolution, cell.forced, *(getattr(cell, a) for a in AXES if a != axis))
+    """Everything but ``axis``: the cells one release of ``axis`` is compared along (further axes included)."""
+    return (cell.trainer, cell.resolution, cell.forced, *((a, v) for a, v in cell.all_axes.items() if a != axis))
 
 
 def _measured(cells: Iterable[CellResult]) -> list[CellResult]:
@@ -64,9 +64,9 @@ def _measured(cells: Iterable[CellResult]) -> list[CellResult]:
 def previous(cells: Sequence[CellResult], cell: CellResult, axis: str) -> CellResult | None:
     """The measured cell on the release of ``axis`` just before ``cell``'s, in the same row."""
     row = _row(cell, axis)
-    mine: Version = getattr(cell, axis)
-    earlier = [c for c in _measured(cells) if _row(c, axis) == row and getattr(c, axis) < mine]
-    return max(earlier, key=lambda c: getattr(c, axis), default=None)
+    mine = cell.all_axes[axis]
+    earlier = [c for c in _measured(cells) if _row(c, axis) == row and c.all_axes[axis] < mine]
+    return max(earlier, key=lambda c: c.all_axes[axis], default=None)
 
 
 def find(old: Sequence[CellResult], new: Sequence[CellResult]) -> list[Step]:
@@ -74,7 +74,10 @@ def find(old: Sequence[CellResult], new: Sequence[CellResult]) -> list[Step]:
     release of each axis, and each re-measured cell against its old verdict. Sorted by cell."""
     # Keyed by parsed versions: a report spelling 1.0 and another 1.0.0 describe one cell.
     before = {c.key: c for c in _measured(old)}
-    known = {a: {getattr(c, a) for c in before.values()} for a in AXES}
+    known: dict[str, set[Version]] = {}
+    for c in before.values():
+        for a, v in c.all_axes.items():
+            known.setdefault(a, set()).add(v)
     measured = _measured(new)
     steps: list[Step] = []
     for cell in measured:
@@ -83,9 +86,9 @@ def find(old: Sequence[CellResult], new: Sequence[CellResult]) -> list[Step]:
         else:
             # Along the axes that bring a new release; a cell of a release measured before (it erred
             # then) along the axes where it is its row's newest release.
-            axes = [a for a in AXES if getattr(cell, a) not in known[a]] or \
-                [a for a in AXES if not any(_row(c, a) == _row(cell, a) and getattr(c, a) > getattr(cell, a)
-                                            for c in measured)]
+            axes = [a for a, v in cell.all_axes.items() if v not in known.get(a, set())] or \
+                [a for a, v in cell.all_axes.items() if not any(_row(c, a) == _row(cell, a) and c.all_axes[a] > v
+                                                                for c in measured)]
             candidates = [Step(a, p, cell) for a in axes if (p := previous(new, cell, a)) is not None]
         steps += [s for s in candidates if s.regression or s.fix]
     return sorted(steps, key=lambda s: (s.after.key, s.after.id, s.axis))
@@ -102,9 +105,9 @@ def standing(step: Step, cells: Mapping[str, CellResult]) -> Step | None:
     now = Step(step.axis, before, after)
     if not now.regression:
         return None
-    if step.axis in AXES:
+    if step.axis in after.all_axes:
         later = [c for c in cells.values() if _row(c, step.axis) == _row(after, step.axis)
-                 and getattr(c, step.axis) > getattr(after, step.axis) and c.status == Status.COMPATIBLE]
+                 and c.all_axes[step.axis] > after.all_axes[step.axis] and c.status == Status.COMPATIBLE]
         if later:
             return None
     return now
@@ -116,7 +119,7 @@ def tracked(body: str, cells: Mapping[str, CellResult]) -> list[Step]:
     for before_id, after_id in MARKER.findall(body):
         before, after = cells.get(before_id), cells.get(after_id)
         if before is not None and after is not None:
-            axis = next((a for a in AXES if getattr(before, a) != getattr(after, a)), "rerun")
+            axis = next((a for a, v in after.all_axes.items() if before.all_axes.get(a) != v), "rerun")
             if axis == "rerun":  # tracked because it was compatible before the rerun that broke it
                 before = replace(after, status=Status.COMPATIBLE, failure=None)
             out.append(Step(axis, before, after))
@@ -133,9 +136,9 @@ def table(steps: Sequence[Step], heading: str) -> list[str]:
     for s in steps:
         broken = s.after if s.regression else s.before
         f = broken.failure
-        was = "the last run" if s.axis == "rerun" else f"{s.axis} {md(getattr(s.before, s.axis))}"
+        was = "the last run" if s.axis == "rerun" else f"{s.axis} {md(s.before.all_axes[s.axis])}"
         lines.append(
-            f"| {md(s.after.trainer)} | trl {md(s.after.trl)} + transformers {md(s.after.transformers)} | "
+            f"| {md(s.after.trainer)} | {axes.named(s.after.all_axes, md)} | "
             f"{md(s.after.resolution)} | {was} | {md(f.stage) if f else md(broken.status)} | "
             f"{md(f.raised_by or '') if f else ''} | {md(first_line(f.message)) if f else ''} |")
     return lines + [""]

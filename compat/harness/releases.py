@@ -19,36 +19,35 @@ from packaging.version import Version
 
 from compat.contract import CellResult, Status
 
+from . import axes
 from .config import ConfigError
 from .plan import Cell
 
 
-def _identity(trl: Version, tf: Version, resolution: str, forced: bool, trainer: str) -> tuple[Version, Version, str, bool, str]:
-    return trl, tf, resolution, forced, trainer
-
-
 @dataclass(frozen=True)
 class Uncovered:
-    """Planned cells the stored results lack, and the versions no stored cell mentions."""
+    """Planned cells the stored results lack, and per axis the versions no stored cell mentions."""
 
     cells: tuple[Cell, ...]
-    trl: tuple[Version, ...]
-    transformers: tuple[Version, ...]
+    new: tuple[tuple[str, tuple[Version, ...]], ...]  # (axis, versions), trl and transformers first
 
 
 def uncovered(planned: Sequence[Cell], results: Sequence[CellResult]) -> Uncovered:
     """A harness `error` says nothing about the pair, so such a cell counts as not covered; nor does a
     `flaky` one (two runs disagreed, e.g. two shards): the next run measures it again."""
-    covered = {_identity(r.trl, r.transformers, r.resolution, r.forced, r.trainer) for r in results
-               if r.status not in (Status.ERROR, Status.FLAKY)}
-    cells = tuple(c for c in planned if _identity(c.trl, c.transformers, c.resolution, c.forced, c.trainer) not in covered)
-    seen_trl = {r.trl for r in results}
-    seen_tf = {r.transformers for r in results}
-    return Uncovered(
-        cells,
-        tuple(sorted({c.trl for c in planned} - seen_trl)),
-        tuple(sorted({c.transformers for c in planned} - seen_tf)),
-    )
+    covered = {r.key for r in results if r.status not in (Status.ERROR, Status.FLAKY)}
+    cells = tuple(c for c in planned if _key(c) not in covered)
+    seen = {(name, v) for r in results for name, v in r.all_axes.items()}
+    names = dict.fromkeys(name for c in planned for name in c.all_axes)
+    new = tuple((name, tuple(sorted({c.all_axes[name] for c in planned if name in c.all_axes} - {v for n, v in seen if n == name})))
+                for name in names)
+    return Uncovered(cells, new)
+
+
+def _key(cell: Cell) -> tuple[object, ...]:
+    """A planned cell's identity as ``CellResult.key`` spells it."""
+    return CellResult(cell.trl, cell.transformers, cell.resolution, Status.ERROR, trainer=cell.trainer,
+                      forced=cell.forced, axes=axes.strings(cell.axes)).key
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def shard_plan(cells: Sequence[str], meta: Mapping[str, Any], minutes: float, ma
 def render(found: Uncovered, report: Path, profile: str) -> str:
     """Human summary: new versions per axis, then the cells to run."""
     lines = [f"{len(found.cells)} cell(s) of profile {profile!r} not covered by {report}"]
-    for axis, versions in (("trl", found.trl), ("transformers", found.transformers)):
+    for axis, versions in found.new:
         lines.append(f"new {axis}: {', '.join(map(str, versions)) or '-'}")
     lines += [f"  {c.id}" for c in found.cells]
     return "\n".join(lines)

@@ -28,7 +28,7 @@ from typing import Any
 
 from compat import trainers
 from compat.contract import CellResult, ContractError, Failure, Stage, Status, result_from_observations
-from compat.harness import bytecode, faults, lock, orphans, suite
+from compat.harness import axes, bytecode, faults, lock, orphans, suite
 from compat.harness.config import ConfigError, Settings, state_dir
 from compat.harness.documents import dumps_cell, load_cell, outcome, write_cells
 from compat.harness.envs import (
@@ -39,8 +39,10 @@ from compat.harness.envs import (
     fault,
     first_error_line,
     index_args,
+    pinned,
     pins_digest,
     refused,
+    torch_pin,
     uninstallable,
     uv_visibility,
 )
@@ -50,11 +52,13 @@ from compat.harness.plan import Cell
 
 
 def cache_key(cell: Cell, settings: Settings, suite_hash: str, index: str = "") -> str:
-    """Everything a cell's result depends on: the pair and how it was resolved, the Python, torch,
-    the cell requirements, the suite, and where packages came from."""
-    parts = (str(cell.trl), str(cell.transformers), cell.resolution, cell.trainer, settings.python, settings.torch,
-             suite_hash, "forced" if cell.forced else "", index, *settings.cell_requirements,
-             *(settings.as_of_release_exempt if cell.resolution == "as-of-release" else ()))
+    """Everything a cell's result depends on: its axes and how it was resolved, the Python, torch,
+    the cell requirements, the suite, and where packages came from. A two-axis cell's key is what it
+    was before further axes existed; further axes are appended."""
+    parts = (str(cell.trl), str(cell.transformers), cell.resolution, cell.trainer, settings.python,
+             torch_pin(cell, settings) or "", suite_hash, "forced" if cell.forced else "", index,
+             *settings.cell_requirements, *(settings.as_of_release_exempt if cell.resolution == "as-of-release" else ()),
+             *(f"{name}=={version}" for name, version in axes.further(cell)))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 
 
@@ -192,15 +196,14 @@ def project_context(config_path: Path, settings: Settings, out: Path, *, fresh: 
 
 def _result(ctx: Context, cell: Cell, status: Status, failure: Failure | None, **kw: Any) -> CellResult:
     return CellResult(cell.trl, cell.transformers, cell.resolution, status, trainer=cell.trainer, failure=failure,
-                      forced=cell.forced, yanked=cell.yanked, declared=cell.declared, released=cell.released,
+                      axes=axes.strings(cell.axes), forced=cell.forced, yanked=cell.yanked, declared=cell.declared, released=cell.released,
                       suite=ctx.suite, **kw)
 
 
 def _uv_failure(ctx: Context, cell: Cell, stage: Stage, step: Step, verdict: Status,
                 timings: dict[str, float]) -> CellResult:
     """A failed uv step: the pair's answer only when uv itself said so; otherwise a fault (error)."""
-    pinned = {"trl": str(cell.trl), "transformers": str(cell.transformers), "torch": ctx.settings.torch}
-    why = fault(step, pinned, ctx.stop.is_set())
+    why = fault(step, pinned(cell, ctx.settings), ctx.stop.is_set())
     if why is None and stage == Stage.RESOLVE and not refused(step):
         why = "harness"  # uv failed without the resolver's explanation: not a verdict
     if why is None and stage == Stage.INSTALL and not uninstallable(step):
@@ -362,8 +365,8 @@ def _in_env(ctx: Context, cell: Cell, lock: Path, log: Any, work: Path, timings:
     spec = trainers.get(cell.trainer)
     result = result_from_observations(
         cell.trl, cell.transformers, cell.resolution, obs, trainer=cell.trainer, adapter_required=spec.adapter,
-        forced=cell.forced, yanked=cell.yanked, declared=cell.declared, released=cell.released, suite=ctx.suite,
-        timings=timings, peak_rss_bytes=peak, lock=locked,
+        axes=axes.strings(cell.axes), forced=cell.forced, yanked=cell.yanked, declared=cell.declared,
+        released=cell.released, suite=ctx.suite, timings=timings, peak_rss_bytes=peak, lock=locked,
     )
     return _exhausted(ctx, cell, result, obs, timings)
 

@@ -476,6 +476,24 @@ def test_other_trainers_get_their_own_section(driver, tmp_path):
     assert driver.execute_script("return location.hash") == "#trl0.23.1-tf4.57.6-dpo"
 
 
+def test_a_further_axis_gets_a_grid_per_value_and_its_cells_name_it(driver, tmp_path):
+    """A datasets axis: one grid per datasets release (TRL rows x transformers columns kept), each cell's
+    permalink, title, facts and install line carry its datasets version."""
+    at = [result("0.23.1", "5.0.0", axes={"datasets": v},
+                 environment={"python": "3.11.7", "torch": "2.13.0+cpu", "trl": "0.23.1", "transformers": "5.0.0",
+                              "datasets": v}) for v in ("3.6.0", "4.0.0")]
+    load(driver, tmp_path, matrix() + at, fragment="#trl0.23.1-tf5.0.0-datasets4.0.0")
+    wait_dialog(driver)
+    titles = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "section h2")]
+    assert titles == ["KTOTrainer, resolution: latest", "KTOTrainer, resolution: latest, datasets 4.0.0",
+                      "KTOTrainer, resolution: latest, datasets 3.6.0"]
+    assert driver.find_element(By.ID, "detail-title").text == "TRL 0.23.1 \u00d7 transformers 5.0.0 (datasets 4.0.0)"
+    assert "datasets\n4.0.0 (an axis of this cell: pinned)" in driver.find_element(By.ID, "detail").text
+    assert "'datasets==4.0.0'" in driver.find_element(By.ID, "pip").text
+    assert "'datasets==3.6.0'" not in driver.find_element(By.ID, "pip").text
+    assert not severe(driver)
+
+
 # ---------------------------------------------------------------------------------------------- full profile
 
 

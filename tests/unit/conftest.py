@@ -23,6 +23,8 @@ def releases(*versions: str, yanked: tuple[str, ...] = ()) -> list[Release]:
 INDEX = {
     "trl": releases("0.11.0", "0.11.4", "0.12.0", "0.12.1", "0.12.2", "0.13.0", "1.0.0", "1.1.0rc1", "1.1.0", yanked=("0.12.1",)),
     "transformers": releases("4.45.0", "4.45.2", "4.46.3", "5.0.0"),
+    "datasets": releases("2.21.0", "3.5.0", "3.6.0", "4.0.0"),  # a further axis (tests/unit/test_axes.py)
+    "torch": releases("2.5.1", "2.13.0"),
 }
 
 

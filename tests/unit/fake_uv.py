@@ -18,7 +18,9 @@ alternates the cell between compatible and failing at train, counting runs
 in file F (a flaky pair); FAKE_COMPILE_FAIL=TEXT makes `pip compile` print
 TEXT and exit 1 (e.g. uv offline with an empty cache); FAKE_CELL_FAIL=TEXT
 makes the cell fail at its adapter check with TEXT as the error (e.g. what an
-allocator says when the machine is out of memory).
+allocator says when the machine is out of memory). FAKE_ENV_FROM_LOCK=1 makes
+the cell record the lock's exact pins as its environment (what a real cell's
+suite records of the distributions it installed).
 
 Version-dependent observations (for bisect tests), applied at `pip sync`
 from the trl pin in the lock: FAKE_BOUNDARY=V makes trl >= V reject
@@ -146,6 +148,9 @@ def main(argv: list[str]) -> int:
                                                              "failed", "adapter", message)], "exit": 1})
         if os.environ.get("FAKE_FLIP"):
             write_flipping_python(env, Path(os.environ["FAKE_FLIP"]))
+        if os.environ.get("FAKE_ENV_FROM_LOCK"):
+            pins = dict(line.split("==", 1) for line in Path(argv[-1]).read_text().splitlines() if "==" in line)
+            write_python(env, {**OBS, "environment": {k: v for k, v in pins.items() if k != "pytest"}})
         return 0
     print(f"fake uv: unsupported {argv}", file=sys.stderr)
     return 2

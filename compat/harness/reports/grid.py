@@ -1,6 +1,7 @@
 """The grid every report draws, built once: sections of TRL rows x transformers columns.
 
-A section is one trainer under one resolution mode (forced runs apart). Rows
+A section is one trainer under one resolution mode (forced runs apart) at one value of each further
+axis (datasets 3.6.0, ...): the grid a person reads stays TRL x transformers. Rows
 and columns are newest first, and ``latest`` resolution comes before
 ``as-of-release``, as the PyTorch and Lightning tables order theirs. The
 Markdown, HTML, SVG and JUnit renderers all read these sections; none builds
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from packaging.version import Version
 
 from compat.contract import DEFAULT_TRAINER, CellResult, Status
-from compat.harness import specs
+from compat.harness import axes, specs
 from compat.harness.reports.vocab import shown
 
 RESOLUTION_ORDER = ("latest", "as-of-release")
@@ -35,6 +36,14 @@ class Span:
     gaps: tuple[Version, ...] = ()
 
 
+Key = tuple[str, str, bool, tuple[tuple[str, Version], ...]]  # trainer, resolution, forced, further axes
+
+
+def key_of(r: CellResult) -> Key:
+    """The section a cell is drawn in."""
+    return r.trainer, r.resolution, r.forced, axes.further(r)
+
+
 @dataclass(frozen=True)
 class Section:
     trainer: str
@@ -43,11 +52,21 @@ class Section:
     trls: tuple[Version, ...]  # newest first
     tfs: tuple[Version, ...]  # newest first
     cells: Mapping[tuple[Version, Version], CellResult] = field(hash=False)
+    axes: tuple[tuple[str, Version], ...] = ()  # the further axes' values every cell here shares
 
     @property
     def title(self) -> str:
         forced = " (forced past TRL's declared requirements)" if self.forced else ""
-        return f"{specs.title(self.trainer)}, resolution: {self.resolution}{forced}"
+        further = f", {axes.label(self.axes)}" if self.axes else ""
+        return f"{specs.title(self.trainer)}, resolution: {self.resolution}{further}{forced}"
+
+    @property
+    def key(self) -> Key:
+        return self.trainer, self.resolution, self.forced, self.axes
+
+    def same_view(self, other: Section) -> bool:
+        """Another section of the same trainer at the same further axes (e.g. the other resolution mode)."""
+        return other is not self and other.trainer == self.trainer and other.axes == self.axes
 
     def at(self, trl: Version, tf: Version) -> CellResult | None:
         return self.cells.get((trl, tf))
@@ -93,21 +112,24 @@ def _close(out: list[Span], columns: list[Version], section: Section, trl: Versi
 
 
 def sections(cells: Iterable[CellResult]) -> list[Section]:
-    groups: dict[tuple[str, str, bool], list[CellResult]] = {}
+    groups: dict[Key, list[CellResult]] = {}
     for r in cells:
-        groups.setdefault((r.trainer, r.resolution, r.forced), []).append(r)
+        groups.setdefault(key_of(r), []).append(r)
 
-    def order(key: tuple[str, str, bool]) -> tuple[bool, str, int, bool]:
-        trainer, resolution, forced = key
+    further = sorted({k[3] for k in groups}, reverse=True)  # newest value of the further axes first
+
+    def order(key: Key) -> tuple[bool, str, bool, int, int, bool]:
+        trainer, resolution, forced, values = key
         rank = RESOLUTION_ORDER.index(resolution) if resolution in RESOLUTION_ORDER else len(RESOLUTION_ORDER)
-        return trainer != DEFAULT_TRAINER, trainer, rank, forced
+        # the pair's own grids first, then those of each further-axes value (its modes together)
+        return trainer != DEFAULT_TRAINER, trainer, bool(values), further.index(values), rank, forced
 
     out = []
     for key in sorted(groups, key=order):
         group = groups[key]
-        out.append(Section(*key, trls=tuple(sorted({r.trl for r in group}, reverse=True)),
+        out.append(Section(*key[:3], trls=tuple(sorted({r.trl for r in group}, reverse=True)),
                            tfs=tuple(sorted({r.transformers for r in group}, reverse=True)),
-                           cells={(r.trl, r.transformers): r for r in group}))
+                           cells={(r.trl, r.transformers): r for r in group}, axes=key[3]))
     return out
 
 

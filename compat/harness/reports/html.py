@@ -38,7 +38,7 @@ from typing import Any
 from compat import probes as registry
 from compat.cell.adapter import closest
 from compat.contract import KEYWORDS, CellResult, Status
-from compat.harness import environments, specs
+from compat.harness import axes, environments, specs
 from compat.harness.reports import grid
 from compat.harness.reports.vocab import (
     COLOURS,
@@ -101,9 +101,9 @@ class _Interner:
         return out
 
     def environment(self, env: Mapping[str, str], r: CellResult) -> int:
-        """An environment with the cell's own trl/transformers versions written as null ("this cell's"),
-        so cells that installed the same other distributions share one entry."""
-        own = {"trl": str(r.trl), "transformers": str(r.transformers)}
+        """An environment with the cell's own axes' versions (trl, transformers, datasets, ...) written as
+        null ("this cell's"), so cells that installed the same other distributions share one entry."""
+        own = axes.pins(r)
         shared = {k: (None if own.get(k) == v else v) for k, v in env.items()}
         return self.envs.setdefault(json.dumps(shared, sort_keys=True), len(self.envs))
 
@@ -130,9 +130,9 @@ def _span(s: grid.Span) -> dict[str, Any]:
     return {"lo": str(s.lo), "hi": str(s.hi), "measured": [str(v) for v in s.measured], "gaps": [str(v) for v in s.gaps]}
 
 
-# Fields a cell's page entry leaves out: the section holds trl/transformers (row/col), resolution,
-# trainer and forced; the registry values travel as `pv`; cache_key is never shown.
-_FROM_SECTION = ("trl", "transformers", "resolution", "trainer", "forced", "cache_key")
+# Fields a cell's page entry leaves out: the section holds trl/transformers (row/col), further axes,
+# resolution, trainer and forced; the registry values travel as `pv`; cache_key is never shown.
+_FROM_SECTION = ("trl", "transformers", "axes", "resolution", "trainer", "forced", "cache_key")
 
 
 def _empty(value: Any) -> bool:
@@ -202,23 +202,29 @@ def _cell(r: CellResult, i: int, j: int, interner: _Interner, meta: Mapping[str,
     return d
 
 
+def _view(section: Mapping[str, Any]) -> str:
+    """A section's trainer and further axes: the grids a cell's nearest working pair may come from."""
+    return json.dumps([section["trainer"], section.get("axes", {})], sort_keys=True)
+
+
 def _nearest_working(cells: list[dict[str, Any]], sections: list[dict[str, Any]]) -> None:
     """Give every cell that does not train ``near``: the measured-compatible cell closest to it (same TRL first,
-    then same transformers, as `check` ranks them), from its own grid, else from its trainer's other grids."""
-    working: dict[str, dict[tuple[str, str], int]] = {}  # trainer -> pair -> cell index, own grid first
+    then same transformers, as `check` ranks them), from its own grid, else from the other grids of its trainer
+    at the same further axes."""
+    working: dict[str, dict[tuple[str, str], int]] = {}  # trainer and axes -> pair -> cell index, own grid first
     own: list[dict[tuple[str, str], int]] = []
     for s in sections:
         pairs = {(s["trls"][cells[i]["row"]], s["tfs"][cells[i]["col"]]): i for i in s["cells"]
                  if cells[i]["status"] == Status.COMPATIBLE}
         own.append(pairs)
         for pair, i in pairs.items():
-            working.setdefault(s["trainer"], {}).setdefault(pair, i)
+            working.setdefault(_view(s), {}).setdefault(pair, i)
     for s, pairs in zip(sections, own, strict=True):
         for i in s["cells"]:
             c = cells[i]
             if c["status"] == Status.COMPATIBLE:
                 continue
-            pool = pairs or working.get(s["trainer"], {})
+            pool = pairs or working.get(_view(s), {})
             pair = (s["trls"][c["row"]], s["tfs"][c["col"]])
             # closest() ranks the same row first, then the same column: only those need ranking when they exist.
             points = ([p for p in pool if p[0] == pair[0]] or [p for p in pool if p[1] == pair[1]] or list(pool))
@@ -243,6 +249,7 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
         entry: dict[str, Any] = {"title": section.title, "trainer": section.trainer, "resolution": section.resolution,
                                  "adapter": specs.adapter_covers(section.trainer),
                                  "forced": section.forced, "trls": [str(t) for t in section.trls],
+                                 **({"axes": axes.strings(section.axes)} if section.axes else {}),
                                  "tfs": [str(t) for t in section.tfs], "cells": [],
                                  "spans": {str(t): [_span(s) for s in section.spans(t)] for t in section.trls},
                                  "uses": {str(t): [{"use": u, "lo": str(lo), "hi": str(hi)} for u, lo, hi in section.uses(t)]

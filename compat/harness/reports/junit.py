@@ -126,7 +126,7 @@ def _suite(r: CellResult, kinds: Sequence[str]) -> ET.Element:
     suite = ET.Element("testsuite", name=xml(r.id), tests=str(len(testcases)), failures=str(tally["failure"]),
                        errors=str(tally["error"]), skipped=str(tally["skipped"]), time=f"{r.seconds:.3f}")
     props = ET.SubElement(suite, "properties")
-    fields: dict[str, Any] = {"status": r.status, "trainer": r.trainer, "trl": r.trl, "transformers": r.transformers,
+    fields: dict[str, Any] = {"status": r.status, "trainer": r.trainer, **r.all_axes,
                               "resolution": r.resolution, "import_path": r.import_path, "declared": r.declared,
                               "forced": r.forced or None, "suite": r.suite or None,
                               **{f"environment.{k}": v for k, v in sorted(r.environment.items())}}

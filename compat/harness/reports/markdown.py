@@ -17,7 +17,7 @@ from typing import Any
 from packaging.version import Version
 
 from compat.contract import DEFAULT_TRAINER, CellResult, Failure, Status
-from compat.harness import environments, specs
+from compat.harness import axes, environments, specs
 from compat.harness.reports import grid as gridmod
 from compat.harness.reports.vocab import (
     DRIFT,
@@ -58,7 +58,12 @@ def grid(section: gridmod.Section) -> list[str]:
 def pair(r: CellResult) -> str:
     mode = "" if r.resolution == "latest" else f" ({md(r.resolution)})"
     trainer = "" if r.trainer == DEFAULT_TRAINER else f" [{md(r.trainer)}]"
-    return f"trl {md(r.trl)} + transformers {md(r.transformers)}{mode}{' (forced)' if r.forced else ''}{trainer}"
+    return f"{axes_text(r)}{mode}{' (forced)' if r.forced else ''}{trainer}"
+
+
+def axes_text(r: CellResult) -> str:
+    """``trl 0.12.2 + transformers 4.46.3`` (+ ``datasets 3.6.0`` for each further axis)."""
+    return axes.named(r.all_axes, md)
 
 
 def adapter_text(r: CellResult) -> str:
@@ -156,15 +161,15 @@ def installs_but_breaks(results: Sequence[CellResult]) -> list[str]:
 def modes_disagree(results: Sequence[CellResult]) -> list[str]:
     by: dict[tuple[Any, ...], dict[str, CellResult]] = {}
     for r in results:
-        by.setdefault((r.trainer, r.trl, r.transformers), {})[r.resolution] = r
+        by.setdefault((r.trainer, *r.all_axes.items()), {})[r.resolution] = r
     out = []
-    for (_trainer, trl, tf), modes in sorted(by.items(), key=lambda kv: kv[0]):
+    for _key, modes in sorted(by.items(), key=lambda kv: kv[0]):
         if len(modes) < 2 or len({m.status for m in modes.values()}) < 2:
             continue
         works = [name for name, m in sorted(modes.items()) if m.status == Status.COMPATIBLE]
         states = "; ".join(f"{md(name)}: {cell_text(m)}" for name, m in sorted(modes.items()))
         verdict = f"works with {', '.join(md(w) for w in works)} resolution" if works else "works in neither"
-        out.append(f"- trl {md(trl)} + transformers {md(tf)}: {states}. **{verdict}**")
+        out.append(f"- {axes_text(next(iter(modes.values())))}: {states}. **{verdict}**")
     return out
 
 
@@ -281,7 +286,7 @@ def row_line(section: gridmod.Section, trl: Version, others: Sequence[gridmod.Se
         (stage, text), n = causes.most_common(1)[0]
         line += f"; {'all' if n == len(row) else n} of its cells fail at {md(stage)}: {md(text)}"
     for other in others:
-        if other.trainer == section.trainer and other is not section and other.spans(trl):
+        if section.same_view(other) and other.spans(trl):
             line += (f"; with dependencies resolved {md(other.resolution)}: works with transformers "
                      f"{md(works_with(other, trl))}, {keyword_words(other, trl)}, "
                      f"{install(other.at(trl, other.spans(trl)[-1].hi))}")
@@ -321,16 +326,16 @@ def by_cause(results: Sequence[CellResult]) -> list[str]:
         groups.setdefault((f.stage, who, message(f)), []).append(r)
     if not groups:
         return ["None: every pair that installs also trains."]
-    sections = {(s.trainer, s.resolution, s.forced): s for s in gridmod.sections(results)}
+    sections = {s.key: s for s in gridmod.sections(results)}
     out = []
     for (stage, who, text), rows in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         out.append(f"- **{len(rows)} {'pairs fail' if len(rows) > 1 else 'pair fails'}** at {md(stage)} ({md(who)}): {md(text)}")
-        by_row: dict[tuple[tuple[str, str, bool], Version], set[tuple[Version, Version]]] = {}
+        by_row: dict[tuple[gridmod.Key, Version], set[tuple[Version, Version]]] = {}
         for r in rows:
-            by_row.setdefault(((r.trainer, r.resolution, r.forced), r.trl), set()).add((r.trl, r.transformers))
+            by_row.setdefault((gridmod.key_of(r), r.trl), set()).add((r.trl, r.transformers))
         for (key, trl), pairs in by_row.items():
             section = sections[key]
-            where = "" if key == (DEFAULT_TRAINER, "latest", False) else f" ({md(section.title)})"
+            where = "" if key == (DEFAULT_TRAINER, "latest", False, ()) else f" ({md(section.title)})"
             out.append(f"  - trl {md(trl)} with transformers {md(', '.join(_runs(section, trl, pairs)))}{where}")
     return out
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 
 from compat.contract import CellResult, Status
 
@@ -115,9 +116,9 @@ def xml(text: object) -> str:
     return plain(str(text).replace("\r\n", "\n").replace("\r", "\n"))
 
 
-def pip_line(trl: object, transformers: object) -> str:
-    """The one way every report and `check` spell the install command of a pair."""
-    return f"pip install 'trl=={trl}' 'transformers=={transformers}'"
+def pip_line(trl: object, transformers: object, further: Iterable[tuple[str, object]] = ()) -> str:
+    """The one way every report and `check` spell the install command of a pair (and its further axes)."""
+    return " ".join([f"pip install 'trl=={trl}' 'transformers=={transformers}'", *(f"'{k}=={v}'" for k, v in further)])
 
 
 # An installed module's path up to site-packages (the build machine's environment), and any other absolute

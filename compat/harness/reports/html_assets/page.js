@@ -57,6 +57,7 @@
       c.trainer = s.trainer;
       c.adapterCovers = s.adapter;
       c.forced = s.forced;
+      c.axes = s.axes || {};  // further axes (datasets, torch, ...): one section per value, named in its title
     }
   });
   const PIDX = {};
@@ -255,7 +256,8 @@
     const drifted = (x) => x.cells.some((i) => D.cells[i].failure && D.cells[i].failure.drift && x.trls[D.cells[i].row] === trl);
     for (let oi = 0; oi < D.sections.length; oi++) {
       const o = D.sections[oi];
-      if (oi === si || o.trainer !== s.trainer || o.forced !== s.forced || !o.trls.includes(trl)) continue;
+      if (oi === si || o.trainer !== s.trainer || o.forced !== s.forced || !o.trls.includes(trl)
+          || JSON.stringify(o.axes || {}) !== JSON.stringify(s.axes || {})) continue;
       const latest = s.resolution === "latest" ? s : o.resolution === "latest" ? o : null;
       if (latest && drifted(latest)) return oi;
     }
@@ -656,10 +658,15 @@
     }
     if (x.resolved) note.append(". How it resolved: ", el("code", x.resolved, "resolved"));
   }
+  // " (datasets 3.6.0)": a cell's further axes, said wherever its pair is named.
+  const axesWords = (c) => {
+    const parts = Object.entries(c.axes).map(([k, v]) => k + " " + v);
+    return parts.length ? " (" + parts.join(", ") + ")" : "";
+  };
 
   function fillDetail(i) {
     const c = D.cells[i];
-    $("detail-title").textContent = "TRL " + c.trl + " " + TIMES + " transformers " + c.transformers;
+    $("detail-title").textContent = "TRL " + c.trl + " " + TIMES + " transformers " + c.transformers + axesWords(c);
     let head = sym(c.status) + " " + c.status + (c.failure ? " at " + c.failure.stage + (c.failure.drift ? " (dependency drift)" : "") : "");
     if (c.status === "compatible" && c.use) head += ": hand the tokenizer over as " + c.use + "=tokenizer";
     if (platformOf(c)) head = sym("platform") + " " + ON_CPU() + " at " + c.failure.stage + ": " + platformOf(c) + ". Not broken as a pair: on a GPU it was not measured";
@@ -677,7 +684,7 @@
         : platformOf(c) ? "This pair: reproduces the failure on CPU (" + platformOf(c) + ")" : "This pair: reproduces the failure";
     if (near) {
       $("near-title").textContent = "Nearest measured working pair: TRL " + near.trl + " " + TIMES + " transformers " +
-        near.transformers + (near.use ? ", hand the tokenizer over as " + near.use + "=" : "") +
+        near.transformers + axesWords(near) + (near.use ? ", hand the tokenizer over as " + near.use + "=" : "") +
         (near.resolution !== c.resolution ? " (resolution " + near.resolution + ")" : "");
       $("pip-ok").textContent = installLine(near);
       installWords(near, $("near-note"));
@@ -690,6 +697,7 @@
     facts("cell id (permalink)", c.id);
     facts("trainer", c.trainer);
     facts("resolution", RESOLUTION[c.resolution] || c.resolution);
+    for (const [k, v] of Object.entries(c.axes)) facts(k, v + " (an axis of this cell: pinned)");
     if (c.declared) {
       facts("TRL declares transformers", c.declared + (c.declared_ok === true ? " (allows " + c.transformers + ")"
         : c.declared_ok === false ? " (excludes " + c.transformers + ")" : ""));
