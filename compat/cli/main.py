@@ -41,7 +41,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    from compat.cli import check, gpu, memory, pipeline, platform, results, scale
+    from compat.cli import check, gpu, lock, memory, pipeline, platform, results, scale
 
     parser = Parser(
         prog=prog or prog_name(), formatter_class=options.Help,
@@ -49,7 +49,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         epilog="Run 'COMMAND --help' for a command's options.")
     parser.add_argument("--version", action="version", version=f"kto-compat {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (pipeline, results, platform, scale, check, memory, gpu):  # the order --help lists them in
+    for module in (pipeline, results, platform, scale, check, lock, memory, gpu):  # the order --help lists them in
         module.register(sub)
     return parser
 
