@@ -23,10 +23,13 @@ from compat.harness.plan import parse_only
 
 
 def find(table: list[envs.Measured], trl: str, transformers: str, resolution: str, trainer: str,
-         pair: str) -> envs.Measured:
-    """The installed cell PAIR names; ConfigError (exit 2) naming the pair, and what was measured of it, otherwise."""
+         pair: str, further: dict[str, str] | None = None) -> envs.Measured:
+    """The installed cell PAIR names (at its further axes, if any); ConfigError (exit 2) naming the pair, and
+    what was measured of it, otherwise."""
+    want = further or {}
     same = [c for c in table if c.trainer == trainer and envs.same("trl", c.trl, trl)
-            and envs.same("transformers", c.transformers, transformers)]
+            and envs.same("transformers", c.transformers, transformers) and dict(c.axes).keys() == want.keys()
+            and all(envs.same(k, v, want[k]) for k, v in c.axes)]
     cell = next((c for c in same if c.resolution == resolution), None)
     if cell is not None and cell.lock:
         return cell
@@ -45,7 +48,7 @@ def requirements(cell: envs.Measured, text: str, torch_from: str | None = None) 
     pins = locks.pins(text)
     python = cell.env.get("python")
     links = torch_from or envs.torch_links(pins.get("torch", ""))
-    head = [f"# kto-compat lock {envs.only(cell.trl, cell.transformers, cell.resolution, cell.trainer)}",
+    head = [f"# kto-compat lock {envs.only(cell.trl, cell.transformers, cell.resolution, cell.trainer, cell.axes)}",
             f"# the environment kto-compat measured {cell.status} (trl {cell.trl} + transformers {cell.transformers}, "
             f"trainer {cell.trainer}, dependencies resolved {cell.resolution}); lock {cell.lock}",
             "# every distribution it ran with, exact" + (f"; it ran Python {python}" if python else ""),
@@ -64,7 +67,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     path = args.findings or findings_mod.PACKAGED
     data = findings_mod.load(path)  # a ContractError is one line and exit 2, like every bad input
     cell = find(envs.measured(data, trainer=None), str(only.trl), str(only.transformers), only.resolution or "latest",
-                only.trainer or "kto", args.pair)
+                only.trainer or "kto", args.pair, {k: str(v) for k, v in only.axes})
     assert cell.lock is not None  # find() returns only cells with a lock
     sys.stdout.write(requirements(cell, locks.read(path.parent, cell.lock), args.torch_from))
     return 0

@@ -152,9 +152,12 @@ def torch_links(version: str) -> str | None:
     return f"https://download.pytorch.org/whl/{local}/torch/" if local else None
 
 
-def only(trl: object, transformers: object, resolution: str = "latest", trainer: str = "kto") -> str:
-    """The PAIR that names one cell (``--only``'s syntax), its suffixes only where they are not the default."""
-    return (f"trl=={trl},transformers=={transformers}" + (f",resolution={resolution}" if resolution != "latest" else "")
+def only(trl: object, transformers: object, resolution: str = "latest", trainer: str = "kto",
+         further: Iterable[tuple[str, object]] = ()) -> str:
+    """The PAIR that names one cell (``--only``'s syntax): its further axes, and its suffixes only where they
+    are not the default."""
+    return (f"trl=={trl},transformers=={transformers}" + "".join(f",{k}=={v}" for k, v in further)
+            + (f",resolution={resolution}" if resolution != "latest" else "")
             + (f",trainer={trainer}" if trainer != "kto" else ""))
 
 
@@ -162,8 +165,9 @@ def install_line(cell: Measured) -> str:
     """The line to copy: the cell's own lock, synced (``kto-compat lock``); for a cell that installed
     nothing (or whose lock was never published), the bare pair."""
     if cell.lock is None:
-        return pip_line(cell.trl, cell.transformers)
-    return f"kto-compat lock {only(cell.trl, cell.transformers, cell.resolution, cell.trainer)} > lock.txt && uv pip sync lock.txt"
+        return pip_line(cell.trl, cell.transformers, cell.axes)
+    name = only(cell.trl, cell.transformers, cell.resolution, cell.trainer, cell.axes)
+    return f"kto-compat lock {name} > lock.txt && uv pip sync lock.txt"
 
 
 def human_line(cell: Measured) -> str | None:

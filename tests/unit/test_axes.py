@@ -157,10 +157,10 @@ def test_markdown_page_and_junit_name_the_axis_value():
     assert "axes" not in by_title["KTOTrainer, resolution: latest"]
     ids = [c["id"] for c in data["cells"]]
     assert "trl0.12.2-tf4.46.3-datasets2.21.0" in ids
-    # the environment template leaves each axis to its cell: one entry, filled per cell by the page
+    # every install line of a datasets cell names its axis value (a lock line names it in the PAIR)
     broken = next(c for c in data["cells"] if c["id"] == "trl0.12.2-tf4.45.2-datasets3.6.0")
     assert broken["pip"] == "pip install 'trl==0.12.2' 'transformers==4.45.2' 'datasets==3.6.0'"
-    assert any("'datasets=={datasets}'" in line for line in data["envLines"])
+    assert all("datasets==" in c["pip"] for c in data["cells"] if "-datasets" in c["id"])
     xml = junit.document(RESULTS)
     assert '<property name="datasets" value="3.6.0"' in xml
 
@@ -171,7 +171,7 @@ def test_findings_carry_the_axis_where_measured_and_check_answers_for_it(tmp_pat
     assert data["working"] == [["0.12.2", "4.46.3"]]  # the pair's own facts come from the two-axis cell
     # what the cells ran on is said even where every cell has a further axis
     assert findings.build(RESULTS[:3])["generated_from"]["torch"] == "2.13.0+cpu"
-    rows = {tuple(r[7].items()) if len(r) > 7 else (): r for r in data["environments"]["cells"]}
+    rows = {tuple(r[9].items()) if len(r) > 9 else (): r for r in data["environments"]["cells"]}
     assert (("datasets", "2.21.0"),) in rows and () in rows
     path = tmp_path / "findings.json"
     path.write_text(findings.dumps(data))
