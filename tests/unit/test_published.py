@@ -113,6 +113,9 @@ def test_the_package_ships_the_locks_its_findings_name():
 @needs_locks
 def test_compat_md_gives_every_trl_release_that_trains_its_reproducing_line(cells):
     text = (PUBLISHED / "COMPAT.md").read_text(encoding="utf-8")
-    trls = {str(c.trl) for c in cells if c.status == Status.COMPATIBLE and c.trainer == "kto"}
+    working = [c for c in cells if c.status == Status.COMPATIBLE and c.trainer == "kto"]
+    # Releases whose working cells all carry the current suite (cells awaiting a rerun predate locks).
+    trls = {str(c.trl) for c in working} - {str(c.trl) for c in working if c.suite != suite_hash(REPO)}
+    assert trls
     lines = [ln for ln in text.splitlines() if "`kto-compat lock trl==" in ln and "&& uv pip sync lock.txt`" in ln]
     assert {t for t in trls if any(f"`kto-compat lock trl=={t},transformers==" in ln for ln in lines)} == trls
