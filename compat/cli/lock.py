@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from compat.cli import options
+from compat.contract import DEFAULT_TRAINER
 from compat.harness import config as cfg
 from compat.harness import environments as envs
 from compat.harness import findings as findings_mod
@@ -67,7 +68,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     path = args.findings or findings_mod.PACKAGED
     data = findings_mod.load(path)  # a ContractError is one line and exit 2, like every bad input
     cell = find(envs.measured(data, trainer=None), str(only.trl), str(only.transformers), only.resolution or "latest",
-                only.trainer or "kto", args.pair, {k: str(v) for k, v in only.axes})
+                only.trainer or DEFAULT_TRAINER, args.pair, {k: str(v) for k, v in only.axes})
     assert cell.lock is not None  # find() returns only cells with a lock
     sys.stdout.write(requirements(cell, locks.read(path.parent, cell.lock), args.torch_from))
     return 0

@@ -22,7 +22,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from compat.contract import CellResult, Status
+from compat.contract import DEFAULT_TRAINER, CellResult, Status
 from compat.harness import axes
 from compat.harness.envs import as_of
 from compat.harness.reports.vocab import pip_line
@@ -43,7 +43,7 @@ class Measured:
     released: str = ""
     failure: tuple[str, ...] | None = None  # (stage, first line of the error, raised by[, platform reason])
     lock: str | None = None  # id of the cell's lock (compat.harness.locks); None: none was published
-    trainer: str = "kto"
+    trainer: str = DEFAULT_TRAINER
 
     axes: tuple[tuple[str, str], ...] = ()  # further axes the cell was measured at (datasets 3.6.0, ...)
 
@@ -97,18 +97,18 @@ def table(results: Sequence[CellResult]) -> dict[str, Any]:
         # A failure is kept where an environment can match it (installed cells); the rest carry only their status.
         row = [str(r.trl), str(r.transformers), r.resolution, str(r.status), ref, r.released,
                _failure(r) if ref or r.lock else None, r.lock, r.trainer, *([further] if further else [])]
-        cells.append(row[:7] if row[7:] == [None, "kto"] else row)  # a KTO cell without a lock or axes: the old row
+        cells.append(row[:7] if row[7:] == [None, DEFAULT_TRAINER] else row)  # a KTO cell without a lock or axes: the old row
     return {"sets": bodies, "cells": cells}
 
 
-def measured(findings: Mapping[str, Any], trainer: str | None = "kto") -> list[Measured]:
+def measured(findings: Mapping[str, Any], trainer: str | None = DEFAULT_TRAINER) -> list[Measured]:
     """The cells of a findings file's ``environments`` table (empty for findings made before it existed):
     ``trainer``'s, or every trainer's with None."""
     data = findings.get("environments") or {}
     sets = data.get("sets", {})
     out = []
     for trl, tf, resolution, status, ref, released, *rest in data.get("cells", ()):
-        failure, lock, who = (rest + [None, None, "kto"][len(rest):])[:3]
+        failure, lock, who = (rest + [None, None, DEFAULT_TRAINER][len(rest):])[:3]
         if trainer is not None and who != trainer:
             continue
         env = {**sets.get(ref, {}), **({"trl": trl, "transformers": tf} if ref else {})}
@@ -152,13 +152,13 @@ def torch_links(version: str) -> str | None:
     return f"https://download.pytorch.org/whl/{local}/torch/" if local else None
 
 
-def only(trl: object, transformers: object, resolution: str = "latest", trainer: str = "kto",
+def only(trl: object, transformers: object, resolution: str = "latest", trainer: str = DEFAULT_TRAINER,
          further: Iterable[tuple[str, object]] = ()) -> str:
     """The PAIR that names one cell (``--only``'s syntax): its further axes, and its suffixes only where they
     are not the default."""
     return (f"trl=={trl},transformers=={transformers}" + "".join(f",{k}=={v}" for k, v in further)
             + (f",resolution={resolution}" if resolution != "latest" else "")
-            + (f",trainer={trainer}" if trainer != "kto" else ""))
+            + (f",trainer={trainer}" if trainer != DEFAULT_TRAINER else ""))
 
 
 def install_line(cell: Measured) -> str:

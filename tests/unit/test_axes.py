@@ -237,7 +237,9 @@ def test_the_published_v2_table_rewritten_as_v3_keeps_every_status_and_keyword_c
     from compat.harness.documents import SCHEMA_VERSION, dumps_document, load_document, loads_document
 
     published = REPO / "docs" / "compat" / "compat.json"
-    old = load_document(published)  # the old document still loads
+    whole = load_document(published)
+    # The pair's own cells (the published table also holds the datasets profile's, which have an axis).
+    old = type(whole)(whole.meta, tuple(c for c in whole.cells if not c.axes))
     text = dumps_document(old.meta, old.cells)
     data = json.loads(text)
     assert data["schema_version"] == SCHEMA_VERSION == 3
