@@ -92,8 +92,8 @@ def test_check_inside_broken_env_exits_nonzero_with_pip_command(compat_json, out
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "measured BROKEN" in proc.stdout  # this environment is the one the cell measured failing
-    # the fix reproduces a pair this very run measured compatible, every recorded distribution pinned
-    assert "'trl==0.12.2' 'transformers==4.46.3' 'torch==2.13.0" in proc.stdout
+    # the fix reproduces a cell this very run measured compatible: its lock, every distribution pinned
+    assert "kto-compat lock trl==0.12.2,transformers==4.46.3 > lock.txt && uv pip sync lock.txt" in proc.stdout
 
 
 def test_check_run_passes_in_a_compatible_cells_environment(compat_json, out_dir, tmp_path):

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.integration,
 
 # The cell the issue names, and three more from different TRL minors, old to new.
 CELLS = ["trl==0.11.4,transformers==4.45.2,resolution=as-of-release", "trl==0.12.2,transformers==4.46.3",
-         "trl==0.19.1,transformers==4.51.3", "trl==1.16.0,transformers==5.23.0"]
+         "trl==1.4.0,transformers==4.57.6", "trl==1.16.0,transformers==5.23.0"]
 
 
 def published_cell(pair: str):

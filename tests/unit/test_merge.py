@@ -144,8 +144,12 @@ def test_the_same_cells_in_any_order_and_any_shards_give_the_same_bytes(project,
             d = tmp_path / name / f"shard-{i}"
             (d / "logs").mkdir(parents=True)
             (d / "compat.json").write_text(dumps(meta, shard))
+            (d / "locks").mkdir()
             for c in shard:
                 (d / "logs" / f"{c.id}.log").write_text(f"log of {c.id}\n")
+                if c.lock:  # a shard travels with the locks its cells name
+                    lock = Path(__file__).parents[2] / "docs" / "compat" / "locks" / f"{c.lock}.txt"
+                    (d / "locks" / lock.name).write_bytes(lock.read_bytes())
             dirs.append(str(d))
         proc = fakeproject.compat(project, "merge", *dirs, "--out", str(tmp_path / name / "out"), config=False)
         assert proc.returncode == 0, proc.stderr
