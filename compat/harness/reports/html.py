@@ -38,16 +38,22 @@ from typing import Any
 from compat import probes as registry
 from compat.cell.adapter import closest
 from compat.contract import KEYWORDS, CellResult, Status
-from compat.harness import axes, environments, specs
+from compat.harness import axes, environments, fixed_sets, specs
 from compat.harness.reports import grid
 from compat.harness.reports.vocab import (
     COLOURS,
     COLOURS_DARK,
     DRIFT,
+    DRIFT_WORDS,
     GLYPHS,
     INFERRED,
+    KEYWORD_MARKS,
     LEGEND,
     NOT_MEASURED,
+    PLATFORM,
+    RESOLUTION_WORDS,
+    STAGE_MARKS,
+    STAGE_WORDS,
     SYMBOLS,
     plain,
     probe_words,
@@ -280,6 +286,9 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
                   "unpublishedLine": environments.UNPUBLISHED_WORDS},
         "probes": [{"key": p.key, "label": p.label, "words": probe_words(p.key, p.label), "about": p.about, "values": dict(p.values), "good": sorted(p.good),
                     "trainers": list(p.trainers), "unmeasured": sorted(p.unmeasured)} for p in registry.PROBES],
+        "sets": fixed_sets.page_sets(), "platform": PLATFORM,
+        "stageMarks": STAGE_MARKS, "stageWords": STAGE_WORDS, "keywordMarks": KEYWORD_MARKS,
+        "resolutionWords": RESOLUTION_WORDS, "driftWords": DRIFT_WORDS,
         "keywords": list(KEYWORDS), "kinds": kinds, "adapterTitles": specs.adapter_titles(),
         "cases": interner.ordered(interner.cases),
         "caseSets": [list(s) for s in interner.ordered(interner.sets)],

@@ -14,7 +14,7 @@ import html
 import re
 from collections.abc import Iterable
 
-from compat.contract import CellResult, Status
+from compat.contract import KEYWORDS, CellResult, DriftKind, Resolution, Stage, Status
 
 # Not a status: an incompatible cell whose failure moved when a platform fact was changed (failure.platform,
 # measured by `kto-compat platform`). It fails on the platform the table ran on (CPU), not as a pair, so every
@@ -69,6 +69,30 @@ DRIFT = ("drift: a third-party dependency moved under the pair (an undeclared de
          "third-party API that moved); the as-of-release grid resolves it as of the pair's release")
 
 assert set(SYMBOLS) == {s.value for s in Status} | {PLATFORM} == set(LEGEND) == set(COLOURS), "one entry per status"
+
+# The page's compact cells mark a failure's stage with one letter (resolve fails as unresolvable, an
+# interrupt as error: neither is drawn as a stage).
+STAGE_MARKS: dict[Stage, str] = {Stage.RESOLVE: "", Stage.INSTALL: "N", Stage.IMPORT: "I", Stage.CONSTRUCT: "C",
+                                 Stage.FORMAT: "F", Stage.TRAIN: "T", Stage.ADAPTER: "A", Stage.TIMEOUT: "\u23f1",
+                                 Stage.INTERRUPTED: ""}
+STAGE_WORDS: dict[Stage, str] = {Stage.RESOLVE: "resolving", Stage.INSTALL: "install", Stage.IMPORT: "import",
+                                 Stage.CONSTRUCT: "building the trainer", Stage.FORMAT: "formatting",
+                                 Stage.TRAIN: "training", Stage.ADAPTER: "the adapter's run", Stage.TIMEOUT: "timeout",
+                                 Stage.INTERRUPTED: "interrupted"}
+KEYWORD_MARKS: dict[str, str] = {"processing_class": "p", "tokenizer": "t"}
+RESOLUTION_WORDS: dict[Resolution, str] = {
+    Resolution.LATEST: "latest: every other dependency resolved as of today",
+    Resolution.AS_OF_RELEASE: "as-of-release: every other dependency resolved as of the pair's release (uv --exclude-newer)",
+}
+DRIFT_WORDS: dict[DriftKind, str] = {
+    DriftKind.UNDECLARED_DEPENDENCY: "undeclared dependency: TRL imports a package none of its declared requirements brings",
+    DriftKind.MOVED_API: "moved API: a third-party package no longer has an API the pair uses",
+    DriftKind.THIRD_PARTY: "third-party: the import failed inside a third-party package, not in trl or transformers",
+    DriftKind.UNKNOWN: "a third-party dependency moved (kind not recorded)",
+}
+assert set(STAGE_MARKS) == set(STAGE_WORDS) == set(Stage), "one mark and one word per stage"
+assert set(KEYWORD_MARKS) == set(KEYWORDS), "one mark per keyword"
+assert set(RESOLUTION_WORDS) == set(Resolution) and set(DRIFT_WORDS) == set(DriftKind), "words for every mode and kind"
 
 
 def platform_reason(r: CellResult) -> str | None:

@@ -13,6 +13,9 @@
   const firstLine = (s) => str(s).split(/\r\n|\r|\n/)[0];
   const sym = (status) => (D.statuses[status] || { sym: "?" }).sym;
   const W = D.words;
+  // The contract's fixed sets (compat/harness/fixed_sets.py): ST.COMPATIBLE is "compatible", and so on.
+  const ST = D.sets.status, KS = D.sets.keyword_state, RS = D.sets.resolution, PF = D.platform;
+  const AD = D.sets.adapter, AO = D.sets.adapter_outcome, CO = D.sets.case_outcome, TO = D.sets.test_outcome;
   const OK = "\u2705", BAD = "\u274c", DASH = "\u2013", TIMES = "\u00d7";
   const G_OK = "\u2713", G_BAD = "\u2717";  // the compact cells' glyphs (vocab.GLYPHS' compatible / incompatible)
 
@@ -88,32 +91,32 @@
   function adapterOutcome(c) {
     const detail = c.adapter_detail === undefined ? {} : D.details[c.adapter_detail] || {};
     if (!c.adapter) {
-      const why = c.status === "unresolvable" ? "the pair never installed, so there was nothing to check"
-        : c.status === "error" ? "the harness failed before the check" : !c.adapterCovers
+      const why = c.status === ST.UNRESOLVABLE ? "the pair never installed, so there was nothing to check"
+        : c.status === ST.ERROR ? "the harness failed before the check" : !c.adapterCovers
           ? "the adapter covers " + D.adapterTitles + " only" : "the cell did not reach it";
       return { k: "none", sym: DASH, text: "not run", long: "not run: " + why, detail: detail };
     }
-    if (c.adapter === "fail") {
-      return { k: "bad", sym: BAD, text: "fail", long: "fail: the adapter did not do what it must on this pair", detail: detail };
+    if (c.adapter === AD.FAIL) {
+      return { k: "bad", sym: BAD, text: AD.FAIL, long: AD.FAIL + ": the adapter did not do what it must on this pair", detail: detail };
     }
-    if (c.adapter_outcome === "refused") {
-      return { k: "ok", sym: OK, text: "refused", detail: detail,
+    if (c.adapter_outcome === AO.REFUSED) {
+      return { k: "ok", sym: OK, text: AO.REFUSED, detail: detail,
         long: "pass, by refusing: this pair is broken, and the adapter refused it up front (BrokenPairError naming " +
           "the pair and the failing stage, before any work), which is what it must do" };
     }
-    if (c.adapter_outcome === "trained") {
-      return { k: "ok", sym: OK, text: "trained", detail: detail,
+    if (c.adapter_outcome === AO.TRAINED) {
+      return { k: "ok", sym: OK, text: AO.TRAINED, detail: detail,
         long: "pass, by training: a user's script on the adapter formatted every boundary row and trained on this pair" };
     }
-    return { k: "ok", sym: OK, text: "pass", long: "pass", detail: detail };
+    return { k: "ok", sym: OK, text: AD.PASS, long: AD.PASS, detail: detail };
   }
   const marks = (c) => (c.yanked || []).map((y) => y + " yanked").concat(c.forced ? ["forced"] : []);
   // A failure measured to move with a platform fact (failure.platform): it fails on CPU, not as a pair.
-  const platformOf = (c) => (c.status === "incompatible" && c.failure && c.failure.platform ? c.failure.platform : "");
-  const ON_CPU = () => D.statuses.platform.name;
+  const platformOf = (c) => (c.status === ST.INCOMPATIBLE && c.failure && c.failure.platform ? c.failure.platform : "");
+  const ON_CPU = () => D.statuses[PF].name;
   const statusText = (c) => {
-    let t = c.status === "compatible" ? c.use || "" : platformOf(c) ? ON_CPU() + " (" + c.failure.stage + "): " + platformOf(c)
-      : c.status === "incompatible" && c.failure ? c.failure.stage + (c.failure.drift ? ", drift" : "") : c.status;
+    let t = c.status === ST.COMPATIBLE ? c.use || "" : platformOf(c) ? ON_CPU() + " (" + c.failure.stage + "): " + platformOf(c)
+      : c.status === ST.INCOMPATIBLE && c.failure ? c.failure.stage + (c.failure.drift ? ", drift" : "") : c.status;
     const m = marks(c);
     if (m.length) t += " (" + m.join(", ") + ")";
     return t;
@@ -123,36 +126,34 @@
   const GRID_LEGEND = [["nm", "\u00b7", W.notMeasured, W.notMeasuredText], ["inf", "\u25cc", W.inferred, W.inferredText]];
   // Compact cells: a glyph and a one-letter mark; the words are the cell's label (title, aria-label) and the legend's.
   const glyph = (status) => (D.statuses[status] || { glyph: "?" }).glyph;
-  const KW_MARK = { processing_class: "p", tokenizer: "t" };
-  const STAGE_MARK = { install: "N", import: "I", construct: "C", format: "F", train: "T", adapter: "A", timeout: "\u23f1" };
-  const STAGE_WORDS = { install: "install", import: "import", construct: "building the trainer", format: "formatting",
-    train: "training", adapter: "the adapter's run", timeout: "timeout" };
+  const KW_MARK = D.keywordMarks, STAGE_MARK = D.stageMarks;
+  // "I import, C building the trainer, ...": every stage a failure is drawn with, in pipeline order.
+  const stageLetters = Object.entries(STAGE_MARK).filter(([, m]) => m).map(([st, m]) => m + " " + D.stageWords[st]).join(", ");
   const PROBES = [{
     id: "status", label: "verdict: does the pair train?",
     value: (c) => {
       const star = marks(c).length ? "*" : "";
-      if (c.status === "compatible") {
-        return { k: "compatible", cls: c.use ? "kw-" + c.use : "", sym: glyph(c.status), mark: (KW_MARK[c.use] || "") + star,
+      if (c.status === ST.COMPATIBLE) {
+        return { k: ST.COMPATIBLE, cls: c.use ? "kw-" + c.use : "", sym: glyph(c.status), mark: (KW_MARK[c.use] || "") + star,
           text: statusText(c), bad: false };
       }
       const f = c.failure;
-      const mark = c.status === "incompatible" && f ? (f.drift ? "D" : STAGE_MARK[f.stage] || "") : "";
-      const k = platformOf(c) ? "platform" : c.status;
+      const mark = c.status === ST.INCOMPATIBLE && f ? (f.drift ? "D" : STAGE_MARK[f.stage] || "") : "";
+      const k = platformOf(c) ? PF : c.status;
       return { k: k, sym: glyph(k), mark: mark + star, text: statusText(c), bad: true };
     },
     title: (c) => (platformOf(c) ? ON_CPU() + " at " + c.failure.stage + " (platform-bound: " + platformOf(c) + ")"
-      : c.status + (c.status === "compatible" && c.use ? ": hand the tokenizer over as " + c.use + "="
-        : c.failure && c.status !== "unresolvable" ? " at " + c.failure.stage + (c.failure.drift ? " (dependency drift)" : "") : ""))
+      : c.status + (c.status === ST.COMPATIBLE && c.use ? ": hand the tokenizer over as " + c.use + "="
+        : c.failure && c.status !== ST.UNRESOLVABLE ? " at " + c.failure.stage + (c.failure.drift ? " (dependency drift)" : "") : ""))
       + (marks(c).length ? " (" + marks(c).join(", ") + ")" : ""),
-    legend: [["compatible", glyph("compatible") + "p", "trains", "hand the tokenizer over as processing_class="],
-      ["compatible kw-tokenizer", glyph("compatible") + "t", "trains", "hand it over as tokenizer="],
-      ["incompatible", glyph("incompatible") + "C", "installs but breaks", "the letter says where: I import, C building the " +
-        "trainer, F formatting, T training, A the adapter's run, N install, \u23f1 timeout; D: a dependency drifted " +
-        "under the pair (see its as-of-release row)"],
-      ["platform", glyph("platform") + "T", ON_CPU(), D.statuses.platform.text + " (search \u201ccpu\u201d to list them)"],
-      ["unresolvable", glyph("unresolvable"), "pip refuses the pair", D.statuses.unresolvable.text],
-      ["error", glyph("error"), "harness error", D.statuses.error.text],
-      ["flaky", glyph("flaky"), "flaky", D.statuses.flaky.text],
+    legend: [[ST.COMPATIBLE, glyph(ST.COMPATIBLE) + KW_MARK[D.keywords[0]], "trains", "hand the tokenizer over as " + D.keywords[0] + "="],
+      [ST.COMPATIBLE + " kw-" + D.keywords[1], glyph(ST.COMPATIBLE) + KW_MARK[D.keywords[1]], "trains", "hand it over as " + D.keywords[1] + "="],
+      [ST.INCOMPATIBLE, glyph(ST.INCOMPATIBLE) + STAGE_MARK[D.sets.stage.CONSTRUCT], "installs but breaks", "the letter says where: " +
+        stageLetters + "; D: a dependency drifted under the pair (see its " + RS.AS_OF_RELEASE + " row)"],
+      [PF, glyph(PF) + STAGE_MARK[D.sets.stage.TRAIN], ON_CPU(), D.statuses[PF].text + " (search \u201ccpu\u201d to list them)"],
+      [ST.UNRESOLVABLE, glyph(ST.UNRESOLVABLE), "pip refuses the pair", D.statuses[ST.UNRESOLVABLE].text],
+      [ST.ERROR, glyph(ST.ERROR), "harness error", D.statuses[ST.ERROR].text],
+      [ST.FLAKY, glyph(ST.FLAKY), ST.FLAKY, D.statuses[ST.FLAKY].text],
       ["", "*", "yanked or forced", "a yanked release, or run past TRL's declared requirements"]],
   }];
   // One entry per probe of the registry (compat/probes.py): a new probe shows up here by itself.
@@ -201,9 +202,9 @@
       if (a.k === "none") return { ...NM, text: a.text };
       return { k: a.k, sym: a.k === "bad" ? G_BAD : G_OK, mark: a.text.charAt(0), text: a.text, bad: a.k === "bad" };
     },
-    legend: [["ok", G_OK + "t", "trained", "compatible pair: a user's script on the adapter formatted every boundary row and trained"],
-      ["ok", G_OK + "r", "refused", "broken pair: the adapter refused it up front with an explanation, before any work (what it must do)"],
-      ["bad", G_BAD, "fail", "the adapter misbehaved on this pair (open the cell)"]],
+    legend: [["ok", G_OK + AO.TRAINED.charAt(0), AO.TRAINED, "compatible pair: a user's script on the adapter formatted every boundary row and trained"],
+      ["ok", G_OK + AO.REFUSED.charAt(0), AO.REFUSED, "broken pair: the adapter refused it up front with an explanation, before any work (what it must do)"],
+      ["bad", G_BAD, AD.FAIL, "the adapter misbehaved on this pair (open the cell)"]],
   });
 
   // ------------------------------------------------------------------ header
@@ -230,7 +231,7 @@
     add("platform", m.platform);
     add("cell suite", m.suite);
     for (const s of Object.keys(D.statuses)) {
-      if (s !== "platform" || D.counts[s]) $("counts").append(el("span", sym(s) + " " + D.counts[s] + " " + D.statuses[s].name));
+      if (s !== PF || D.counts[s]) $("counts").append(el("span", sym(s) + " " + D.counts[s] + " " + D.statuses[s].name));
     }
   }
 
@@ -258,7 +259,7 @@
       const o = D.sections[oi];
       if (oi === si || o.trainer !== s.trainer || o.forced !== s.forced || !o.trls.includes(trl)
           || JSON.stringify(o.axes || {}) !== JSON.stringify(s.axes || {})) continue;
-      const latest = s.resolution === "latest" ? s : o.resolution === "latest" ? o : null;
+      const latest = s.resolution === RS.LATEST ? s : o.resolution === RS.LATEST ? o : null;
       if (latest && drifted(latest)) return oi;
     }
     return -1;
@@ -269,7 +270,7 @@
     if (oi < 0) return null;
     const o = D.sections[oi];
     const works = spanWords(o, trl);
-    const a = el("a", (o.resolution === "latest" ? "\u2191 " : "\u2193 ") + o.resolution + ": " +
+    const a = el("a", (o.resolution === RS.LATEST ? "\u2191 " : "\u2193 ") + o.resolution + ": " +
       (works.length ? works.join(", ") : "none trains"), "twin");
     a.href = "#" + rowId(oi, trl);
     a.dataset.row = rowId(oi, trl);
@@ -307,7 +308,7 @@
       ? " only" : "") + "; use " + useWords(s, trl) : "no measured transformers release trains it");
     const bound = s.cells.map((i) => D.cells[i]).filter((c) => c.trl === trl && platformOf(c));
     if (bound.length) {
-      li.append("; ", el("span", sym("platform") + " " + bound.length + " fail on CPU only (platform-bound: " +
+      li.append("; ", el("span", sym(PF) + " " + bound.length + " fail on CPU only (platform-bound: " +
         platformOf(bound[0]) + "); not measured on a GPU", "c-platform"));
     }
     const twin = twinLink(si, trl);
@@ -558,10 +559,10 @@
   function keywordRows(c) {
     return D.keywords.map((kw) => {
       const p = D.probes[PIDX["keyword." + kw]] || { values: {} };
-      const st = pval(c, "keyword." + kw) || "untested";
+      const st = pval(c, "keyword." + kw) || KS.UNTESTED;
       let by = (c.keyword_raised_by || {})[kw] || "";
-      if (!by && st === "rejected" && c.failure && c.failure.stage === "construct") by = c.failure.raised_by || "";
-      return [kw + "=", st, p.values[st] || "", st === "rejected" ? by || "(not recorded)" : ""];
+      if (!by && st === KS.REJECTED && c.failure && c.failure.stage === D.sets.stage.CONSTRUCT) by = c.failure.raised_by || "";
+      return [kw + "=", st, p.values[st] || "", st === KS.REJECTED ? by || "(not recorded)" : ""];
     });
   }
 
@@ -587,13 +588,13 @@
     const outcome = (ki, ci) => {
       const f = fmtOf(ki);
       for (const [o, ids] of Object.entries(f.bad)) if (ids.includes(ci)) return o;
-      return D.caseSets[f.set].includes(ci) ? "pass" : "\u2014";
+      return D.caseSets[f.set].includes(ci) ? CO.PASS : "\u2014";
     };
     const det = el("details");
     det.open = adapterFails;
     det.append(el("summary", failingCases.size + " cases where a formatter does not pass (per case, legacy vs adapter)"));
     // Cases a kto-compat formatter fails come first: they are the news; legacy failures are expected.
-    const adapterBad = (ci) => kinds.some(([k, ki]) => k !== "legacy" && !["pass", "\u2014"].includes(outcome(ki, ci)));
+    const adapterBad = (ci) => kinds.some(([k, ki]) => k !== "legacy" && ![CO.PASS, "\u2014"].includes(outcome(ki, ci)));
     const ids = [...failingCases].sort((a, b) => adapterBad(b) - adapterBad(a) || (D.cases[a] < D.cases[b] ? -1 : 1));
     table(det, ["case@template"].concat(kinds.map(([k]) => k)), ids.map((ci) => [D.cases[ci]].concat(kinds.map(([, ki]) => outcome(ki, ci)))));
     body.append(det);
@@ -620,7 +621,7 @@
     body.append(el("h3", "Cell tests"));
     const t = c.tests;
     if (!t) {
-      body.append(el("p", c.status === "unresolvable" || c.status === "error"
+      body.append(el("p", c.status === ST.UNRESOLVABLE || c.status === ST.ERROR
         ? "Not run: the cell never had an environment to run them in." : "No test outcomes were recorded.", "muted"));
       return;
     }
@@ -628,19 +629,11 @@
     body.append(el("p", (t.passed || 0) + " passed, " + (t.skipped || 0) + " skipped (a skipped test is not counted as passed), " +
       failed.length + " failed."));
     if (failed.length) {
-      table(body, ["test", "outcome", "first line of its message"], failed.map((f) => [f.id, f.outcome || "failed", firstLine(f.message)]));
+      table(body, ["test", "outcome", "first line of its message"], failed.map((f) => [f.id, f.outcome || TO.FAILED, firstLine(f.message)]));
     }
   }
 
-  const RESOLUTION = {
-    latest: "latest: every other dependency resolved as of today",
-    "as-of-release": "as-of-release: every other dependency resolved as of the pair's release (uv --exclude-newer)",
-  };
-  const DRIFT_KIND = {
-    "undeclared-dependency": "undeclared dependency: TRL imports a package none of its declared requirements brings",
-    "moved-api": "moved API: a third-party package no longer has an API the pair uses",
-    unknown: "a third-party dependency moved (kind not recorded)",
-  };
+  const RESOLUTION = D.resolutionWords, DRIFT_KIND = D.driftWords;
 
   // A cell's install line reproduces it: its lock, written by `kto-compat lock` and synced (Python spells it,
   // environments.install_line); a cell that installed nothing has the bare pair.
@@ -668,19 +661,19 @@
     const c = D.cells[i];
     $("detail-title").textContent = "TRL " + c.trl + " " + TIMES + " transformers " + c.transformers + axesWords(c);
     let head = sym(c.status) + " " + c.status + (c.failure ? " at " + c.failure.stage + (c.failure.drift ? " (dependency drift)" : "") : "");
-    if (c.status === "compatible" && c.use) head += ": hand the tokenizer over as " + c.use + "=tokenizer";
-    if (platformOf(c)) head = sym("platform") + " " + ON_CPU() + " at " + c.failure.stage + ": " + platformOf(c) + ". Not broken as a pair: on a GPU it was not measured";
+    if (c.status === ST.COMPATIBLE && c.use) head += ": hand the tokenizer over as " + c.use + "=tokenizer";
+    if (platformOf(c)) head = sym(PF) + " " + ON_CPU() + " at " + c.failure.stage + ": " + platformOf(c) + ". Not broken as a pair: on a GPU it was not measured";
     const status = $("detail-status");
     status.textContent = head;
-    status.className = "status-line c-" + (platformOf(c) ? "platform" : c.status);
+    status.className = "status-line c-" + (platformOf(c) ? PF : c.status);
     $("pip").textContent = installLine(c);
     for (const n of document.querySelectorAll(".copy-note")) n.textContent = "";
     installWords(c, $("install-note"));
     // A cell that does not train leads with the nearest one that does; its own line reproduces the failure.
     const near = c.near === undefined ? null : D.cells[c.near];
     $("works-instead").hidden = !near;
-    $("install-label").textContent = c.status === "compatible" ? "Install this pair"
-      : c.status === "error" ? "This pair (the harness failed here: rerun it; this says nothing about the pair)"
+    $("install-label").textContent = c.status === ST.COMPATIBLE ? "Install this pair"
+      : c.status === ST.ERROR ? "This pair (the harness failed here: rerun it; this says nothing about the pair)"
         : platformOf(c) ? "This pair: reproduces the failure on CPU (" + platformOf(c) + ")" : "This pair: reproduces the failure";
     if (near) {
       $("near-title").textContent = "Nearest measured working pair: TRL " + near.trl + " " + TIMES + " transformers " +
@@ -713,7 +706,7 @@
     }
 
     if (c.failure) {
-      body.append(el("h3", c.status === "error" ? "Harness error" : "Error"));
+      body.append(el("h3", c.status === ST.ERROR ? "Harness error" : "Error"));
       const f = dlist(body);
       f("stage", c.failure.stage);
       f("first line of the error", firstLine(c.failure.message));
