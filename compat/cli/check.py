@@ -499,10 +499,12 @@ def reports_for(args: argparse.Namespace) -> list[CheckReport]:
     table = envs.measured(adapter.findings())
     gpu = envs.local_gpu()
     if args.requirements is not None:
-        table = at_axes({}, table)  # a file's pins are answered for the pair (further axes: --pair)
         pins = reqfile.read(args.requirements)
         yours = {name: list(pin.exacts) for name, pin in pins.items() if pin.exacts}
-        return [against(check(p, table, gpu), table, yours, complete=False, store=store)
+        # Like an installed environment: a further axis pinned at a measured value is answered from its cells.
+        further = installed_axes(yours, adapter.findings())
+        table = at_axes(further, table)
+        return [against(check(p, table, gpu, further), table, yours, complete=False, store=store)
                 for p in _pairs(pins, table, args.requirements)]
     if args.pair:
         asked = parse_pins(args.pair)

@@ -183,6 +183,11 @@ def test_findings_carry_the_axis_where_measured_and_check_answers_for_it(tmp_pat
     assert broken.returncode == 1 and "BROKEN (incompatible)" in broken.stdout and "from 'datasets'" in broken.stdout
     unknown = _check(path, "--pair", "trl==0.12.2,transformers==4.46.3,datasets==4.0.0")
     assert unknown.returncode == 3 and "datasets 4.0.0 was not measured (measured: 2.21.0, 3.6.0)" in unknown.stdout
+    # a requirements file pinning the axis at a measured value is answered from that value's cells
+    req = tmp_path / "requirements.txt"
+    req.write_text("trl==0.12.2\ntransformers==4.45.2\ndatasets==3.6.0\n")
+    pinned = _check(path, "--requirements", str(req))
+    assert pinned.returncode == 1 and "BROKEN (incompatible)" in pinned.stdout and "datasets 3.6.0" in pinned.stdout
 
 
 def test_the_installed_check_answers_at_the_installed_axis_version_where_it_was_measured():
