@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from compat.contract import DriftKind, KeywordState, Resolution, Stage, Status
+from compat.harness import faults
 
 
 class CaseOutcome(StrEnum):
@@ -48,12 +49,15 @@ class TestOutcome(StrEnum):
     ERROR = "error"
 
 
+# Why an error cell says nothing about its pair: the kinds and their words live with their detection.
+FaultKind = StrEnum("FaultKind", {kind.upper(): kind for kind in faults.KINDS})  # type: ignore[misc]
+
 # The cell suite (compat/cell, tests/cell) still spells the outcome words as literals: moving them here
 # changes the suite hash and so every published cell; tests/unit/test_fixed_sets.py ties them together.
 SETS: dict[str, type[StrEnum]] = {
     "status": Status, "stage": Stage, "keyword_state": KeywordState, "resolution": Resolution,
     "drift_kind": DriftKind, "case_outcome": CaseOutcome, "adapter": AdapterCheck,
-    "adapter_outcome": AdapterOutcome, "test_outcome": TestOutcome,
+    "adapter_outcome": AdapterOutcome, "test_outcome": TestOutcome, "fault_kind": FaultKind,
 }
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
@@ -64,6 +68,7 @@ PLACES: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
     ("compat", ("$defs", "keyword_state", "enum"), "keyword_state", False),
     ("compat", ("$defs", "drift", "properties", "kind", "enum"), "drift_kind", False),
     ("compat", ("$defs", "tests", "properties", "failed", "items", "properties", "outcome", "enum"), "test_outcome", False),
+    ("compat", ("$defs", "failure", "properties", "fault", "enum"), "fault_kind", True),
     ("compat", ("$defs", "cell", "properties", "resolution", "enum"), "resolution", False),
     ("compat", ("$defs", "cell", "properties", "adapter", "enum"), "adapter", True),
     ("compat", ("$defs", "cell", "properties", "adapter_outcome", "enum"), "adapter_outcome", True),

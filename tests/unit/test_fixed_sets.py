@@ -83,6 +83,7 @@ def test_the_page_data_carries_every_set_and_its_words():
     assert set(data["resolutionWords"]) == set(data["sets"]["resolution"].values())
     assert set(data["stageMarks"]) == set(data["stageWords"]) == set(data["sets"]["stage"].values())
     assert data["platform"] == vocab.PLATFORM
+    assert set(data["faultWords"]) == set(data["sets"]["fault_kind"].values())
 
 
 def test_the_published_cells_hold_only_words_of_the_sets():
@@ -96,6 +97,8 @@ def test_the_published_cells_hold_only_words_of_the_sets():
         seen["keyword_state"].update(c.keyword.values())
         if c.failure:
             seen["stage"].add(c.failure.stage)
+            if c.failure.fault:
+                seen["fault_kind"].add(c.failure.fault)
             if c.failure.drift:
                 seen["drift_kind"].add(c.failure.drift.kind)
         if c.adapter:

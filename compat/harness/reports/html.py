@@ -38,7 +38,7 @@ from typing import Any
 from compat import probes as registry
 from compat.cell.adapter import closest
 from compat.contract import KEYWORDS, CellResult, Status
-from compat.harness import axes, environments, fixed_sets, specs
+from compat.harness import axes, environments, faults, fixed_sets, specs
 from compat.harness.reports import grid
 from compat.harness.reports.vocab import (
     COLOURS,
@@ -288,7 +288,7 @@ def page_data(results: Sequence[CellResult], meta: Mapping[str, Any]) -> dict[st
                     "trainers": list(p.trainers), "unmeasured": sorted(p.unmeasured)} for p in registry.PROBES],
         "sets": fixed_sets.page_sets(), "platform": PLATFORM,
         "stageMarks": STAGE_MARKS, "stageWords": STAGE_WORDS, "keywordMarks": KEYWORD_MARKS,
-        "resolutionWords": RESOLUTION_WORDS, "driftWords": DRIFT_WORDS,
+        "resolutionWords": RESOLUTION_WORDS, "driftWords": DRIFT_WORDS, "faultWords": faults.KINDS,
         "keywords": list(KEYWORDS), "kinds": kinds, "adapterTitles": specs.adapter_titles(),
         "cases": interner.ordered(interner.cases),
         "caseSets": [list(s) for s in interner.ordered(interner.sets)],

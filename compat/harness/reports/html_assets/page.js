@@ -711,7 +711,9 @@
       f("stage", c.failure.stage);
       f("first line of the error", firstLine(c.failure.message));
       f("raised by", c.failure.raised_by);
-      if (c.failure.fault) f("fault", c.failure.fault + " (the harness failed; this says nothing about the pair)");
+      if (c.failure.fault) {
+        f("fault", c.failure.fault + ": " + (D.faultWords[c.failure.fault] || "") + " (the harness failed; this says nothing about the pair)");
+      }
       if (platformOf(c)) f("platform-bound (" + ON_CPU() + ")", platformOf(c) + "; measured again with that fact changed, " +
         "the failure moved, so it belongs to the platform; on a GPU this pair was not measured");
       const d = c.failure.drift;
