@@ -238,9 +238,9 @@ def big_grid() -> list[CellResult]:
 
 def test_page_holds_a_40_by_50_grid():
     results = big_grid()
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: what rendering costs, not how busy the machine's other cores are
     page = html.render(results, {"profile": "full"})
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     data = json.loads(data_block(page))
     assert len(data["cells"]) == 2000
     assert (len(data["sections"][0]["trls"]), len(data["sections"][0]["tfs"])) == (40, 50)

@@ -582,9 +582,9 @@ def test_memory_answers_any_input_in_under_a_second(argv, capsys):
     import time
 
     cli.main(["memory"])  # imports and the findings file read once, as a single command line does
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: what the answer costs, not how busy the machine's other cores are
     assert cli.main(["memory", *argv]) in (0, 2)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     out = capsys.readouterr()
     assert out.out.startswith("VERDICT: ") or out.err.count("\n") == 1
 
