@@ -30,7 +30,7 @@ from compat import probes as registry
 from compat.cell import adapter
 from compat.cli import options
 from compat.cli import requirements as reqfile
-from compat.contract import DEFAULT_TRAINER, CompatError, ContractError
+from compat.contract import DEFAULT_TRAINER, CompatError, ContractError, Resolution, Status
 from compat.harness import axes, locks
 from compat.harness import config as cfg
 from compat.harness import environments as envs
@@ -79,7 +79,7 @@ class CheckReport:
     @property
     def exit_code(self) -> int:
         if self.run is not None:
-            return EXIT_OK if self.run["status"] == "compatible" else EXIT_BROKEN
+            return EXIT_OK if self.run["status"] == Status.COMPATIBLE else EXIT_BROKEN
         if self.status == "broken":
             return EXIT_BROKEN if self.evidence == "measured" else EXIT_UNSURE
         if self.status == "platform":  # fails on the CPU it was measured on; on a GPU it was not measured
@@ -120,8 +120,8 @@ def _cell_entry(cell: envs.Measured) -> dict[str, Any]:
 
 def working_line(table: list[envs.Measured], pair: tuple[str, str]) -> str:
     """The line that reproduces a working cell of ``pair``: today's resolution first."""
-    ok = sorted((c for c in cells_of(table, pair) if c.status == "compatible" and c.installed),
-                key=lambda c: c.resolution != "latest")
+    ok = sorted((c for c in cells_of(table, pair) if c.status == Status.COMPATIBLE and c.installed),
+                key=lambda c: c.resolution != Resolution.LATEST)
     return envs.install_line(ok[0]) if ok else pip_line(*pair)
 
 
@@ -150,7 +150,7 @@ def check(pair: tuple[str, str], table: list[envs.Measured] | None = None, gpu: 
     keyword, broken = adapter.lookup("keyword", pair), adapter.lookup("broken", pair)
     near = adapter.nearest_working(pair)
     values = {p.finding: adapter.lookup(p.finding, pair) for p in registry.findings() if p.finding}
-    own = sorted(cells_of(table, pair), key=lambda c: (c.status != "compatible", c.resolution != "latest"))
+    own = sorted(cells_of(table, pair), key=lambda c: (c.status != Status.COMPATIBLE, c.resolution != Resolution.LATEST))
     common: dict[str, Any] = {
         "trl": pair[0], "transformers": pair[1], "nearest": [{"trl": a, "transformers": b} for a, b in near],
         "pip": working_line(table, near[0]) if near else None, "drift": adapter.lookup("drift", pair),
@@ -262,7 +262,7 @@ def against(report: CheckReport, table: list[envs.Measured], yours: dict[str, li
                                    "cause": (report.drift or {}).get("cause") if cell.resolution == (report.drift or {}).get("resolution") else None},
                            pip=working_line(table, near[0]) if near else report.pip, caveats=[])
     ok = [c for c in found if c.cell.compatible]
-    best = min(ok or found, key=lambda c: (len(c.differences), len(c.unknown), c.cell.resolution != "latest"))
+    best = min(ok or found, key=lambda c: (len(c.differences), len(c.unknown), c.cell.resolution != Resolution.LATEST))
     diffs = list(best.differences)
     platform = envs.device_difference(str(adapter.findings().get("generated_from", {}).get("devices", "")), gpu)
     diffs += [platform] if platform else []
@@ -333,7 +333,7 @@ def render(r: CheckReport, verbose: bool = False) -> str:
     lines: list[str] = []
     if r.run is not None:
         run = r.run
-        if run["status"] == "compatible":
+        if run["status"] == Status.COMPATIBLE:
             lines.append(head + f"--run PASSED here in {run['seconds']} s: imported, built with {run['keyword']}=, "
                          f"{run['steps']} BF16 steps on {run['device']}, the adapter trained. Trust this over the table.")
         else:
@@ -382,7 +382,7 @@ def render(r: CheckReport, verbose: bool = False) -> str:
         lines.append(head + "not measured by this kto-compat's findings.")
     lines += [f"note: {b}" for b in r.bounds]
     lines += _environment_lines(r, verbose)
-    if r.nearest and r.status in ("broken", "platform", "unmeasured", "drift") and (r.run is None or r.run["status"] != "compatible"):
+    if r.nearest and r.status in ("broken", "platform", "unmeasured", "drift") and (r.run is None or r.run["status"] != Status.COMPATIBLE):
         lines.append("nearest measured working pairs: " + "; ".join(f"trl {p['trl']} + transformers {p['transformers']}" for p in r.nearest))
         lines.append(f"to reproduce the nearest one: {r.pip}")
     if r.drift and r.status not in ("drift",) and r.run is None and not r.caveats:
@@ -416,8 +416,8 @@ def _environment_lines(r: CheckReport, verbose: bool = False) -> list[str]:
         elif r.elsewhere:
             lines.append(f"  and {len(r.elsewhere)} difference(s) elsewhere in the lock, outside what the stack uses "
                          "at run time (--verbose lists them)")
-    if c.get("install") and (c["status"] == "compatible" or r.against != "pair"):
-        label = "reproduces the measured environment" if c["status"] == "compatible" else "reproduces the failure"
+    if c.get("install") and (c["status"] == Status.COMPATIBLE or r.against != "pair"):
+        label = "reproduces the measured environment" if c["status"] == Status.COMPATIBLE else "reproduces the failure"
         lines.append(f"install line ({label}; {c['install_words']}): {c['install']}")
         if c.get("resolved"):
             lines.append(f"  how it resolved (uv's cutoff at the pair's release; the lock above is what it installed): "

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from compat.cli import options
-from compat.contract import DEFAULT_TRAINER
+from compat.contract import DEFAULT_TRAINER, Resolution, Status
 from compat.harness import config as cfg
 from compat.harness import environments as envs
 from compat.harness import findings as findings_mod
@@ -35,7 +35,7 @@ def find(table: list[envs.Measured], trl: str, transformers: str, resolution: st
     if cell is not None and cell.lock:
         return cell
     if cell is not None:
-        why = ("the resolver refused it (unresolvable), so nothing was installed" if cell.status == "unresolvable"
+        why = ("the resolver refused it (unresolvable), so nothing was installed" if cell.status == Status.UNRESOLVABLE
                else "no lock was published for it")
         raise cfg.ConfigError(f"{pair}: the table has no installed cell for it with a lock: {why}")
     others = sorted({c.resolution for c in same if c.lock})
@@ -67,7 +67,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
         raise cfg.ConfigError(f"PAIR {args.pair!r}: name both trl==A and transformers==B")
     path = args.findings or findings_mod.PACKAGED
     data = findings_mod.load(path)  # a ContractError is one line and exit 2, like every bad input
-    cell = find(envs.measured(data, trainer=None), str(only.trl), str(only.transformers), only.resolution or "latest",
+    cell = find(envs.measured(data, trainer=None), str(only.trl), str(only.transformers), only.resolution or Resolution.LATEST,
                 only.trainer or DEFAULT_TRAINER, args.pair, {k: str(v) for k, v in only.axes})
     assert cell.lock is not None  # find() returns only cells with a lock
     sys.stdout.write(requirements(cell, locks.read(path.parent, cell.lock), args.torch_from))

@@ -14,7 +14,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
 from compat.cli import options
-from compat.contract import DEFAULT_TRAINER, CellResult
+from compat.contract import DEFAULT_TRAINER, CellResult, Resolution
 from compat.harness import axes, documents, index, lock, locks, plan, run
 from compat.harness import bench as bench_mod
 from compat.harness import bisect as bisect_mod
@@ -245,7 +245,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     bs.add_argument("--range", default="", metavar="SPEC", help="releases of --axis to search (default: all)")
     bs.add_argument("--good", action="append", default=[], metavar="V[,V]", help="values before the boundary")
     bs.add_argument("--bad", action="append", default=[], metavar="V[,V]", help="values after the boundary")
-    bs.add_argument("--resolution", default="latest", choices=cfg.RESOLUTIONS, help="how the cells resolve")
+    bs.add_argument("--resolution", default=Resolution.LATEST, choices=[str(r) for r in cfg.RESOLUTIONS], help="how the cells resolve")
     bs.add_argument("--trainer", default=DEFAULT_TRAINER, help="which trainer's cells")
     bs.add_argument("--linear", action="store_true", help="measure every release instead of bisecting")
     bs.add_argument("--fresh", action="store_true", help="ignore cached results")

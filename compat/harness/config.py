@@ -13,11 +13,11 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from compat.contract import DEFAULT_TRAINER, CompatError
+from compat.contract import DEFAULT_TRAINER, CompatError, Resolution
 from compat.harness import axes
 
 PICKS = ("latest", "earliest", "latest-per-minor", "all")
-RESOLUTIONS = ("latest", "as-of-release")
+RESOLUTIONS: tuple[Resolution, ...] = tuple(Resolution)
 
 
 class ConfigError(CompatError, ValueError):
@@ -93,7 +93,7 @@ class Settings:
     python: str = "3.11"
     torch: str = "2.13.0"
     torch_index_url: str | None = None
-    resolutions: tuple[str, ...] = ("latest",)
+    resolutions: tuple[str, ...] = (Resolution.LATEST,)
     trainers: tuple[str, ...] = (DEFAULT_TRAINER,)
     cell_timeout: float = 900.0
     keep_environments: int = 64  # least recently used cell environments beyond this are deleted
@@ -238,7 +238,7 @@ def parse(data: dict[str, Any], path: Path) -> MatrixConfig:
     _check_keys(s, _SETTINGS, f"{path}: [settings]")
     t = data.get("torch", {})
     _check_keys(t, _TORCH, f"{path}: [torch]")
-    res = _resolutions(s.get("resolution", ["latest"]), f"{path}: settings.resolution")
+    res = _resolutions(s.get("resolution", [Resolution.LATEST]), f"{path}: settings.resolution")
     torch = _text(t.get("version"), f"{path}: torch.version", "2.13.0")
     try:
         Version(torch)

@@ -25,7 +25,7 @@ from packaging.version import Version
 
 from compat import probes
 from compat.cell.validate import SchemaError, validate
-from compat.contract import FIELDS, CellResult, ContractError, Status
+from compat.contract import AXES, FIELDS, CellResult, ContractError, Resolution, Status
 from compat.harness.files import atomic_write, kind
 
 SCHEMA_VERSION = 3  # 3: cells gain `axes` (further axes), `lock` and `failure.platform`
@@ -182,8 +182,8 @@ def document_data(meta: Mapping[str, Any], cells: Iterable[CellResult]) -> dict[
     return data
 
 
-_DEFAULTS = {k: v for k, v in CellResult(Version("0"), Version("0"), "latest", Status.ERROR).serialize().items()
-             if k not in ("trl", "transformers", "resolution", "status")}
+_DEFAULTS = {k: v for k, v in CellResult(Version("0"), Version("0"), Resolution.LATEST, Status.ERROR).serialize().items()
+             if k not in (*AXES, "resolution", "status")}
 
 
 # JSON is written ASCII-escaped: a lone surrogate in an error message (seen in the wild) would

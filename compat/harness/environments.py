@@ -22,12 +22,12 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from compat.contract import DEFAULT_TRAINER, CellResult, Status
+from compat.contract import AXES, DEFAULT_TRAINER, CellResult, Resolution, Status
 from compat.harness import axes
 from compat.harness.envs import as_of
 from compat.harness.reports.vocab import pip_line
 
-ROOTS = ("trl", "transformers")  # a cell's own pair; every other recorded distribution is its environment
+ROOTS = AXES  # a cell's own pair; every other recorded distribution is its environment
 _LOCAL = re.compile(r"^(?P<public>[^+]+)\+(?P<local>.+)$")
 
 
@@ -62,7 +62,7 @@ class Measured:
 
     @property
     def compatible(self) -> bool:
-        return self.status == "compatible"
+        return self.status == Status.COMPATIBLE
 
 
 def _failure(r: CellResult) -> list[Any] | None:
@@ -152,12 +152,12 @@ def torch_links(version: str) -> str | None:
     return f"https://download.pytorch.org/whl/{local}/torch/" if local else None
 
 
-def only(trl: object, transformers: object, resolution: str = "latest", trainer: str = DEFAULT_TRAINER,
+def only(trl: object, transformers: object, resolution: str = Resolution.LATEST, trainer: str = DEFAULT_TRAINER,
          further: Iterable[tuple[str, object]] = ()) -> str:
     """The PAIR that names one cell (``--only``'s syntax): its further axes, and its suffixes only where they
     are not the default."""
     return (f"trl=={trl},transformers=={transformers}" + "".join(f",{k}=={v}" for k, v in further)
-            + (f",resolution={resolution}" if resolution != "latest" else "")
+            + (f",resolution={resolution}" if resolution != Resolution.LATEST else "")
             + (f",trainer={trainer}" if trainer != DEFAULT_TRAINER else ""))
 
 
@@ -172,7 +172,7 @@ def install_line(cell: Measured) -> str:
 
 def human_line(cell: Measured) -> str | None:
     """A short line beside it that says how an as-of-release cell resolved (uv's cutoff at the pair's release)."""
-    if cell.resolution != "as-of-release" or not cell.released:
+    if cell.resolution != Resolution.AS_OF_RELEASE or not cell.released:
         return None
     return f"uv pip install --exclude-newer {as_of(cell.released)} 'trl=={cell.trl}' 'transformers=={cell.transformers}'"
 

@@ -215,7 +215,7 @@ def requirements(cell: Cell, settings: Settings) -> str:
 def resolution_args(cell: Cell, settings: Settings, workdir: Path) -> list[str]:
     """as-of-release: --exclude-newer at the pair's release; --force: uv overrides beat metadata."""
     args: list[str] = []
-    if cell.resolution == "as-of-release":
+    if cell.resolution == Resolution.AS_OF_RELEASE:
         if not cell.released:
             raise EnvError(f"{cell.id}: the index gave no upload time, so as-of-release cannot be resolved")
         args += ["--exclude-newer", as_of(cell.released)]

@@ -16,7 +16,7 @@ from typing import Any
 from packaging.version import Version
 
 from compat.cell.validate import SchemaError, validate
-from compat.contract import FINDINGS_SCHEMA_VERSION, CellResult, ContractError, Status, facts
+from compat.contract import FINDINGS_SCHEMA_VERSION, CellResult, ContractError, Resolution, Status, facts
 from compat.harness import axes, environments, specs
 from compat.harness.documents import schema
 from compat.harness.files import atomic_write, target
@@ -76,7 +76,7 @@ def representative(results: Sequence[CellResult]) -> list[CellResult]:
     Forced runs test metadata, not installs; harness errors and flaky cells say nothing certain."""
 
     def score(r: CellResult) -> tuple[bool, ...]:
-        return (r.status != Status.COMPATIBLE, bool(r.failure and r.failure.drift), r.resolution != "latest")
+        return (r.status != Status.COMPATIBLE, bool(r.failure and r.failure.drift), r.resolution != Resolution.LATEST)
 
     best: dict[tuple[Version, Version], CellResult] = {}
     for r in results:
@@ -92,7 +92,7 @@ def _remedies(results: Sequence[CellResult]) -> dict[tuple[Version, Version], st
     out = {}
     for r in results:
         if (specs.adapter_covers(r.trainer) and not r.forced and r.status == Status.COMPATIBLE
-                and r.resolution == "as-of-release"):
+                and r.resolution == Resolution.AS_OF_RELEASE):
             out[r.pair] = (f"resolving its dependencies as of the pair's release (as-of-release) trains: "
                            f"kto-compat measured trl {r.trl} + transformers {r.transformers} that way")
     return out
@@ -123,7 +123,7 @@ def _facts(results: Sequence[CellResult]) -> tuple[list[CellResult], dict[str, A
             points.setdefault("drift", {})[r.pair] = {**value, **({"remedy": remedies[r.pair]} if r.pair in remedies else {})}
     # "Working" pairs are advice (`pip install` this): only pairs that train with today's dependencies,
     # not those that need everything pinned as of their release.
-    today = sorted({r.pair for r in results if specs.adapter_covers(r.trainer) and not r.forced and r.resolution == "latest"
+    today = sorted({r.pair for r in results if specs.adapter_covers(r.trainer) and not r.forced and r.resolution == Resolution.LATEST
                     and r.status == Status.COMPATIBLE})
     rules = {name: [rule.serialize() for rule in compress(p)] for name, p in sorted(points.items())}
     return chosen, rules, [[str(a), str(b)] for a, b in today]
@@ -143,7 +143,7 @@ def build(results: Sequence[CellResult]) -> dict[str, Any]:
     ok = [r for r in chosen if r.status == Status.COMPATIBLE]
     # The line the adapter's advice quotes for a working pair: the one that reproduces its cell's lock.
     install = {environments.only(r.trl, r.transformers): environments.line_for(r) for r in groups.get((), [])
-               if specs.adapter_covers(r.trainer) and not r.forced and r.resolution == "latest"
+               if specs.adapter_covers(r.trainer) and not r.forced and r.resolution == Resolution.LATEST
                and r.status == Status.COMPATIBLE and r.lock}
     return {
         "schema_version": FINDINGS_SCHEMA_VERSION,

@@ -49,7 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from compat.contract import CellResult, ContractError, Status
+from compat.contract import CellResult, ContractError, KeywordState, Status
 from compat.harness import lock, suite
 from compat.harness.documents import load_cell
 from compat.harness.envs import kept_pins
@@ -220,7 +220,7 @@ def measure(only: str, envs: Path, store: Path, out: Path, run: RunCell, timed: 
     # Each warm round times the floor, its two variants and the bare runs, then the warm cell. Their order
     # rotates from round to round, so a process's place in the row does not become part of its figure.
     row = [("floor", [FLOOR], environ), ("usual", [IMPORTS], environ), ("no_gc", [IMPORTS_NO_GC], environ)]
-    keyword = next((k for k, state in first.keyword.items() if state == "accepted"), None)
+    keyword = next((k for k, state in first.keyword.items() if state == KeywordState.ACCEPTED), None)
     if keyword is not None:  # None: only a deprecated keyword builds, no plain run to compare with
         cell_env = suite.environment(suite.checkout(), out / "bare.jsonl", out / "bare-hf", first.trainer, threads)
         row += [("bare", [BARE_RUN, first.trainer, keyword], cell_env),

@@ -36,7 +36,17 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from compat.contract import DEFAULT_TRAINER, CellResult, CompatError, Failure, Stage, Status, result_from_observations
+from compat.contract import (
+    AXES,
+    DEFAULT_TRAINER,
+    CellResult,
+    CompatError,
+    Failure,
+    Resolution,
+    Stage,
+    Status,
+    result_from_observations,
+)
 from compat.harness import suite
 from compat.harness.config import Settings
 from compat.harness.documents import write_cells
@@ -89,7 +99,7 @@ def resolve(pair: tuple[str, str], settings: Settings, target: Target, work: Pat
     req, lock, cons = work / "requirements.in", work / "requirements.txt", work / "constraints.txt"
     req.write_text("\n".join([f"trl=={pair[0]}", f"transformers=={pair[1]}", f"torch=={target.torch}",
                               *settings.cell_requirements]) + "\n")
-    prefer = {n: v for n, v in target.image.items() if not IMAGE.match(n) and n not in ("trl", "transformers")}
+    prefer = {n: v for n, v in target.image.items() if not IMAGE.match(n) and n not in AXES}
     for _ in range(len(prefer) + 1):
         cons.write_text("".join(f"{n}=={v}\n" for n, v in sorted(prefer.items())))
         step = _run([uv_bin(), "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--python-version",
@@ -178,7 +188,7 @@ def measure(root: Path, pair: Mapping[str, Any], plan_dir: Path, work: Path, pyt
     ok, said = overlay([plan_dir / "wheels" / w for w in pair["wheels"]], here / "site")
     digest = suite.suite_hash(root)
     if not ok:
-        return CellResult(trl, tf, "latest", Status.ERROR, suite=digest,
+        return CellResult(trl, tf, Resolution.LATEST, Status.ERROR, suite=digest,
                           failure=Failure(Stage.INSTALL, first_error_line(said), "pip", fault="tool"))
     with open(here / "suite.log", "w", encoding="utf-8") as log:
         ran = suite.run(root, Path(python).parent.parent, DEFAULT_TRAINER, here / "work", log, timeout, threads, lambda: False,
@@ -186,8 +196,8 @@ def measure(root: Path, pair: Mapping[str, Any], plan_dir: Path, work: Path, pyt
     obs = ran.observations
     if obs is None or "tests" not in obs or obs.get("pytest_exit") not in (0, 1):
         why = f"the cell suite did not run (exit {ran.returncode}); see {here / 'suite.log'}"
-        return CellResult(trl, tf, "latest", Status.ERROR, suite=digest, failure=Failure(Stage.IMPORT, why, fault="harness"))
-    result = result_from_observations(trl, tf, "latest", obs, suite=digest, peak_rss_bytes=ran.peak_rss_bytes,
+        return CellResult(trl, tf, Resolution.LATEST, Status.ERROR, suite=digest, failure=Failure(Stage.IMPORT, why, fault="harness"))
+    result = result_from_observations(trl, tf, Resolution.LATEST, obs, suite=digest, peak_rss_bytes=ran.peak_rss_bytes,
                                       timings={"suite": round(ran.seconds, 2)})
     # The machine's torch is a further axis of the cell: it is another environment than the published cell
     # of the pair (a CPU torch), so merging it adds a cell beside that one and never replaces it.

@@ -11,7 +11,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from compat.contract import DEFAULT_TRAINER, cell_id
+from compat.contract import DEFAULT_TRAINER, Resolution, cell_id
 
 from . import axes, specs
 from .config import RESOLUTIONS, ConfigError, MatrixConfig, Profile, Selector
@@ -26,7 +26,7 @@ class Cell:
 
     trl: Version
     transformers: Version
-    resolution: str = "latest"
+    resolution: str = Resolution.LATEST
     forced: bool = False  # run even where TRL's metadata forbids the pair (uv overrides)
     trainer: str = DEFAULT_TRAINER
     axes: tuple[tuple[str, Version], ...] = ()  # further axes (datasets, torch, ...), in grid order
@@ -51,7 +51,7 @@ class Cell:
 
     @property
     def only(self) -> str:
-        res = "" if self.resolution == "latest" else f",resolution={self.resolution}"
+        res = "" if self.resolution == Resolution.LATEST else f",resolution={self.resolution}"
         trainer = "" if self.trainer == DEFAULT_TRAINER else f",trainer={self.trainer}"
         return f"{axes.spec(self)}{res}{trainer}"
 
@@ -157,7 +157,7 @@ def parse_only(text: str, flag: str = "--only") -> Only:
             raise ConfigError(f"{flag} {text!r}: {name} {value!r} is not a version") from None
     if "trl" not in versions and "transformers" not in versions:
         raise ConfigError(f"{flag} {text!r}: {_FORM}")
-    if fields.get("resolution", "latest") not in RESOLUTIONS:
+    if fields.get("resolution", Resolution.LATEST) not in RESOLUTIONS:
         raise ConfigError(f"{flag} {text!r}: unknown resolution {fields['resolution']!r}; one of {', '.join(RESOLUTIONS)}")
     if fields.get("trainer", DEFAULT_TRAINER) not in trainers.names():
         raise ConfigError(f"{flag} {text!r}: unknown trainer {fields['trainer']!r}; one of {', '.join(trainers.names())}")
@@ -270,9 +270,9 @@ def drift_followups(results: Sequence[Any], planned: Sequence[Cell], elsewhere: 
     out = []
     for r in results:
         cell = by_id.get(r.id)
-        if cell is None or cell.resolution != "latest" or not (r.failure and r.failure.drift):
+        if cell is None or cell.resolution != Resolution.LATEST or not (r.failure and r.failure.drift):
             continue
-        twin = replace(cell, resolution="as-of-release")
+        twin = replace(cell, resolution=Resolution.AS_OF_RELEASE)
         if twin not in have:
             out.append(twin)
     return out

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from compat import trainers
-from compat.contract import CellResult, ContractError, Failure, Stage, Status, result_from_observations
+from compat.contract import CellResult, ContractError, Failure, Resolution, Stage, Status, result_from_observations
 from compat.harness import axes, bytecode, faults, lock, orphans, suite
 from compat.harness.config import ConfigError, Settings, state_dir
 from compat.harness.documents import dumps_cell, load_cell, outcome, write_cells
@@ -57,7 +57,7 @@ def cache_key(cell: Cell, settings: Settings, suite_hash: str, index: str = "") 
     was before further axes existed; further axes are appended."""
     parts = (str(cell.trl), str(cell.transformers), cell.resolution, cell.trainer, settings.python,
              torch_pin(cell, settings) or "", suite_hash, "forced" if cell.forced else "", index,
-             *settings.cell_requirements, *(settings.as_of_release_exempt if cell.resolution == "as-of-release" else ()),
+             *settings.cell_requirements, *(settings.as_of_release_exempt if cell.resolution == Resolution.AS_OF_RELEASE else ()),
              *(f"{name}=={version}" for name, version in axes.further(cell)))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:20]
 

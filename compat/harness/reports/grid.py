@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 from packaging.version import Version
 
-from compat.contract import DEFAULT_TRAINER, CellResult, Status
+from compat.contract import DEFAULT_TRAINER, CellResult, Resolution, Status
 from compat.harness import axes, specs
 from compat.harness.reports.vocab import shown
 
-RESOLUTION_ORDER = ("latest", "as-of-release")
+RESOLUTION_ORDER: tuple[Resolution, ...] = tuple(Resolution)
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def _stages(r: CellResult) -> list[Case]:
         secs = float(seconds.get(stage) or 0.0)
         if stage == target and f is not None:
             harness = r.status == Status.ERROR
-            kind = "harness" if harness else "unresolvable" if r.status == Status.UNRESOLVABLE else str(f.stage)
+            kind = "harness" if harness else str(Status.UNRESOLVABLE) if r.status == Status.UNRESOLVABLE else str(f.stage)
             text = f.message + (f"\nraised by: {f.raised_by}" if f.raised_by else "")
             text += f"\ncause: {f.drift.describe()}" if f.drift else ""
             text += f"\nfailed cell tests:\n{tests}" if tests else ""

@@ -16,7 +16,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from compat.contract import DEFAULT_TRAINER, CellResult, Failure, Status
+from compat.contract import DEFAULT_TRAINER, KEYWORDS, CellResult, Failure, Resolution, Stage, Status
 from compat.harness import axes, environments, specs
 from compat.harness.reports import grid as gridmod
 from compat.harness.reports.vocab import (
@@ -56,7 +56,7 @@ def grid(section: gridmod.Section) -> list[str]:
 
 
 def pair(r: CellResult) -> str:
-    mode = "" if r.resolution == "latest" else f" ({md(r.resolution)})"
+    mode = "" if r.resolution == Resolution.LATEST else f" ({md(r.resolution)})"
     trainer = "" if r.trainer == DEFAULT_TRAINER else f" [{md(r.trainer)}]"
     return f"{axes_text(r)}{mode}{' (forced)' if r.forced else ''}{trainer}"
 
@@ -122,7 +122,7 @@ def dangerous(results: Iterable[CellResult]) -> list[CellResult]:
     """Pairs pip installs happily that then fail: the ones that bite. A failure measured to belong to the
     platform is not one of them (see ``platform_bound``)."""
     return [r for r in gridmod.ordered(list(results)) if r.status == Status.INCOMPATIBLE and r.failure
-            and r.failure.stage not in ("resolve", "install") and not platform_reason(r)]
+            and r.failure.stage not in (Stage.RESOLVE, Stage.INSTALL) and not platform_reason(r)]
 
 
 def platform_bound(results: Iterable[CellResult]) -> list[str]:
@@ -192,9 +192,9 @@ def warnings_seen(results: Sequence[CellResult]) -> list[str]:
     for r in gridmod.ordered(results):
         for w in r.warnings:
             category = str(w.get("category", ""))
-            if w.get("stage") in ("import", "construct") and "Warning" in category and "log." not in category:
+            if w.get("stage") in (Stage.IMPORT, Stage.CONSTRUCT) and "Warning" in category and "log." not in category:
                 emitter = str(w.get("emitter") or "")
-                for kw in ("processing_class", "tokenizer"):
+                for kw in KEYWORDS:
                     by = r.probes.get(f"deprecated_by.{kw}")
                     if by and f"[{kw}=]" in str(w.get("message", "")):
                         emitter = str(by)
@@ -297,7 +297,7 @@ def at_a_glance(sections: Sequence[gridmod.Section]) -> list[str]:
     out: list[str] = []
     for section in sections:
         out += [f"## {md(section.title)}", ""]
-        if section.resolution != "latest":
+        if section.resolution != Resolution.LATEST:
             out += [f"Resolved {md(section.resolution)}: the other dependencies these cells installed are those "
                     "of the pair's release.", ""]
         out += [*(row_line(section, t, sections) for t in section.trls), ""]
@@ -335,7 +335,7 @@ def by_cause(results: Sequence[CellResult]) -> list[str]:
             by_row.setdefault((gridmod.key_of(r), r.trl), set()).add((r.trl, r.transformers))
         for (key, trl), pairs in by_row.items():
             section = sections[key]
-            where = "" if key == (DEFAULT_TRAINER, "latest", False, ()) else f" ({md(section.title)})"
+            where = "" if key == (DEFAULT_TRAINER, Resolution.LATEST, False, ()) else f" ({md(section.title)})"
             out.append(f"  - trl {md(trl)} with transformers {md(', '.join(_runs(section, trl, pairs)))}{where}")
     return out
 
