@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -218,6 +218,13 @@ def installed_axes(here: dict[str, list[str]], data: dict[str, Any]) -> dict[str
     environment comparison, which names the difference."""
     found = {name: here[name][0] for name in findings_mod.measured_axes(data) if here.get(name)}
     return found if findings_mod.view(data, found) is not None else {}
+
+
+def rests_on(further: dict[str, str], table: list[envs.Measured], asked: Callable[[envs.Measured], bool]) -> dict[str, str]:
+    """``further`` where a cell of the asked pair(s) was measured at those axis values; else none: the pair's own
+    cells answer, and the environment comparison names the axis's difference from them."""
+    hit = any(asked(c) and findings_mod.same_axes(dict(c.axes), further) for c in table)
+    return further if further and hit else {}
 
 
 # --------------------------------------------------------------------------- against an environment
@@ -502,7 +509,8 @@ def reports_for(args: argparse.Namespace) -> list[CheckReport]:
         pins = reqfile.read(args.requirements)
         yours = {name: list(pin.exacts) for name, pin in pins.items() if pin.exacts}
         # Like an installed environment: a further axis pinned at a measured value is answered from its cells.
-        further = installed_axes(yours, adapter.findings())
+        further = rests_on(installed_axes(yours, adapter.findings()), table,
+                           lambda c: all(p in pins and pins[p].admits(Version(getattr(c, p))) for p in axes.DEFAULT))
         table = at_axes(further, table)
         return [against(check(p, table, gpu, further), table, yours, complete=False, store=store)
                 for p in _pairs(pins, table, args.requirements)]
@@ -510,10 +518,10 @@ def reports_for(args: argparse.Namespace) -> list[CheckReport]:
         asked = parse_pins(args.pair)
         further = {name: str(v) for name, v in asked.items() if name not in axes.DEFAULT}
         return [check((str(asked["trl"]), str(asked["transformers"])), at_axes(further, table), gpu, further)]
-    here = envs.here()
-    further = installed_axes(here, adapter.findings())
+    here, pair = envs.here(), installed()
+    further = rests_on(installed_axes(here, adapter.findings()), table, lambda c: bool(cells_of([c], pair)))
     table = at_axes(further, table)
-    report = against(check(installed(), table, gpu, further), table, here, complete=True, gpu=gpu, store=store,
+    report = against(check(pair, table, gpu, further), table, here, complete=True, gpu=gpu, store=store,
                      runtime=envs.reach())
     if args.run:
         report = replace(report, run=run_here(report.trl, report.transformers))

@@ -190,6 +190,20 @@ def test_findings_carry_the_axis_where_measured_and_check_answers_for_it(tmp_pat
     assert pinned.returncode == 1 and "BROKEN (incompatible)" in pinned.stdout and "datasets 3.6.0" in pinned.stdout
 
 
+def test_a_pinned_axis_value_with_no_cell_of_the_pair_leaves_the_pair_to_its_own_cells(tmp_path):
+    """datasets 3.6.0 was measured as an axis, but not for trl 0.13.0: that pair's own cell answers."""
+    env = {"python": "3.11.7", "torch": "2.13.0+cpu", "trl": "0.13.0", "transformers": "4.46.3", "datasets": "3.6.0"}
+    other = CellResult("0.13.0", "4.46.3", "latest", "compatible", environment=env, keyword=KW, import_path="trl",
+                       format_mode="text")
+    path = tmp_path / "findings.json"
+    path.write_text(findings.dumps(findings.build([*RESULTS, other])))
+    req = tmp_path / "requirements.txt"
+    req.write_text("trl==0.13.0\ntransformers==4.46.3\ndatasets==3.6.0\n")
+    answer = _check(path, "--requirements", str(req))
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    assert answer.stdout.startswith("trl 0.13.0 + transformers 4.46.3: measured compatible"), answer.stdout
+
+
 def test_the_installed_check_answers_at_the_installed_axis_version_where_it_was_measured():
     from compat.cli import check
 
