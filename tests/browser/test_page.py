@@ -315,7 +315,7 @@ def test_detail_explains_the_adapter_drift_and_tests(driver, tmp_path):
     assert "assert 0 >= 3" not in text  # the first line only
     close_detail(driver)
     text = open_detail(driver, "1.16.0", "4.46.3")
-    assert "network (the harness failed; this says nothing about the pair)" in text
+    assert "network: uv could not reach the index (the harness failed; this says nothing about the pair)" in text
     assert "not run: the harness failed before the check" in text
 
 

@@ -3,6 +3,7 @@ every status, stage, keyword state, resolution mode, drift kind and outcome word
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from enum import StrEnum
@@ -16,12 +17,15 @@ from compat.harness.reports import html, vocab
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE_JS = ROOT / "compat" / "harness" / "reports" / "html_assets" / "page.js"
-# Names in page.js that happen to equal a set's word but belong to another set of words.
+PAGE_CSS = PAGE_JS.with_name("page.css")
+CELL_SUITE = ROOT / "compat" / "cell"
+# Names in page.js that happen to equal a set's word but belong to another set of words (the exact code).
 NOT_SET_WORDS = {
-    ("adapter", "KIND"),  # the formatter kinds (legacy / adapter)
+    ("adapter", 'adapter: "adapter formatter"'),  # the formatter kinds (legacy / adapter)
     ("adapter", 'id: "adapter"'),  # the adapter colouring's id
     ("pass", "pass: n - bad"),  # a count of passing cases
     ("unknown", "unknown: []"),  # the search box's words it did not understand
+    ("platform", 'add("platform", m.platform)'),  # the header's platform the table ran on
 }
 
 
@@ -51,10 +55,11 @@ def _code_lines() -> list[tuple[int, str]]:
 
 
 def test_the_page_script_spells_no_word_of_a_set():
-    words = {m.value for enum in fixed_sets.SETS.values() for m in enum}
+    words = {m.value for enum in fixed_sets.SETS.values() for m in enum} | {vocab.PLATFORM}
     spelled = []
     for n, line in _code_lines():
         found = [m.group(1) for m in re.finditer(r'"((?:[^"\\]|\\.)*)"', line)]
+        found += [a or b for a, b in re.findall(r"'([^'\\]*)'|`([^`$]*)`", line)]
         found += [m.group(1) for m in re.finditer(r'[{,]\s*"?([\w-]+)"?\s*:', line)]
         for word in set(found) & words:
             if not any(w == word and hint in line for w, hint in NOT_SET_WORDS):
@@ -81,7 +86,8 @@ def test_the_page_data_carries_every_set_and_its_words():
     assert data["sets"]["drift_kind"]["THIRD_PARTY"] == "third-party"
     assert set(data["driftWords"]) == set(data["sets"]["drift_kind"].values())
     assert set(data["resolutionWords"]) == set(data["sets"]["resolution"].values())
-    assert set(data["stageMarks"]) == set(data["stageWords"]) == set(data["sets"]["stage"].values())
+    assert set(data["stageMarks"]) == set(data["sets"]["stage"].values())
+    assert data["stageLetters"].startswith("N install, I import, C building the trainer")
     assert data["platform"] == vocab.PLATFORM
     assert set(data["faultWords"]) == set(data["sets"]["fault_kind"].values())
 
@@ -112,3 +118,34 @@ def test_the_published_cells_hold_only_words_of_the_sets():
     for name, found in seen.items():
         assert found <= set(fixed_sets.words(name)), (name, found - set(fixed_sets.words(name)))
     assert {"compatible", "incompatible"} <= seen["status"] and {"trained", "refused"} <= seen["adapter_outcome"]
+
+
+def test_the_readme_and_the_stylesheet_follow_the_sets():
+    readme = re.sub(r"\s+", " ", (ROOT / "README.md").read_text(encoding="utf-8").replace("`", ""))
+    assert vocab.STAGE_LETTERS in readme, "README's stage letters differ from vocab.STAGE_MARKS"
+    css = PAGE_CSS.read_text(encoding="utf-8")
+    for shown in vocab.SYMBOLS:  # every status, and the platform-bound mark
+        assert f".c-{shown}" in css and css.count(f"--{shown}: var(--{shown}-") == 2, f"page.css lacks {shown}"
+
+
+def _string_constants(node: ast.AST) -> set[str]:
+    return {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def test_the_cell_suite_writes_only_words_of_the_sets():
+    """The cell suite spells the outcome words itself (moving them changes its hash): read, never run, here."""
+    written: dict[str, set[str]] = {"adapter": set(), "adapter_outcome": set(), "case_outcome": set()}
+    for path in [*CELL_SUITE.rglob("*.py"), *(ROOT / "tests" / "cell").rglob("*.py")]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "set"
+                    and len(node.args) == 2 and isinstance(node.args[0], ast.Constant)
+                    and node.args[0].value in ("adapter", "adapter_outcome")):
+                written[node.args[0].value] |= _string_constants(node.args[1])
+            if isinstance(node, ast.FunctionDef) and node.name == "classify":
+                written["case_outcome"] |= {w for r in ast.walk(node) if isinstance(r, ast.Return) and r.value
+                                            for w in _string_constants(r.value)}
+    assert written["adapter"] == {"pass", "fail"} and written["adapter_outcome"] == {"trained", "refused"}
+    for name, words in written.items():
+        assert {w for w in words if not w.startswith(fixed_sets.CASE_ERROR_PREFIX)} <= set(fixed_sets.words(name)), name
+    assert "wrong" in written["case_outcome"]

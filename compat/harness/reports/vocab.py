@@ -91,6 +91,8 @@ DRIFT_WORDS: dict[DriftKind, str] = {
     DriftKind.UNKNOWN: "a third-party dependency moved (kind not recorded)",
 }
 assert set(STAGE_MARKS) == set(STAGE_WORDS) == set(Stage), "one mark and one word per stage"
+# "N install, I import, ...": the letters a failure is drawn with, in pipeline order (the page's legend, README).
+STAGE_LETTERS = ", ".join(f"{mark} {STAGE_WORDS[stage]}" for stage, mark in STAGE_MARKS.items() if mark)
 assert set(KEYWORD_MARKS) == set(KEYWORDS), "one mark per keyword"
 assert set(RESOLUTION_WORDS) == set(Resolution) and set(DRIFT_WORDS) == set(DriftKind), "words for every mode and kind"
 

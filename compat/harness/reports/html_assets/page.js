@@ -127,8 +127,6 @@
   // Compact cells: a glyph and a one-letter mark; the words are the cell's label (title, aria-label) and the legend's.
   const glyph = (status) => (D.statuses[status] || { glyph: "?" }).glyph;
   const KW_MARK = D.keywordMarks, STAGE_MARK = D.stageMarks;
-  // "I import, C building the trainer, ...": every stage a failure is drawn with, in pipeline order.
-  const stageLetters = Object.entries(STAGE_MARK).filter(([, m]) => m).map(([st, m]) => m + " " + D.stageWords[st]).join(", ");
   const PROBES = [{
     id: "status", label: "verdict: does the pair train?",
     value: (c) => {
@@ -149,7 +147,7 @@
     legend: [[ST.COMPATIBLE, glyph(ST.COMPATIBLE) + KW_MARK[D.keywords[0]], "trains", "hand the tokenizer over as " + D.keywords[0] + "="],
       [ST.COMPATIBLE + " kw-" + D.keywords[1], glyph(ST.COMPATIBLE) + KW_MARK[D.keywords[1]], "trains", "hand it over as " + D.keywords[1] + "="],
       [ST.INCOMPATIBLE, glyph(ST.INCOMPATIBLE) + STAGE_MARK[D.sets.stage.CONSTRUCT], "installs but breaks", "the letter says where: " +
-        stageLetters + "; D: a dependency drifted under the pair (see its " + RS.AS_OF_RELEASE + " row)"],
+        D.stageLetters + "; D: a dependency drifted under the pair (see its " + RS.AS_OF_RELEASE + " row)"],
       [PF, glyph(PF) + STAGE_MARK[D.sets.stage.TRAIN], ON_CPU(), D.statuses[PF].text + " (search \u201ccpu\u201d to list them)"],
       [ST.UNRESOLVABLE, glyph(ST.UNRESOLVABLE), "pip refuses the pair", D.statuses[ST.UNRESOLVABLE].text],
       [ST.ERROR, glyph(ST.ERROR), "harness error", D.statuses[ST.ERROR].text],
