@@ -40,18 +40,11 @@ def test_every_compatible_cell_earned_it(cells):
             assert (c.adapter, c.adapter_outcome) == ("pass", "trained"), c.id
 
 
-def test_every_cell_carries_the_current_suite_or_awaits_its_rerun(cells):
-    # A rerun under a new suite is merged and published in pieces as it goes (docs/scale.md). Until it
-    # ends, the cells it has not reached keep the one earlier suite that measured them, and COMPAT.md
-    # says how many; a third suite, or a table that does not say so, fails.
+def test_every_cell_carries_the_current_suite(cells):
+    # A suite change is published with the rerun of every cell under it (docs/scale.md): one hash, the current one.
     current = suite_hash(REPO)
-    older = Counter(c.suite for c in cells if c.suite != current)
-    assert len(older) <= 1, older
-    assert sum(c.suite == current for c in cells) > 0
-    if older:
-        text = (PUBLISHED / "COMPAT.md").read_text(encoding="utf-8")
-        assert f"{sum(older.values())} of these {len(cells)} cells were measured under an earlier cell suite" in text
-        assert f"under the newest (`{current}`" in text
+    assert Counter(c.suite for c in cells) == Counter({current: len(cells)})
+    assert "measured under an earlier cell suite" not in (PUBLISHED / "COMPAT.md").read_text(encoding="utf-8")
 
 
 def test_the_full_profile_is_measured(cells):
