@@ -111,6 +111,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
         meta[releases.COLD_KEY] = cold
     elif base is not None and releases.COLD_KEY in base.meta:
         meta[releases.COLD_KEY] = base.meta[releases.COLD_KEY]
+    # The suite label says what the merged cells ran under: a base's older suite goes once no cell keeps it.
+    if any(c.suite for c in cells):
+        meta["suite"] = merge.label_union("suite", *(c.suite for c in cells))
     if args.profile:  # the profiles just measured join those the table already holds
         meta["profile"] = merge.label_union("profile", base.meta.get("profile") if base else "", args.profile)
     elif base is not None and "profile" in base.meta:

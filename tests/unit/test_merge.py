@@ -124,6 +124,29 @@ def test_merge_cli_disagreeing_shards_publish_a_flaky_cell(project, tmp_path):
     assert cell["status"] == "flaky" and {o["status"] for o in cell["flaky"]} == {"compatible", "incompatible"}
 
 
+def test_a_rerun_merged_over_its_base_relabels_the_suite_from_the_cells(project, tmp_path):
+    from dataclasses import replace
+
+    for name, suite, cells in (("base", "old", [_cell(), replace(_cell(), transformers="5.0.0")]),
+                               ("rerun", "new", [_cell()])):
+        d = tmp_path / name
+        d.mkdir()
+        data = {"schema_version": 1, "suite": suite, "cells": [replace(c, suite=suite).serialize() for c in cells]}
+        (d / "compat.json").write_text(json.dumps(data))
+    out = tmp_path / "m"
+    merged = fakeproject.compat(project, "merge", str(tmp_path / "rerun"), "--base", str(tmp_path / "base"), "--out",
+                                str(out), config=False)
+    assert merged.returncode == 0, merged.stderr
+    assert json.loads((out / "compat.json").read_text())["suite"] == "new, old"  # one base cell is still on old
+    (tmp_path / "rerun2").mkdir()
+    (tmp_path / "rerun2" / "compat.json").write_text(json.dumps(
+        {"schema_version": 1, "suite": "new", "cells": [replace(_cell(), transformers="5.0.0", suite="new").serialize()]}))
+    again = fakeproject.compat(project, "merge", str(tmp_path / "rerun2"), "--base", str(out), "--out",
+                               str(tmp_path / "m2"), config=False)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "m2" / "compat.json").read_text())["suite"] == "new"
+
+
 @pytest.mark.needs("matplotlib")
 def test_the_same_cells_in_any_order_and_any_shards_give_the_same_bytes(project, tmp_path):
     from dataclasses import replace
