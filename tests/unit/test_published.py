@@ -44,6 +44,7 @@ def test_every_cell_carries_the_current_suite(cells):
     # A suite change is published with the rerun of every cell under it (docs/scale.md): one hash, the current one.
     current = suite_hash(REPO)
     assert Counter(c.suite for c in cells) == Counter({current: len(cells)})
+    assert json.loads((PUBLISHED / "compat.json").read_text(encoding="utf-8"))["suite"] == current  # the table's label
     assert "measured under an earlier cell suite" not in (PUBLISHED / "COMPAT.md").read_text(encoding="utf-8")
 
 
