@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from compat.contract import DriftKind, KeywordState, Resolution, Stage, Status
-from compat.harness import faults
+from compat.harness import documents, faults
+from compat.harness.documents import SCHEMA_DIR
 
 
 class CaseOutcome(StrEnum):
@@ -60,7 +61,6 @@ SETS: dict[str, type[StrEnum]] = {
     "adapter_outcome": AdapterOutcome, "test_outcome": TestOutcome, "fault_kind": FaultKind,
 }
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schema"
 # Where each set sits in a schema: (schema, JSON path to its "enum" list, the set, whether null is allowed).
 PLACES: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
     ("compat", ("$defs", "status", "enum"), "status", False),
@@ -98,7 +98,7 @@ def _at(doc: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
 
 def schema_text(name: str) -> str:
     """The schema file ``name`` as generated: the committed file with every set's enum filled from here."""
-    doc = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
+    doc = documents.schema(name)
     for schema, path, which, nullable in PLACES:
         if schema == name:
             _at(doc, path)[path[-1]] = [*words(which), *([None] if nullable else [])]
